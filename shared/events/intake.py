@@ -1,0 +1,46 @@
+"""Events intake publishes. Residents' contact data never travels in them."""
+
+from __future__ import annotations
+
+import uuid
+from typing import ClassVar
+
+from .base import Event, versioned
+
+
+class PetitionSubmitted(Event):
+    """A resident submitted a petition; intake stored it and gave a reference."""
+
+    subject: ClassVar[str] = versioned("submitted")
+    reference: str
+    unit_id: str
+    category_id: str
+    title: str
+    description: str
+    location: str | None = None
+    language: str = "vi"
+    # Whether the resident left a way to reach them and agreed to be told of progress.
+    wants_updates: bool = False
+
+
+class FeedbackGiven(Event):
+    """The resident said whether the resolution settled the matter."""
+
+    subject: ClassVar[str] = versioned("feedback_given")
+    resolved: bool
+    comment: str | None = None
+
+
+class PetitionWithdrawn(Event):
+    """The resident withdrew the petition."""
+
+    subject: ClassVar[str] = versioned("withdrawn")
+    reason: str | None = None
+
+
+class ResidentAnswered(Event):
+    """The resident answered a question the case holder asked."""
+
+    subject: ClassVar[str] = versioned("resident_answered")
+    question_id: uuid.UUID | None = None
+    answer: str

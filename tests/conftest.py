@@ -28,8 +28,23 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNa
     server.stop()
 
 
-@pytest.fixture(scope="session")
-def nats_url(nats_server: EmbeddedNats) -> str:
+@pytest.fixture
+async def nats_url(nats_server: EmbeddedNats) -> str:
+    """The session's server with the petitions stream deleted, so each test starts empty
+    (the services recreate it, and their durable consumers, when they start)."""
+    import nats
+    from nats.js.errors import NotFoundError
+
+    from shared.streams import PETITIONS_STREAM
+
+    nc = await nats.connect(nats_server.url)
+    try:
+        try:
+            await nc.jetstream().delete_stream(PETITIONS_STREAM)
+        except NotFoundError:
+            pass
+    finally:
+        await nc.close()
     return nats_server.url
 
 

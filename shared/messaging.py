@@ -317,6 +317,17 @@ class Consumers:
         self.stats = ConsumerStats()
         self._handlers: dict[str, tuple[type[Event], Handler[Any]]] = {}
 
+    def also_after_commit(self, callback: Callable[[], None]) -> None:
+        """Call `callback` as well after each handler's commit (e.g. to wake a delivery worker)."""
+        previous = self._after_commit
+
+        def both() -> None:
+            if previous is not None:
+                previous()
+            callback()
+
+        self._after_commit = both
+
     def durable_name(self, name: str) -> str:
         return f"{self.service}-{name}"
 
@@ -327,8 +338,9 @@ class Consumers:
         self._handlers[consumer] = (event_type, handler)
         subject = event_type.subject
 
-        async def consume(body: bytes, msg: NatsMessage) -> None:
-            await self._handle(consumer, subject, body, msg, event_type, handler)
+        async def consume(msg: NatsMessage) -> None:
+            # The raw bytes, not FastStream's decoded dict: the event class validates them.
+            await self._handle(consumer, subject, msg.raw_message.data, msg, event_type, handler)
 
         consume.__name__ = handler.__name__
         self._broker.subscriber(

@@ -18,7 +18,7 @@ from shared.db import create_engine
 from shared.messaging import Consumers, MessagingTables, OutboxRelay
 from shared.migrate import upgrade_async
 from shared.settings import CommonSettings
-from shared.streams import PETITIONS_STREAM, petitions_stream
+from shared.streams import PETITIONS_STREAM, ensure_stream, petitions_stream
 
 log = structlog.get_logger(__name__)
 
@@ -92,6 +92,7 @@ async def running(
             migrations_dir, str(runtime.engine.url.render_as_string(hide_password=False))
         )
     await runtime.broker.start()
+    await ensure_stream(runtime.broker, replicas=runtime.settings.stream_replicas)
     runtime.relay.start()
     runtime.started = True
     log.info("service_started", nats=runtime.settings.nats_url)

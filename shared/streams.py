@@ -3,7 +3,8 @@ stream whose configuration differs, so two definitions would fight."""
 
 from __future__ import annotations
 
-from faststream.nats import JStream, StorageType
+from faststream.nats import JStream, NatsBroker, StorageType
+from nats.js.errors import NotFoundError
 
 from shared.events.base import STREAM_SUBJECT_PREFIX
 
@@ -24,3 +25,23 @@ def petitions_stream(*, replicas: int = 1) -> JStream:
         duplicate_window=DUPLICATE_WINDOW_S,
         declare=True,
     )
+
+
+async def ensure_stream(broker: NatsBroker, *, replicas: int = 1) -> None:
+    """Create the petitions stream, or bring its settings to ours, whether or not this process
+    subscribes to anything (FastStream declares streams only for its subscribers)."""
+    js = broker.config.connection_state.stream
+    wanted = petitions_stream(replicas=replicas).config
+    wanted.subjects = [f"{STREAM_SUBJECT_PREFIX}.>"]
+    try:
+        info = await js.stream_info(PETITIONS_STREAM)
+    except NotFoundError:
+        await js.add_stream(config=wanted)
+        return
+    have = info.config
+    if (
+        have.subjects != wanted.subjects
+        or have.duplicate_window != wanted.duplicate_window
+        or have.num_replicas != wanted.num_replicas
+    ):
+        await js.update_stream(config=wanted)

@@ -1,0 +1,230 @@
+"""The delivery rules on real parts: outbox relay to JetStream, inbox dedup, retries, dead letters."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import nats
+import pytest
+from sqlalchemy import Column, MetaData, String, Table, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.events import PetitionSubmitted
+from shared.messaging import add_to_outbox, messaging_tables
+from shared.runtime import Runtime, build_runtime
+from shared.settings import CommonSettings
+from shared.streams import PETITIONS_STREAM, ensure_stream
+from tests.support import eventually
+
+metadata = MetaData()
+effects = Table("effects", metadata, Column("event_id", String(36), primary_key=True))
+tables = messaging_tables(metadata)
+
+
+def submitted(**overrides: object) -> PetitionSubmitted:
+    fields: dict[str, object] = {
+        "reference": "PA-TEST",
+        "unit_id": "u1",
+        "category_id": "other",
+        "title": "Đèn đường hỏng",
+        "description": "Đèn ở đầu hẻm 3 không sáng",
+    }
+    fields.update(overrides)
+    return PetitionSubmitted.new(producer="test", petition_id=uuid.uuid4(), **fields)  # type: ignore[arg-type]
+
+
+@dataclass
+class Harness:
+    runtime: Runtime
+
+    async def count(self, table: Table) -> int:
+        async with self.runtime.engine.connect() as conn:
+            return int(await conn.scalar(select(func.count()).select_from(table)) or 0)
+
+
+@pytest.fixture
+async def harness(nats_url: str, database_url: str) -> AsyncIterator[Harness]:
+    settings = CommonSettings(nats_url=nats_url, max_deliver=3)
+    runtime = build_runtime(
+        service="t", settings=settings, database_url=database_url, tables=tables
+    )
+    async with runtime.engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    yield Harness(runtime)
+    await runtime.relay.stop()
+    await runtime.broker.stop()
+    await runtime.engine.dispose()
+
+
+async def stream_messages(nats_url: str, subject: str) -> list[nats.aio.msg.Msg]:
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        sub = await js.subscribe(subject, stream=PETITIONS_STREAM, ordered_consumer=True)
+        got = []
+        while True:
+            try:
+                got.append(await sub.next_msg(timeout=0.5))
+            except TimeoutError:
+                break
+        return got
+    finally:
+        await nc.close()
+
+
+async def test_relay_publishes_with_msg_id_and_marks_sent_after_ack(
+    harness: Harness, nats_url: str
+) -> None:
+    rt = harness.runtime
+    events = [submitted() for _ in range(5)]
+    async with rt.engine.begin() as conn:
+        await add_to_outbox(conn, tables.outbox, *events)
+    await rt.broker.start()
+    await ensure_stream(rt.broker)
+    assert await rt.relay.publish_pending() == 5
+
+    msgs = await stream_messages(nats_url, PetitionSubmitted.subject)
+    assert [m.headers["Nats-Msg-Id"] for m in msgs if m.headers] == [
+        str(e.event_id) for e in events
+    ]
+    assert await rt.relay.backlog() == 0
+
+
+async def test_relay_resumes_rows_left_unpublished_and_stream_drops_republished_ids(
+    harness: Harness, nats_url: str
+) -> None:
+    rt = harness.runtime
+    event = submitted()
+    async with rt.engine.begin() as conn:
+        await add_to_outbox(conn, tables.outbox, event)
+    await rt.broker.start()
+    await ensure_stream(rt.broker)
+    assert await rt.relay.publish_pending() == 1
+    # A crash between the PubAck and the "sent" mark: the row is published again on restart.
+    async with rt.engine.begin() as conn:
+        await conn.execute(tables.outbox.update().values(published_at=None))
+    assert await rt.relay.publish_pending() == 1
+    msgs = await stream_messages(nats_url, PetitionSubmitted.subject)
+    assert len(msgs) == 1
+
+
+async def test_relay_keeps_rows_while_nats_is_unreachable(
+    database_url: str, tmp_path: object
+) -> None:
+    from shared.embedded_nats import EmbeddedNats, free_port
+
+    server = EmbeddedNats(store_dir=tmp_path / "nats", port=free_port())  # type: ignore[operator]
+    server.start()
+    settings = CommonSettings(nats_url=server.url)
+    rt = build_runtime(service="t", settings=settings, database_url=database_url, tables=tables)
+    async with rt.engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+        await add_to_outbox(conn, tables.outbox, submitted())
+    await rt.broker.start()
+    await ensure_stream(rt.broker)
+    server.stop()
+    try:
+        assert await rt.relay.publish_pending() == 0
+        assert await rt.relay.backlog() == 1
+        server.start()
+        published = await eventually(
+            rt.relay.publish_pending, timeout=20, what="publish after restart"
+        )
+        assert published == 1
+        assert await rt.relay.backlog() == 0
+    finally:
+        await rt.broker.stop()
+        await rt.engine.dispose()
+        server.stop()
+
+
+async def test_consumer_handles_each_event_once_and_acks_after_commit(
+    harness: Harness, nats_url: str
+) -> None:
+    rt = harness.runtime
+    calls: list[uuid.UUID] = []
+
+    async def record_effect(conn: AsyncConnection, event: PetitionSubmitted) -> None:
+        calls.append(event.event_id)
+        await conn.execute(insert(effects).values(event_id=str(event.event_id)))
+
+    rt.consumers.add(PetitionSubmitted, record_effect)
+    await rt.broker.start()
+    await ensure_stream(rt.broker)
+    event = submitted()
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    # Three deliveries of one event under different message ids (JetStream's dedup bypassed).
+    for _ in range(3):
+        await js.publish(event.subject, event.to_json(), headers={"Nats-Msg-Id": str(uuid.uuid4())})
+    await nc.close()
+
+    async def all_seen() -> bool:
+        return rt.consumers.stats.handled + rt.consumers.stats.duplicates == 3
+
+    await eventually(all_seen, what="three deliveries handled")
+    assert calls == [event.event_id]
+    assert await harness.count(effects) == 1
+
+
+async def test_failing_handler_is_retried_then_parked_and_retried_by_hand(
+    harness: Harness, nats_url: str
+) -> None:
+    rt = harness.runtime
+    attempts: list[int] = []
+    healthy = False
+
+    async def flaky(conn: AsyncConnection, event: PetitionSubmitted) -> None:
+        attempts.append(1)
+        await conn.execute(insert(effects).values(event_id=str(event.event_id)))
+        if not healthy:
+            raise RuntimeError("downstream unavailable")
+
+    rt.consumers._backoff = (0.05,)
+    rt.consumers.add(PetitionSubmitted, flaky)
+    await rt.broker.start()
+    await ensure_stream(rt.broker)
+    event = submitted()
+    nc = await nats.connect(nats_url)
+    await nc.jetstream().publish(
+        event.subject, event.to_json(), headers={"Nats-Msg-Id": str(event.event_id)}
+    )
+    await nc.close()
+
+    async def parked() -> int:
+        return await harness.count(tables.dead_letters)
+
+    await eventually(parked, what="dead letter recorded")
+    assert len(attempts) == 3  # max_deliver
+    assert await harness.count(effects) == 0  # every failed attempt rolled back
+
+    healthy = True
+    async with rt.engine.connect() as conn:
+        dl_id = await conn.scalar(select(tables.dead_letters.c.id))
+    assert await rt.consumers.retry_dead_letter(int(dl_id)) is True
+    assert await harness.count(effects) == 1
+    assert await rt.consumers.retry_dead_letter(int(dl_id)) is False
+
+
+async def test_unparseable_message_is_parked_at_once(harness: Harness, nats_url: str) -> None:
+    rt = harness.runtime
+
+    async def never(conn: AsyncConnection, event: PetitionSubmitted) -> None:
+        raise AssertionError("must not be called")
+
+    rt.consumers.add(PetitionSubmitted, never)
+    await rt.broker.start()
+    await ensure_stream(rt.broker)
+    nc = await nats.connect(nats_url)
+    await nc.jetstream().publish(
+        PetitionSubmitted.subject, b"{not json", headers={"Nats-Msg-Id": "x1"}
+    )
+    await nc.close()
+
+    async def parked() -> int:
+        return await harness.count(tables.dead_letters)
+
+    await eventually(parked)
+    assert rt.consumers.stats.retried == 0

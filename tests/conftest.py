@@ -4,6 +4,7 @@ databases created and dropped per test when a server is reachable."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -39,10 +40,8 @@ async def nats_url(nats_server: EmbeddedNats) -> str:
 
     nc = await nats.connect(nats_server.url)
     try:
-        try:
+        with contextlib.suppress(NotFoundError):
             await nc.jetstream().delete_stream(PETITIONS_STREAM)
-        except NotFoundError:
-            pass
     finally:
         await nc.close()
     return nats_server.url

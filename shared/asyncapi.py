@@ -1,0 +1,159 @@
+"""The event catalogue as an AsyncAPI 3.0 document (`docs/asyncapi.yaml`), built from the
+event classes so the document cannot drift from the code: a test regenerates and compares.
+
+`python -m shared.asyncapi` writes the document; `--check` exits 1 when it is stale.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from shared.events import CATALOGUE, Event
+from shared.streams import DUPLICATE_WINDOW_S, PETITIONS_STREAM, RPC_CONTACT_LOOKUP
+
+DOCUMENT = Path(__file__).resolve().parent.parent / "docs" / "asyncapi.yaml"
+
+
+def _name(cls: type[Event]) -> str:
+    return cls.__name__
+
+
+def build_document() -> dict[str, Any]:
+    channels: dict[str, Any] = {}
+    operations: dict[str, Any] = {}
+    messages: dict[str, Any] = {}
+    schemas: dict[str, Any] = {}
+    for subject, cls in sorted(CATALOGUE.items()):
+        name = _name(cls)
+        schema = cls.model_json_schema(ref_template="#/components/schemas/{model}")
+        for def_name, definition in schema.pop("$defs", {}).items():
+            schemas[def_name] = definition
+        schemas[name] = schema
+        messages[name] = {
+            "name": name,
+            "title": name,
+            "summary": (cls.__doc__ or "").strip(),
+            "contentType": "application/json",
+            "headers": {
+                "type": "object",
+                "required": ["Nats-Msg-Id"],
+                "properties": {
+                    "Nats-Msg-Id": {
+                        "type": "string",
+                        "description": "Equals event_id: JetStream drops a repeat within the duplicate window.",
+                    }
+                },
+            },
+            "payload": {"$ref": f"#/components/schemas/{name}"},
+        }
+        channel_id = subject.replace(".", "_")
+        channels[channel_id] = {
+            "address": subject,
+            "messages": {name: {"$ref": f"#/components/messages/{name}"}},
+        }
+        producer = cls.__module__.rsplit(".", 1)[-1]
+        operations[f"{producer}_publishes_{channel_id}"] = {
+            "action": "send",
+            "summary": f"{producer} publishes through its transactional outbox",
+            "channel": {"$ref": f"#/channels/{channel_id}"},
+        }
+    channels["rpc_intake_contact"] = {
+        "address": RPC_CONTACT_LOOKUP,
+        "description": (
+            "Core NATS request/reply (not in the stream): notify asks intake for a resident's "
+            "contact just before sending; the answer is used once and never stored."
+        ),
+        "messages": {
+            "ContactLookupRequest": {"$ref": "#/components/messages/ContactLookupRequest"},
+            "ContactLookupReply": {"$ref": "#/components/messages/ContactLookupReply"},
+        },
+    }
+    messages["ContactLookupRequest"] = {
+        "name": "ContactLookupRequest",
+        "contentType": "application/json",
+        "payload": {
+            "type": "object",
+            "required": ["petition_id"],
+            "properties": {"petition_id": {"type": "string", "format": "uuid"}},
+        },
+    }
+    messages["ContactLookupReply"] = {
+        "name": "ContactLookupReply",
+        "contentType": "application/json",
+        "payload": {
+            "type": "object",
+            "required": ["found"],
+            "properties": {
+                "found": {"type": "boolean"},
+                "name": {"type": ["string", "null"]},
+                "email": {"type": ["string", "null"]},
+                "phone": {"type": ["string", "null"]},
+                "language": {"type": "string"},
+                "wants_updates": {"type": "boolean"},
+                "tracking_url": {"type": "string"},
+            },
+        },
+    }
+    operations["notify_requests_contact"] = {
+        "action": "send",
+        "channel": {"$ref": "#/channels/rpc_intake_contact"},
+        "messages": [{"$ref": "#/channels/rpc_intake_contact/messages/ContactLookupRequest"}],
+        "reply": {
+            "channel": {"$ref": "#/channels/rpc_intake_contact"},
+            "messages": [{"$ref": "#/channels/rpc_intake_contact/messages/ContactLookupReply"}],
+        },
+    }
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "Petitions events / Sự kiện phản ánh",
+            "version": "1",
+            "description": (
+                f"All petition events travel on the JetStream stream `{PETITIONS_STREAM}` "
+                f"(subjects `petitions.<event>.v<N>`, duplicate window {DUPLICATE_WINDOW_S} s). "
+                "Every event carries event_id, occurred_at (UTC), petition_id, producer, "
+                "correlation_id and causation_id. A new optional field keeps the version; a "
+                "breaking change is a new subject version published beside the old one. "
+                "Residents' contact data never travels in events."
+            ),
+        },
+        "defaultContentType": "application/json",
+        "servers": {
+            "embedded": {
+                "host": "127.0.0.1:4233",
+                "protocol": "nats",
+                "description": "The embedded nats-server started by `make up`",
+            }
+        },
+        "channels": channels,
+        "operations": operations,
+        "components": {"messages": messages, "schemas": schemas},
+    }
+
+
+def render() -> str:
+    return yaml.safe_dump(build_document(), sort_keys=False, allow_unicode=True, width=100)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--check", action="store_true", help="fail if docs/asyncapi.yaml is stale")
+    args = parser.parse_args(argv)
+    text = render()
+    if args.check:
+        current = DOCUMENT.read_text(encoding="utf-8") if DOCUMENT.exists() else ""
+        if current != text:
+            sys.stderr.write("docs/asyncapi.yaml is stale: run `python -m shared.asyncapi`\n")
+            return 1
+        return 0
+    DOCUMENT.write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -25,7 +25,8 @@ ENVELOPE = {"event_id", "occurred_at", "petition_id", "producer", "correlation_i
 def test_every_event_has_the_envelope_and_a_versioned_subject() -> None:
     for subject, cls in CATALOGUE.items():
         assert set(cls.model_fields) >= ENVELOPE, cls
-        assert subject.startswith("petitions.") and subject.rsplit(".", 1)[1].startswith("v")
+        assert subject.startswith("petitions.")
+        assert subject.rsplit(".", 1)[1].startswith("v")
 
 
 def test_derived_ids_are_deterministic_and_distinct() -> None:

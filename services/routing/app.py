@@ -1,0 +1,94 @@
+"""The routing service: assigns each petition's case, records members' actions, serves staff."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import structlog
+from fastapi import FastAPI
+
+from services.routing import models
+from services.routing.api import build_router
+from services.routing.handlers import CaseHandlers
+from services.routing.org import (
+    DEMO_ORG_FILE,
+    DemoPasswordRefused,
+    demo_password_accounts,
+    has_units,
+    import_org,
+)
+from services.routing.settings import Settings
+from shared.clock import Clock, clock_from_env
+from shared.events import FeedbackGiven, PetitionSubmitted, PetitionWithdrawn
+from shared.migrate import upgrade_async
+from shared.runtime import Runtime, build_runtime, running
+from shared.web import dead_letter_router, install_problem_handlers, ops_router, staff_dependency
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+log = structlog.get_logger(__name__)
+
+
+async def prepare_organisation(runtime: Runtime, settings: Settings) -> None:
+    """Import the configured organisation file, or the demo one into an empty development
+    database; production refuses to start while any account has the demo password."""
+    engine = runtime.engine
+    if settings.org_file is not None:
+        summary = await import_org(engine, settings.org_file, env=settings.env)
+        log.info("org_imported", file=str(settings.org_file), members=summary.members)
+    elif settings.should_seed_demo and not await has_units(engine):
+        summary = await import_org(engine, DEMO_ORG_FILE, env=settings.env)
+        log.info("demo_org_seeded", members=summary.members)
+    if settings.env == "production":
+        accounts = await demo_password_accounts(engine)
+        if accounts:
+            raise DemoPasswordRefused(
+                "production không chấp nhận mật khẩu mẫu 'demo' / production refuses accounts "
+                f"with the demo password: {', '.join(accounts)}"
+            )
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
+    runtime = build_runtime(
+        service="routing",
+        settings=settings,
+        database_url=settings.database_url,
+        tables=models.messaging,
+        clock=clock or clock_from_env(settings.clock_file),
+    )
+    handlers = CaseHandlers(clock=runtime.clock)
+    runtime.consumers.add(PetitionSubmitted, handlers.when_petition_submitted_open_case_and_assign)
+    runtime.consumers.add(FeedbackGiven, handlers.when_feedback_given_close_or_reopen)
+    runtime.consumers.add(PetitionWithdrawn, handlers.when_petition_withdrawn_close_case)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # The organisation is in place before the consumers start, so the first petition
+        # already finds its members.
+        try:
+            if settings.migrate_on_start:
+                await upgrade_async(
+                    MIGRATIONS_DIR, runtime.engine.url.render_as_string(hide_password=False)
+                )
+            await prepare_organisation(runtime, settings)
+        except BaseException:
+            await runtime.engine.dispose()
+            raise
+        async with running(runtime, migrations_dir=MIGRATIONS_DIR, migrate=False):
+            yield
+
+    app = FastAPI(
+        title="Petitions routing",
+        description="Phân công, xử lý và chuyển cấp phản ánh / Assignment, handling and escalation",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    current_staff = staff_dependency(lambda: settings.secret_key.get_secret_value())
+    install_problem_handlers(app)
+    app.include_router(ops_router(runtime))
+    app.include_router(dead_letter_router(runtime, current_staff))
+    app.include_router(build_router(runtime, current_staff))
+    return app

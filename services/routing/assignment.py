@@ -1,0 +1,174 @@
+"""Who holds a case: the escalation ladder and the choice of a member at each rung.
+
+Rung 0 is a serving member of the resident's unit who handles the category; rung 1 a leader of
+that unit; rung 2 the leadership of its parent unit (the ward or commune); rung 3 and up the
+further parents. A rung nobody can take is skipped upward (reason "no_member"); past the top
+the case stays with the highest leaders there are, flagged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+ALL_CATEGORIES = "*"
+_EPOCH_KEY = ""  # sorts before every ISO timestamp: never assigned = idle the longest
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A member as assignment sees them, with the number of open cases they hold now."""
+
+    member_id: str
+    username: str
+    name: str
+    unit_id: str
+    role: str
+    categories: frozenset[str]
+    capacity: int
+    open_cases: int = 0
+    active: bool = True
+    away_from: datetime | None = None
+    away_until: datetime | None = None
+    last_assigned_at: datetime | None = None
+    email: str | None = None
+
+    def handles(self, category_id: str) -> bool:
+        return ALL_CATEGORIES in self.categories or category_id in self.categories
+
+    def is_away(self, now: datetime) -> bool:
+        if self.away_from is None and self.away_until is None:
+            return False
+        started = self.away_from is None or self.away_from <= now
+        not_back = self.away_until is None or now < self.away_until
+        return started and not_back
+
+    def available(self, now: datetime) -> bool:
+        return self.active and not self.is_away(now)
+
+
+@dataclass(frozen=True)
+class Choice:
+    member: Candidate
+    rung: int
+    unit_id: str
+    # "initial" when the rung asked for had someone; "no_member" when it was skipped upward;
+    # "top" when nothing higher exists and the case stays with the top leaders.
+    outcome: Literal["initial", "no_member", "top"]
+
+
+def _load_order(c: Candidate) -> tuple[int, str, str]:
+    idle = c.last_assigned_at.isoformat() if c.last_assigned_at else _EPOCH_KEY
+    return (c.open_cases, idle, c.username)
+
+
+def choose_member(
+    candidates: Iterable[Candidate], *, unit_id: str, category_id: str, now: datetime
+) -> Candidate | None:
+    """A serving member of `unit_id` who handles the category, is active, not away and below
+    capacity: fewest open cases first, then the longest idle, then by username."""
+    eligible = [
+        c
+        for c in candidates
+        if c.unit_id == unit_id
+        and c.role == "member"
+        and c.handles(category_id)
+        and c.available(now)
+        and c.open_cases < c.capacity
+    ]
+    return min(eligible, key=_load_order, default=None)
+
+
+def choose_leader(
+    candidates: Iterable[Candidate], *, unit_id: str, now: datetime
+) -> Candidate | None:
+    """A leader of `unit_id` who is active and not away. Capacity does not bind leaders: what
+    reaches them has nowhere else to go."""
+    eligible = [
+        c for c in candidates if c.unit_id == unit_id and c.role == "leader" and c.available(now)
+    ]
+    return min(eligible, key=_load_order, default=None)
+
+
+def chain(unit_id: str, parents: Mapping[str, str | None]) -> list[str]:
+    """The unit and its ancestors, nearest first. An unknown unit gives an empty chain."""
+    out: list[str] = []
+    current: str | None = unit_id
+    while current is not None and current in parents and current not in out:
+        out.append(current)
+        current = parents[current]
+    return out
+
+
+def top_rung(units: Sequence[str]) -> int:
+    """The highest rung of a ladder whose units are `units` (nearest first)."""
+    return len(units)
+
+
+def rung_unit(rung: int, units: Sequence[str]) -> str | None:
+    """The unit whose people hold rung `rung`: the resident's unit at rungs 0 and 1, then the
+    parents. None above the top."""
+    if rung < 0:
+        raise ValueError("rung must be >= 0")
+    index = 0 if rung <= 1 else rung - 1
+    return units[index] if index < len(units) else None
+
+
+def holder_for_rung(
+    rung: int,
+    *,
+    units: Sequence[str],
+    candidates: Sequence[Candidate],
+    category_id: str,
+    now: datetime,
+) -> Candidate | None:
+    """Who takes rung `rung` exactly, or None if nobody can."""
+    unit = rung_unit(rung, units)
+    if unit is None:
+        return None
+    if rung == 0:
+        return choose_member(candidates, unit_id=unit, category_id=category_id, now=now)
+    return choose_leader(candidates, unit_id=unit, now=now)
+
+
+def place(
+    rung: int,
+    *,
+    units: Sequence[str],
+    candidates: Sequence[Candidate],
+    category_id: str,
+    now: datetime,
+) -> Choice | None:
+    """Place a case at `rung`, or the first rung above it someone can take; past the top, with
+    the highest leaders below it. None only when the whole ladder is empty."""
+    top = top_rung(units)
+    for r in range(rung, top + 1):
+        member = holder_for_rung(
+            r, units=units, candidates=candidates, category_id=category_id, now=now
+        )
+        if member is not None:
+            unit = rung_unit(r, units)
+            assert unit is not None
+            return Choice(member, r, unit, "initial" if r == rung else "no_member")
+    for r in range(min(rung, top + 1) - 1, 0, -1):
+        member = holder_for_rung(
+            r, units=units, candidates=candidates, category_id=category_id, now=now
+        )
+        if member is not None:
+            unit = rung_unit(r, units)
+            assert unit is not None
+            return Choice(member, r, unit, "top")
+    return None
+
+
+def rung_of(member: Candidate, units: Sequence[str]) -> int | None:
+    """The rung a member would hold on this ladder (for a leader's reassignment), or None if
+    they do not serve any unit on it."""
+    if member.unit_id not in units:
+        return None
+    index = units.index(member.unit_id)
+    if index == 0:
+        return 1 if member.role == "leader" else 0
+    return index + 1

@@ -1,0 +1,132 @@
+"""Routing's tables: the organisation (units, categories, members) and the cases it handles."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+from services.routing.lifecycle import OPEN
+from shared.db import UtcDateTime
+from shared.messaging import messaging_tables
+
+metadata = MetaData()
+
+# States in which a case still waits for someone to act; they count against a member's capacity.
+OPEN_STATUSES = tuple(sorted(OPEN))
+
+_AUTO_ID = BigInteger().with_variant(Integer, "sqlite")
+
+units = Table(
+    "units",
+    metadata,
+    Column("id", String(100), primary_key=True),
+    Column("parent_id", String(100), nullable=True),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(50), nullable=False),
+)
+
+categories = Table(
+    "categories",
+    metadata,
+    Column("id", String(100), primary_key=True),
+    Column("name_vi", String(200), nullable=False),
+    Column("name_en", String(200), nullable=False),
+    # Hours to resolve at rung 0, 1, 2, …; the last value serves every higher rung.
+    Column("deadline_hours", JSON, nullable=False),
+)
+
+members = Table(
+    "members",
+    metadata,
+    Column("id", String(100), primary_key=True),
+    Column("username", String(100), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("email", String(320), nullable=True),
+    Column("unit_id", String(100), ForeignKey("units.id"), nullable=False),
+    Column("role", String(20), nullable=False),
+    # A list of category ids, or ["*"] for every category.
+    Column("categories", JSON, nullable=False),
+    Column("capacity", Integer, nullable=False),
+    Column("password_hash", String(255), nullable=False),
+    Column("active", Boolean, nullable=False, server_default="1"),
+    Column("away_from", UtcDateTime, nullable=True),
+    Column("away_until", UtcDateTime, nullable=True),
+    Column("last_assigned_at", UtcDateTime, nullable=True),
+    Index("ix_members_unit", "unit_id"),
+)
+
+cases = Table(
+    "cases",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("petition_id", String(36), nullable=False, unique=True),
+    Column("correlation_id", String(36), nullable=False),
+    Column("reference", String(50), nullable=False),
+    Column("unit_id", String(100), nullable=False),
+    Column("category_id", String(100), nullable=False),
+    Column("title", String(500), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("location", Text, nullable=True),
+    Column("language", String(10), nullable=False, server_default="vi"),
+    Column("status", String(30), nullable=False),
+    Column("rung", Integer, nullable=False),
+    Column("holder_member_id", String(100), nullable=True),
+    Column("holder_unit_id", String(100), nullable=True),
+    # Why the case needs a leader's eye: "top_rung" (nowhere higher to go), "unassigned", …
+    Column("flag", String(50), nullable=True),
+    Column("due_at", UtcDateTime, nullable=True),
+    Column("opened_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("closed_at", UtcDateTime, nullable=True),
+    # Every change bumps it; updates are compare-and-set on it.
+    Column("version", Integer, nullable=False),
+    Index("ix_cases_holder_status", "holder_member_id", "status"),
+    Index("ix_cases_unit", "unit_id"),
+    Index(
+        "ix_cases_open_due",
+        "due_at",
+        sqlite_where=Column("closed_at").is_(None),
+        postgresql_where=Column("closed_at").is_(None),
+    ),
+)
+
+case_history = Table(
+    "case_history",
+    metadata,
+    Column("id", _AUTO_ID, primary_key=True, autoincrement=True),
+    Column("case_id", String(36), ForeignKey("cases.id"), nullable=False),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("kind", String(30), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("actor", String(100), nullable=True),
+    # The member the entry is about (the new holder of an assignment, the author of a note).
+    Column("member_id", String(100), nullable=True),
+    Column("rung", Integer, nullable=True),
+    Column("detail", JSON, nullable=False),
+    Index("ix_case_history_case", "case_id", "id"),
+)
+
+notes = Table(
+    "notes",
+    metadata,
+    Column("id", _AUTO_ID, primary_key=True, autoincrement=True),
+    Column("case_id", String(36), ForeignKey("cases.id"), nullable=False),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("member_id", String(100), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Index("ix_notes_case", "case_id"),
+)
+
+messaging = messaging_tables(metadata)

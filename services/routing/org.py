@@ -1,0 +1,448 @@
+"""The organisation file (YAML): units, categories and members, checked and imported.
+
+Errors name the file, the line and the problem, so whoever edits the file can fix it. Import is
+an upsert: a re-import updates units, categories and members and never touches cases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from services.routing import models
+from services.routing.assignment import ALL_CATEGORIES
+
+DEMO_ORG_FILE = Path(__file__).with_name("demo_org.yaml")
+DEMO_PASSWORD = "demo"  # noqa: S105 - the demo accounts' password, refused in production
+ROLES = ("member", "leader", "admin")
+_USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
+
+
+class OrgFileError(ValueError):
+    """An organisation file that cannot be imported; the message says where and why."""
+
+    def __init__(self, path: Path | str, line: int | None, problem: str) -> None:
+        where = f"{path}:{line}" if line else str(path)
+        super().__init__(f"{where}: {problem}")
+        self.path = str(path)
+        self.line = line
+        self.problem = problem
+
+
+class DemoPasswordRefused(ValueError):
+    """Production with an account that still has the demo password."""
+
+
+@dataclass(frozen=True)
+class UnitSpec:
+    id: str
+    name: str
+    kind: str
+    parent: str | None
+    line: int
+    parent_line: int
+
+
+@dataclass(frozen=True)
+class CategorySpec:
+    id: str
+    name_vi: str
+    name_en: str
+    deadline_hours: tuple[int, ...]
+    line: int
+
+
+@dataclass(frozen=True)
+class MemberSpec:
+    id: str
+    username: str
+    name: str
+    email: str | None
+    unit: str
+    role: str
+    categories: tuple[str, ...]
+    capacity: int
+    password: str | None
+    password_hash: str | None
+    active: bool
+    line: int
+
+
+@dataclass(frozen=True)
+class OrgConfig:
+    path: Path
+    units: tuple[UnitSpec, ...]
+    categories: tuple[CategorySpec, ...]
+    members: tuple[MemberSpec, ...]
+
+
+@dataclass(frozen=True)
+class OrgImportSummary:
+    units: int
+    categories: int
+    members: int
+    members_created: int
+    members_updated: int
+
+
+class _Located(dict[str, Any]):
+    """A YAML mapping that remembers the line it started on, for error messages."""
+
+    line: int = 0
+    key_lines: dict[str, int]
+
+    def at(self, key: str) -> int:
+        """The line of `key` in this mapping, else the mapping's first line."""
+        return self.key_lines.get(key, self.line)
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _mapping(loader: _Loader, node: yaml.MappingNode) -> _Located:
+    loader.flatten_mapping(node)
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise OrgFileError(
+                loader.name, key_node.start_mark.line + 1, f"khóa trùng / duplicate key '{key}'"
+            )
+        seen.add(key)
+    out = _Located({str(k): v for k, v in loader.construct_mapping(node, deep=True).items()})
+    out.line = node.start_mark.line + 1
+    out.key_lines = {str(k.value): k.start_mark.line + 1 for k, _ in node.value}
+    return out
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
+class _Reader:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, line: int | None, problem: str) -> OrgFileError:
+        return OrgFileError(self.path, line, problem)
+
+    def items(self, doc: _Located, key: str) -> list[_Located]:
+        value = doc.get(key)
+        if value is None:
+            raise self.fail(doc.line, f"thiếu mục / missing section '{key}'")
+        if not isinstance(value, list):
+            raise self.fail(doc.line, f"'{key}' phải là danh sách / '{key}' must be a list")
+        for item in value:
+            if not isinstance(item, _Located):
+                raise self.fail(
+                    doc.line,
+                    f"mỗi mục của '{key}' phải là một bảng / each '{key}' entry must be a mapping",
+                )
+        return value
+
+    def text(self, item: _Located, key: str, *, required: bool = True) -> str | None:
+        value = item.get(key)
+        if value is None or value == "":
+            if required:
+                raise self.fail(item.line, f"thiếu trường / missing field '{key}'")
+            return None
+        if not isinstance(value, str | int) or isinstance(value, bool):
+            raise self.fail(item.at(key), f"'{key}' phải là chuỗi / '{key}' must be text")
+        return str(value).strip()
+
+    def req(self, item: _Located, key: str) -> str:
+        value = self.text(item, key)
+        assert value is not None
+        return value
+
+
+def load_org_file(path: Path) -> OrgConfig:
+    """Read and check an organisation file; raises OrgFileError naming the file and line."""
+    try:
+        source = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise OrgFileError(path, None, f"không đọc được tệp / cannot read the file: {exc}") from exc
+    loader = _Loader(source)
+    loader.name = str(path)
+    try:
+        doc = loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise OrgFileError(
+            path,
+            mark.line + 1 if mark else None,
+            f"YAML không hợp lệ / invalid YAML: {exc.problem}",
+        ) from exc
+    finally:
+        loader.dispose()
+    if not isinstance(doc, _Located):
+        raise OrgFileError(path, 1, "tệp phải là một bảng / the file must be a mapping")
+    return _check(_Reader(path), doc)
+
+
+def _check(r: _Reader, doc: _Located) -> OrgConfig:
+    units: dict[str, UnitSpec] = {}
+    for item in r.items(doc, "units"):
+        uid = r.req(item, "id")
+        if not _ID.match(uid):
+            raise r.fail(item.at("id"), f"mã đơn vị không hợp lệ / invalid unit id '{uid}'")
+        if uid in units:
+            raise r.fail(item.at("id"), f"đơn vị trùng / duplicate unit '{uid}'")
+        units[uid] = UnitSpec(
+            id=uid,
+            name=r.req(item, "name"),
+            kind=r.req(item, "kind"),
+            parent=r.text(item, "parent", required=False),
+            line=item.line,
+            parent_line=item.at("parent"),
+        )
+    for unit in units.values():
+        if unit.parent is not None and unit.parent not in units:
+            raise r.fail(
+                unit.parent_line, f"đơn vị cha không tồn tại / unknown parent unit '{unit.parent}'"
+            )
+        seen = {unit.id}
+        parent = unit.parent
+        while parent is not None:
+            if parent in seen:
+                raise r.fail(unit.line, f"vòng lặp đơn vị cha / parent cycle at unit '{unit.id}'")
+            seen.add(parent)
+            parent = units[parent].parent
+
+    categories: dict[str, CategorySpec] = {}
+    for item in r.items(doc, "categories"):
+        cid = r.req(item, "id")
+        if not _ID.match(cid):
+            raise r.fail(item.at("id"), f"mã lĩnh vực không hợp lệ / invalid category id '{cid}'")
+        if cid in categories:
+            raise r.fail(item.at("id"), f"lĩnh vực trùng / duplicate category '{cid}'")
+        hours = item.get("deadline_hours", [72])
+        if isinstance(hours, int) and not isinstance(hours, bool):
+            hours = [hours]
+        if (
+            not isinstance(hours, list)
+            or not hours
+            or not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hours)
+        ):
+            raise r.fail(
+                item.at("deadline_hours"),
+                "'deadline_hours' phải là số giờ dương / must be positive hours (one per rung)",
+            )
+        categories[cid] = CategorySpec(
+            id=cid,
+            name_vi=r.req(item, "name_vi"),
+            name_en=r.req(item, "name_en"),
+            deadline_hours=tuple(hours),
+            line=item.line,
+        )
+
+    members: dict[str, MemberSpec] = {}
+    ids: set[str] = set()
+    for item in r.items(doc, "members"):
+        username = r.req(item, "username")
+        if not _USERNAME.match(username):
+            raise r.fail(
+                item.at("username"),
+                f"tên đăng nhập chỉ gồm chữ thường không dấu / username must be lowercase ASCII: '{username}'",
+            )
+        if username in members:
+            raise r.fail(
+                item.at("username"), f"tên đăng nhập trùng / duplicate username '{username}'"
+            )
+        mid = r.text(item, "id", required=False) or username
+        if mid in ids:
+            raise r.fail(item.at("id"), f"mã thành viên trùng / duplicate member id '{mid}'")
+        ids.add(mid)
+        unit_id = r.req(item, "unit")
+        if unit_id not in units:
+            raise r.fail(item.at("unit"), f"đơn vị không tồn tại / unknown unit '{unit_id}'")
+        role = r.req(item, "role")
+        if role not in ROLES:
+            raise r.fail(
+                item.at("role"),
+                f"vai trò không hợp lệ / role must be member, leader or admin: '{role}'",
+            )
+        raw_categories = item.get("categories", "all" if role != "member" else None)
+        if raw_categories == "all":
+            cats: tuple[str, ...] = (ALL_CATEGORIES,)
+        elif isinstance(raw_categories, list) and raw_categories:
+            for c in raw_categories:
+                if c not in categories:
+                    raise r.fail(
+                        item.at("categories"), f"lĩnh vực không tồn tại / unknown category '{c}'"
+                    )
+            cats = tuple(str(c) for c in raw_categories)
+        else:
+            raise r.fail(
+                item.line,
+                '\'categories\' phải là danh sách hoặc "all" / must be a list of category ids or "all"',
+            )
+        capacity = item.get("capacity", 10)
+        if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 0:
+            raise r.fail(
+                item.at("capacity"), "'capacity' phải là số không âm / must be a whole number >= 0"
+            )
+        password = r.text(item, "password", required=False)
+        password_hash = r.text(item, "password_hash", required=False)
+        if (password is None) == (password_hash is None):
+            raise r.fail(
+                item.line,
+                "cần đúng một trong 'password' hoặc 'password_hash' / give exactly one of 'password' or 'password_hash'",
+            )
+        active = item.get("active", True)
+        if not isinstance(active, bool):
+            raise r.fail(item.at("active"), "'active' phải là true/false / must be true or false")
+        members[username] = MemberSpec(
+            id=mid,
+            username=username,
+            name=r.req(item, "name"),
+            email=r.text(item, "email", required=False),
+            unit=unit_id,
+            role=role,
+            categories=cats,
+            capacity=capacity,
+            password=password,
+            password_hash=password_hash,
+            active=active,
+            line=item.line,
+        )
+    return OrgConfig(
+        path=r.path,
+        units=tuple(units.values()),
+        categories=tuple(categories.values()),
+        members=tuple(members.values()),
+    )
+
+
+def is_demo_password(password_hash: str) -> bool:
+    try:
+        return PasswordHasher().verify(password_hash, DEMO_PASSWORD)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _refuse_demo_passwords(config: OrgConfig) -> None:
+    for m in config.members:
+        if m.password == DEMO_PASSWORD or (m.password_hash and is_demo_password(m.password_hash)):
+            raise OrgFileError(
+                config.path,
+                m.line,
+                f"production không chấp nhận mật khẩu mẫu 'demo' / production refuses the demo "
+                f"password 'demo' (account '{m.username}')",
+            )
+
+
+def _hash_passwords(config: OrgConfig) -> dict[str, str]:
+    hasher = PasswordHasher()
+    # One hash per distinct clear-text password in the file: the demo file gives every account
+    # the same password, and hashing it forty times would cost seconds at every first start.
+    by_password: dict[str, str] = {}
+    out: dict[str, str] = {}
+    for m in config.members:
+        if m.password_hash is not None:
+            out[m.username] = m.password_hash
+        else:
+            assert m.password is not None
+            if m.password not in by_password:
+                by_password[m.password] = hasher.hash(m.password)
+            out[m.username] = by_password[m.password]
+    return out
+
+
+async def import_org(engine: AsyncEngine, path: Path, *, env: str) -> OrgImportSummary:
+    """Load `path` and upsert its units, categories and members; cases are never touched.
+
+    Production refuses any account whose password is the demo one.
+    """
+    config = await asyncio.to_thread(load_org_file, path)
+    if env == "production":
+        await asyncio.to_thread(_refuse_demo_passwords, config)
+    hashes = await asyncio.to_thread(_hash_passwords, config)
+    async with engine.begin() as conn:
+        return await _upsert(conn, config, hashes)
+
+
+async def _upsert(
+    conn: AsyncConnection, config: OrgConfig, hashes: dict[str, str]
+) -> OrgImportSummary:
+    u, c, m = models.units, models.categories, models.members
+    existing_units = set((await conn.scalars(select(u.c.id))).all())
+    for unit in config.units:
+        values = {"parent_id": unit.parent, "name": unit.name, "kind": unit.kind}
+        if unit.id in existing_units:
+            await conn.execute(update(u).where(u.c.id == unit.id).values(**values))
+        else:
+            await conn.execute(insert(u).values(id=unit.id, **values))
+    existing_categories = set((await conn.scalars(select(c.c.id))).all())
+    for cat in config.categories:
+        cvalues: dict[str, Any] = {
+            "name_vi": cat.name_vi,
+            "name_en": cat.name_en,
+            "deadline_hours": list(cat.deadline_hours),
+        }
+        if cat.id in existing_categories:
+            await conn.execute(update(c).where(c.c.id == cat.id).values(**cvalues))
+        else:
+            await conn.execute(insert(c).values(id=cat.id, **cvalues))
+    by_username = {
+        row.username: row.id for row in (await conn.execute(select(m.c.id, m.c.username))).all()
+    }
+    created = updated = 0
+    for member in config.members:
+        mvalues: dict[str, Any] = {
+            "name": member.name,
+            "email": member.email,
+            "unit_id": member.unit,
+            "role": member.role,
+            "categories": list(member.categories),
+            "capacity": member.capacity,
+            "password_hash": hashes[member.username],
+            "active": member.active,
+        }
+        if member.username in by_username:
+            await conn.execute(update(m).where(m.c.username == member.username).values(**mvalues))
+            updated += 1
+        else:
+            await conn.execute(insert(m).values(id=member.id, username=member.username, **mvalues))
+            created += 1
+    return OrgImportSummary(
+        units=len(config.units),
+        categories=len(config.categories),
+        members=len(config.members),
+        members_created=created,
+        members_updated=updated,
+    )
+
+
+async def has_units(engine: AsyncEngine) -> bool:
+    async with engine.connect() as conn:
+        return bool(await conn.scalar(select(func.count()).select_from(models.units)))
+
+
+async def demo_password_accounts(engine: AsyncEngine) -> list[str]:
+    """Usernames of active accounts whose password is still the demo one."""
+    m = models.members
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(select(m.c.username, m.c.password_hash).where(m.c.active.is_(True)))
+        ).all()
+    verdicts: dict[str, bool] = {}
+    found = []
+    for row in rows:
+        if row.password_hash not in verdicts:
+            verdicts[row.password_hash] = await asyncio.to_thread(
+                is_demo_password, row.password_hash
+            )
+        if verdicts[row.password_hash]:
+            found.append(row.username)
+    return found

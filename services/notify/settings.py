@@ -1,0 +1,79 @@
+"""notify's configuration: its database, port, and how email leaves the machine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Self
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from shared.settings import CommonSettings, normalise_database_url
+
+
+class Settings(CommonSettings):
+    """Without `smtp_host` mail goes to an embedded mailbox (one `.eml` file per message)."""
+
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///var/notify.db",
+        validation_alias="PETITIONS_NOTIFY_DATABASE_URL",
+    )
+    port: int = Field(default=8002, ge=1, le=65535, validation_alias="PETITIONS_NOTIFY_PORT")
+    migrate_on_start: bool = Field(default=True, validation_alias="PETITIONS_MIGRATE_ON_START")
+    smtp_host: str | None = Field(default=None, validation_alias="PETITIONS_SMTP_HOST")
+    smtp_port: int = Field(default=25, ge=1, le=65535, validation_alias="PETITIONS_SMTP_PORT")
+    smtp_username: str | None = Field(default=None, validation_alias="PETITIONS_SMTP_USERNAME")
+    smtp_password: SecretStr | None = Field(
+        default=None, validation_alias="PETITIONS_SMTP_PASSWORD"
+    )
+    smtp_starttls: bool = Field(default=False, validation_alias="PETITIONS_SMTP_STARTTLS")
+    smtp_timeout_s: float = Field(default=20.0, gt=0, validation_alias="PETITIONS_SMTP_TIMEOUT_S")
+    mail_from: str = Field(
+        default="Petitions <no-reply@petitions.local>", validation_alias="PETITIONS_MAIL_FROM"
+    )
+    mail_dir: Path | None = Field(default=None, validation_alias="PETITIONS_MAIL_DIR")
+    delivery_max_attempts: int = Field(
+        default=8, ge=1, le=100, validation_alias="PETITIONS_NOTIFY_DELIVERY_MAX_ATTEMPTS"
+    )
+    # First retry after about this long, doubling each time up to `retry_max_s`.
+    retry_base_s: float = Field(
+        default=30.0, gt=0, validation_alias="PETITIONS_NOTIFY_RETRY_BASE_S"
+    )
+    retry_max_s: float = Field(
+        default=3600.0, gt=0, validation_alias="PETITIONS_NOTIFY_RETRY_MAX_S"
+    )
+    # A claimed notification is invisible to other workers this long; a worker that dies while
+    # sending lets it come back after the lease.
+    delivery_lease_s: float = Field(
+        default=120.0, gt=0, validation_alias="PETITIONS_NOTIFY_DELIVERY_LEASE_S"
+    )
+    delivery_poll_s: float = Field(
+        default=1.0, gt=0, validation_alias="PETITIONS_NOTIFY_DELIVERY_POLL_S"
+    )
+    contact_lookup_timeout_s: float = Field(
+        default=2.0, gt=0, validation_alias="PETITIONS_NOTIFY_CONTACT_LOOKUP_TIMEOUT_S"
+    )
+    # End-to-end tests move time forward in every service at once by writing to this file.
+    clock_file: str | None = Field(default=None, validation_alias="PETITIONS_CLOCK_FILE")
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise(cls, value: str) -> str:
+        return normalise_database_url(value)
+
+    @model_validator(mode="after")
+    def _production_is_real(self) -> Self:
+        if self.env == "production" and self.clock_file:
+            raise ValueError(
+                "PETITIONS_CLOCK_FILE: đồng hồ thử nghiệm bị cấm trong production / "
+                "the test clock is refused in production"
+            )
+        return self
+
+    @property
+    def mailbox_dir(self) -> Path:
+        """Where the embedded mailbox writes: `PETITIONS_MAIL_DIR`, else `<var_dir>/mail`."""
+        return self.mail_dir or self.var_dir / "mail"
+
+    @property
+    def embedded_mailbox(self) -> bool:
+        return not self.smtp_host

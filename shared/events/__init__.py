@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 from .base import Event, derived_id, versioned
-from .intake import FeedbackGiven, PetitionSubmitted, PetitionWithdrawn, ResidentAnswered
+from .intake import (
+    EscalationRequested,
+    FeedbackGiven,
+    PetitionSubmitted,
+    PetitionWithdrawn,
+    ResidentAnswered,
+)
 from .routing import (
     CaseAccepted,
     CaseAssigned,
     CaseClosed,
+    CaseDeclined,
     CaseEscalated,
     CaseEvent,
     CaseNoteAdded,
+    CaseOverdueAtTop,
+    CaseQuestionAsked,
+    CaseRejected,
+    CaseReminderDue,
     CaseReopened,
     CaseResolved,
+    CaseResumed,
 )
 
 CATALOGUE: dict[str, type[Event]] = {
@@ -22,6 +34,7 @@ CATALOGUE: dict[str, type[Event]] = {
         FeedbackGiven,
         PetitionWithdrawn,
         ResidentAnswered,
+        EscalationRequested,
         CaseAssigned,
         CaseAccepted,
         CaseNoteAdded,
@@ -29,6 +42,12 @@ CATALOGUE: dict[str, type[Event]] = {
         CaseReopened,
         CaseEscalated,
         CaseClosed,
+        CaseDeclined,
+        CaseQuestionAsked,
+        CaseResumed,
+        CaseReminderDue,
+        CaseOverdueAtTop,
+        CaseRejected,
     )
 }
 
@@ -51,11 +70,18 @@ __all__ = [
     "CaseAccepted",
     "CaseAssigned",
     "CaseClosed",
+    "CaseDeclined",
     "CaseEscalated",
     "CaseEvent",
     "CaseNoteAdded",
+    "CaseOverdueAtTop",
+    "CaseQuestionAsked",
+    "CaseRejected",
+    "CaseReminderDue",
     "CaseReopened",
     "CaseResolved",
+    "CaseResumed",
+    "EscalationRequested",
     "Event",
     "FeedbackGiven",
     "PetitionSubmitted",

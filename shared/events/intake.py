@@ -44,3 +44,10 @@ class ResidentAnswered(Event):
     subject: ClassVar[str] = versioned("resident_answered")
     question_id: uuid.UUID | None = None
     answer: str
+
+
+class EscalationRequested(Event):
+    """The resident asked, from the tracking page, that an overdue case go one rung up."""
+
+    subject: ClassVar[str] = versioned("escalation_requested")
+    comment: str | None = None

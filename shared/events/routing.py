@@ -11,6 +11,9 @@ from .base import Event, versioned
 AssignReason = Literal[
     "initial", "no_member", "reassigned", "reopened", "escalated", "declined", "absent"
 ]
+DeclineReason = Literal[
+    "not_my_area", "not_my_category", "conflict_of_interest", "needs_other_agency", "away"
+]
 EscalationReason = Literal[
     "deadline_passed",
     "not_resolved",
@@ -38,6 +41,8 @@ class CaseAssigned(CaseEvent):
     reason: AssignReason = "initial"
     due_at: datetime | None = None
     actor: str | None = None
+    # Who held the case before this assignment (taken away by escalation, decline, absence…).
+    previous_member_id: str | None = None
 
 
 class CaseAccepted(CaseEvent):
@@ -79,6 +84,7 @@ class CaseEscalated(CaseEvent):
     to_rung: int
     reason: EscalationReason
     actor: str | None = None
+    from_member_id: str | None = None
 
 
 class CaseClosed(CaseEvent):
@@ -86,3 +92,60 @@ class CaseClosed(CaseEvent):
 
     subject: ClassVar[str] = versioned("closed")
     reason: Literal["resident_confirmed", "quiet_period", "withdrawn"]
+
+
+class CaseDeclined(CaseEvent):
+    """The holder handed the case back, with a reason; routing re-routes it."""
+
+    subject: ClassVar[str] = versioned("declined")
+    member_id: str
+    reason_code: DeclineReason
+    comment: str | None = None
+
+
+class CaseQuestionAsked(CaseEvent):
+    """The holder asked the resident for information; the deadline clock stops."""
+
+    subject: ClassVar[str] = versioned("question_asked")
+    member_id: str
+    question_id: uuid.UUID
+    question: str
+    max_wait_until: datetime | None = None
+
+
+class CaseResumed(CaseEvent):
+    """The clock runs again: the resident answered, or the longest wait passed."""
+
+    subject: ClassVar[str] = versioned("resumed")
+    reason: Literal["answered", "max_wait"]
+    due_at: datetime | None = None
+
+
+class CaseReminderDue(CaseEvent):
+    """A deadline approaches: the holder is reminded, or the next rung is warned."""
+
+    subject: ClassVar[str] = versioned("reminder_due")
+    member_id: str
+    rung: int
+    kind: Literal["holder", "next_rung"]
+    fraction: float
+    due_at: datetime
+
+
+class CaseOverdueAtTop(CaseEvent):
+    """A case is overdue at the top rung; leadership is told once a day while it stays so."""
+
+    subject: ClassVar[str] = versioned("overdue_at_top")
+    rung: int
+    unit_id: str
+    member_ids: list[str]
+    due_at: datetime
+    day: str
+
+
+class CaseRejected(CaseEvent):
+    """Leadership rejected the petition (out of scope, abusive…), with a reason."""
+
+    subject: ClassVar[str] = versioned("rejected")
+    actor: str
+    reason: str

@@ -1,0 +1,142 @@
+"""Keep the resident's view of their petition current from routing's events.
+
+Each handler runs inside the inbox transaction (`shared.messaging.Consumers`), so a redelivered
+event changes nothing. Internal notes (`CaseNoteAdded`) are staff-only and not consumed here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from sqlalchemy import and_, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.intake.models import petitions, public_timeline
+from services.intake.petitions import public_update, supersedes
+from shared.events import (
+    CaseAccepted,
+    CaseAssigned,
+    CaseClosed,
+    CaseEscalated,
+    CaseEvent,
+    CaseReopened,
+    CaseResolved,
+)
+from shared.messaging import Consumers
+
+log = structlog.get_logger(__name__)
+
+
+class StatusRaced(Exception):
+    """Another event changed the petition between our read and our write; retrying re-decides."""
+
+
+async def show_update(conn: AsyncConnection, event: CaseEvent) -> None:
+    """Add the event's line to the public timeline and, unless a newer event already moved the
+    status on, apply the status it means (compare-and-set)."""
+    update_ = public_update(event)
+    if update_ is None:
+        return
+    pid = str(event.petition_id)
+    row = (
+        (
+            await conn.execute(
+                select(petitions.c.status, petitions.c.status_event_at).where(petitions.c.id == pid)
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        log.warning("event_for_unknown_petition", petition_id=pid, event_id=str(event.event_id))
+        return
+    seen = await conn.scalar(
+        select(public_timeline.c.id).where(public_timeline.c.event_id == str(event.event_id))
+    )
+    if seen is None:
+        await conn.execute(
+            insert(public_timeline).values(
+                petition_id=pid,
+                event_id=str(event.event_id),
+                kind=update_.status,
+                occurred_at=event.occurred_at,
+                message_vi=update_.message_vi,
+                message_en=update_.message_en,
+                detail=update_.detail,
+            )
+        )
+    if not supersedes(
+        current_status=row["status"],
+        current_event_at=row["status_event_at"],
+        new_status=update_.status,
+        occurred_at=event.occurred_at,
+    ):
+        log.info("stale_event_kept_in_history", petition_id=pid, event_id=str(event.event_id))
+        return
+    values: dict[str, Any] = {
+        "status": update_.status,
+        "status_changed_at": event.occurred_at,
+        "status_event_at": event.occurred_at,
+    }
+    if update_.deadline is not None:
+        values["due_at"] = update_.deadline[1]
+    if update_.rung is not None:
+        values["rung"] = update_.rung
+    if isinstance(event, CaseResolved):
+        values["resolution_event_id"] = str(event.event_id)
+    expected_at = petitions.c.status_event_at
+    result = await conn.execute(
+        update(petitions)
+        .where(
+            and_(
+                petitions.c.id == pid,
+                petitions.c.status == row["status"],
+                expected_at.is_(None)
+                if row["status_event_at"] is None
+                else expected_at == row["status_event_at"],
+            )
+        )
+        .values(**values)
+    )
+    if result.rowcount != 1:
+        raise StatusRaced(pid)
+
+
+async def when_case_assigned_show_assignment(conn: AsyncConnection, event: CaseAssigned) -> None:
+    """The resident sees that someone holds their petition, and by when it should be settled."""
+    await show_update(conn, event)
+
+
+async def when_case_accepted_show_in_progress(conn: AsyncConnection, event: CaseAccepted) -> None:
+    """The resident sees that the holder is working on it."""
+    await show_update(conn, event)
+
+
+async def when_case_resolved_show_resolution(conn: AsyncConnection, event: CaseResolved) -> None:
+    """The resident sees the explanation and may answer whether it settled the matter."""
+    await show_update(conn, event)
+
+
+async def when_case_reopened_show_reopened(conn: AsyncConnection, event: CaseReopened) -> None:
+    """The resident sees their "not resolved" taken up again."""
+    await show_update(conn, event)
+
+
+async def when_case_escalated_show_escalation(conn: AsyncConnection, event: CaseEscalated) -> None:
+    """The resident sees that the petition moved up, and why."""
+    await show_update(conn, event)
+
+
+async def when_case_closed_show_closed(conn: AsyncConnection, event: CaseClosed) -> None:
+    """The resident sees the petition finished."""
+    await show_update(conn, event)
+
+
+def register(consumers: Consumers) -> None:
+    consumers.add(CaseAssigned, when_case_assigned_show_assignment)
+    consumers.add(CaseAccepted, when_case_accepted_show_in_progress)
+    consumers.add(CaseResolved, when_case_resolved_show_resolution)
+    consumers.add(CaseReopened, when_case_reopened_show_reopened)
+    consumers.add(CaseEscalated, when_case_escalated_show_escalation)
+    consumers.add(CaseClosed, when_case_closed_show_closed)

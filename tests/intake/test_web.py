@@ -1,0 +1,126 @@
+"""The resident's pages: Vietnamese first, no JavaScript needed, input kept on error, nothing a
+resident wrote rendered as HTML."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+
+from services.intake.models import petitions
+from shared.events import CaseResolved
+from tests.intake.conftest import VALID, Intake
+from tests.intake.test_status_view import case_fields, wait_for
+
+FORM = {
+    "unit_id": "my-hoa-hung-my-khanh-2",
+    "category_id": "environment_sanitation",
+    "title": "Rác ở đầu hẻm",
+    "description": "Rác tồn đọng ba ngày.",
+    "consent": "on",
+}
+
+
+async def count(intake: Intake) -> int:
+    async with intake.runtime.engine.connect() as conn:
+        return int(await conn.scalar(select(func.count()).select_from(petitions)) or 0)
+
+
+async def test_form_is_vietnamese_first_with_an_english_switch(intake: Intake) -> None:
+    vi = await intake.client.get("/")
+    assert vi.status_code == 200
+    assert '<html lang="vi">' in vi.text
+    assert "Gửi phản ánh, kiến nghị" in vi.text
+    assert "Ấp Mỹ Khánh 2" in vi.text
+    assert "<script" not in vi.text
+    assert "script-src" not in vi.headers["content-security-policy"]
+
+    en = await intake.client.get("/?lang=en")
+    assert "Send a petition" in en.text
+    assert en.cookies.get("lang") == "en"
+    # The cookie remembers the choice.
+    again = await intake.client.get("/")
+    assert "Send a petition" in again.text
+    intake.client.cookies.clear()
+
+
+async def test_form_error_keeps_input_and_stores_nothing(intake: Intake) -> None:
+    data = {**FORM, "title": "", "description": "Mô tả của tôi", "name": "Lê C"}
+    del data["consent"]
+
+    response = await intake.client.post("/", data=data)
+
+    assert response.status_code == 422
+    assert "Mô tả của tôi</textarea>" in response.text
+    assert 'value="Lê C"' in response.text
+    assert 'value="my-hoa-hung-my-khanh-2" selected' in response.text
+    assert "không được để trống / is required" in response.text
+    assert "consent is required" in response.text
+    assert await count(intake) == 0
+
+
+async def test_submission_shows_reference_and_link_and_escapes_what_was_written(
+    intake: Intake,
+) -> None:
+    data = {**FORM, "title": "<script>alert(1)</script>", "description": "<b>đậm</b>"}
+
+    response = await intake.client.post("/", data=data)
+
+    assert response.status_code == 303
+    location = response.headers["location"]
+    assert location.startswith("/track/")
+    page = await intake.client.get(location)
+    assert page.status_code == 200
+    assert "<script>alert(1)</script>" not in page.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+    assert "&lt;b&gt;đậm&lt;/b&gt;" in page.text
+    assert re.search(r"PA-[0-9A-Z]{4}-[0-9A-Z]{4}", page.text)
+    assert "http://intake.test/track/" in page.text
+    assert page.headers["referrer-policy"] == "no-referrer"
+    assert await count(intake) == 1
+
+
+async def test_tracking_page_shows_local_times_and_takes_feedback(intake: Intake) -> None:
+    body = await intake.submit()
+    token = body["tracking_token"]
+    at = datetime(2030, 1, 2, 3, 4, tzinfo=UTC)
+    event = CaseResolved.new(
+        **case_fields(body["petition_id"], at), member_id="m1", explanation="<i>xong</i>"
+    )
+    await intake.publish(event)
+    await wait_for(intake, token, "resolved", 2)
+
+    page = await intake.client.get(f"/track/{token}")
+    # 03:04 UTC is 10:04 in Asia/Ho_Chi_Minh.
+    assert "10:04 02/01/2030" in page.text
+    assert "&lt;i&gt;xong&lt;/i&gt;" in page.text
+    assert "Đã giải quyết" in page.text
+    assert "Chưa giải quyết" in page.text
+
+    answer = await intake.client.post(
+        f"/track/{token}/feedback", data={"resolved": "yes", "comment": "Cảm ơn"}
+    )
+    assert answer.status_code == 303
+    after = await intake.client.get(answer.headers["location"])
+    assert "Cảm ơn bạn đã cho ý kiến." in after.text
+    assert 'name="resolved"' not in after.text
+
+    twice = await intake.client.post(f"/track/{token}/feedback", data={"resolved": "yes"})
+    assert twice.status_code == 409
+
+
+async def test_unknown_tracking_link_is_a_friendly_404(intake: Intake) -> None:
+    page = await intake.client.get("/track/whatever")
+    assert page.status_code == 404
+    assert "Không tìm thấy phản ánh" in page.text
+
+
+async def test_api_submission_and_page_agree(intake: Intake) -> None:
+    body = await intake.submit()
+    page = await intake.client.get(f"/track/{body['tracking_token']}?lang=en")
+    assert body["reference"] in page.text
+    assert str(VALID["title"]) in page.text
+    assert "Submitted" in page.text
+    assert (datetime.now(UTC) + timedelta(hours=7)).strftime("%d/%m/%Y") in page.text
+    intake.client.cookies.clear()

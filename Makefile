@@ -1,0 +1,42 @@
+# Petitions: `make up` runs everything on this machine, `make test` checks everything.
+# GNU make; needs only Python >= 3.11 (everything else is installed into .venv).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: up test lint pytest bench clean
+
+up: $(STAMP)
+	$(BIN)/petitions up
+
+test: lint pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy services shared
+	$(BIN)/lint-imports
+
+# pytest exits 5 when it collected nothing: a suite that silently runs no test is a failure.
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+clean:
+	rm -rf var .bench
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null || { \
+	  echo "Cần Python 3.11 trở lên / Python 3.11 or newer is required (found: $$($(PYTHON) --version 2>&1 || echo none))."; \
+	  echo "Cài Python 3.11+ rồi chạy lại, hoặc / install Python 3.11+ and retry, or: make PYTHON=python3.12 up"; \
+	  exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when the dependencies may have changed.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)

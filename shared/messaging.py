@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import structlog
 from faststream import AckPolicy
 from faststream.nats import ConsumerConfig, JStream, NatsBroker, NatsMessage, PullSub
+from nats.aio.msg import Msg
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    func,
     insert,
     select,
     update,
@@ -32,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.db import UtcDateTime, is_sqlite, utcnow
 from shared.events import Event
+from shared.events.base import STREAM_SUBJECT_PREFIX
 
 log = structlog.get_logger(__name__)
 
@@ -242,8 +245,6 @@ class OutboxRelay:
             )
 
     async def backlog(self) -> int:
-        from sqlalchemy import func
-
         async with self._engine.connect() as conn:
             value = await conn.scalar(
                 select(func.count())
@@ -279,17 +280,41 @@ class ConsumerStats:
     duplicates: int = 0
     retried: int = 0
     dead_lettered: int = 0
+    ignored: int = 0
     consumers: list[str] = field(default_factory=list)
 
 
-class Consumers:
-    """Registers durable pull consumers that all follow the delivery rules.
+@dataclass(frozen=True)
+class _Registration:
+    name: str
+    event_type: type[Event]
+    handler: Handler[Any]
 
-    Each handler runs inside one transaction together with the inbox row, so its effect and
-    its "handled" mark commit together; the message is acknowledged only after that commit.
-    A failure is retried with a delay (`nak(delay)`) up to `max_deliver` deliveries, then the
-    message is recorded in `dead_letters` and terminated. A body that cannot be parsed is
-    dead-lettered at once: retrying cannot fix it.
+
+@dataclass
+class _Delivery:
+    raw: Msg
+    subject: str
+    deliveries: int
+    event: Event | None = None
+    registrations: tuple[_Registration, ...] = ()
+    parse_error: str | None = None
+
+
+class Consumers:
+    """One durable pull consumer per service, following the delivery rules for every handler.
+
+    The service's consumer reads the whole petitions stream in order, in batches. A batch is
+    handled in one transaction: for each message and each of its handlers, an inbox row and
+    the handler's effect; the messages are acknowledged only after the commit. Batching is what
+    makes a consumer fast (one commit for many events) and reading in stream order keeps a
+    petition's events in the order they happened.
+
+    If the batch fails, its messages are handled one by one, each in its own transaction, so
+    one bad message cannot hold back the others: a failing one is retried with a delay
+    (`nak(delay)`) up to `max_deliver` deliveries, then recorded in `dead_letters` and
+    terminated. A body that cannot be parsed is dead-lettered at once: retrying cannot fix it.
+    Messages no handler wants are acknowledged and skipped.
     """
 
     def __init__(
@@ -303,7 +328,8 @@ class Consumers:
         max_deliver: int = 6,
         backoff: Sequence[float] = DEFAULT_BACKOFF,
         after_commit: Callable[[], None] | None = None,
-        batch_size: int = 32,
+        batch_size: int = 100,
+        fetch_timeout_s: float = 2.0,
     ) -> None:
         self.service = service
         self._broker = broker
@@ -314,8 +340,18 @@ class Consumers:
         self._backoff = tuple(backoff)
         self._after_commit = after_commit
         self._batch_size = batch_size
+        self._fetch_timeout_s = fetch_timeout_s
+        self._pending: list[tuple[Msg, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
         self.stats = ConsumerStats()
-        self._handlers: dict[str, tuple[type[Event], Handler[Any]]] = {}
+        self._by_subject: dict[str, list[_Registration]] = {}
+        self._by_name: dict[str, _Registration] = {}
+        self._subscribed = False
+
+    @property
+    def durable(self) -> str:
+        """The service's durable consumer; replicas of the service share it."""
+        return f"{self.service}-events"
 
     def also_after_commit(self, callback: Callable[[], None]) -> None:
         """Call `callback` as well after each handler's commit (e.g. to wake a delivery worker)."""
@@ -328,108 +364,206 @@ class Consumers:
 
         self._after_commit = both
 
-    def durable_name(self, name: str) -> str:
-        return f"{self.service}-{name}"
-
     def add(self, event_type: type[E], handler: Handler[E], *, name: str | None = None) -> None:
-        """Consume `event_type` with `handler` on a named durable pull consumer."""
-        consumer = self.durable_name(name or handler.__name__.replace("_", "-"))
-        self.stats.consumers.append(consumer)
-        self._handlers[consumer] = (event_type, handler)
-        subject = event_type.subject
+        """Handle `event_type` with `handler`; `name` (default: the handler's) keys its inbox."""
+        key = f"{self.service}-{name or handler.__name__.replace('_', '-')}"
+        if key in self._by_name:
+            raise ValueError(f"two handlers named {key}")
+        registration = _Registration(key, event_type, handler)
+        self._by_name[key] = registration
+        self._by_subject.setdefault(event_type.subject, []).append(registration)
+        self.stats.consumers.append(key)
+        self._subscribe()
+
+    def _subscribe(self) -> None:
+        if self._subscribed:
+            return
+        self._subscribed = True
 
         async def consume(msg: NatsMessage) -> None:
-            # The raw bytes, not FastStream's decoded dict: the event class validates them.
-            await self._handle(consumer, subject, msg.raw_message.data, msg, event_type, handler)
+            await self._enqueue(msg.raw_message)
 
-        consume.__name__ = handler.__name__
         self._broker.subscriber(
-            subject,
+            f"{STREAM_SUBJECT_PREFIX}.>",
             stream=self._stream,
-            durable=consumer,
-            pull_sub=PullSub(batch_size=self._batch_size, timeout=1.0),
+            durable=self.durable,
+            # FastStream's own batch mode loses a partly fetched batch when nats-py raises the
+            # builtin TimeoutError mid-collection (the messages then wait for `ack_wait`), so
+            # messages come one fetch at a time and `_enqueue` gathers them into a batch.
+            pull_sub=PullSub(batch_size=self._batch_size, timeout=self._fetch_timeout_s),
             config=ConsumerConfig(
-                durable_name=consumer,
+                durable_name=self.durable,
                 max_deliver=self._max_deliver,
-                ack_wait=30,
-                max_ack_pending=1000,
+                ack_wait=60,
+                max_ack_pending=10_000,
             ),
             # We acknowledge ourselves, after the commit; FastStream's default would `term` a
             # failed message and never retry it.
             ack_policy=AckPolicy.MANUAL,
-            title=f"{consumer}:{subject}",
-            description=handler.__doc__,
+            title=self.durable,
+            description=f"{self.service}: every petition event, in stream order",
         )(consume)
 
-    async def _handle(
-        self,
-        consumer: str,
-        subject: str,
-        body: bytes,
-        msg: NatsMessage,
-        event_type: type[E],
-        handler: Handler[E],
-    ) -> None:
-        raw = msg.raw_message
+    async def _enqueue(self, raw: Msg) -> None:
+        """Queue one fetched message and wait until its batch is handled.
+
+        FastStream starts a task per fetched message, in fetch order; they all queue here
+        before the flusher runs, so one fetch becomes one transaction, in stream order.
+        """
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((raw, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name=f"{self.durable}-flush")
+        await done
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(0)
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                await self._handle_batch([raw for raw, _ in batch])
+            except Exception:
+                # Unacknowledged messages come back after `ack_wait`; nothing is lost.
+                log.exception("consumer_batch_failed", consumer=self.durable, size=len(batch))
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)
+
+    def _prepare(self, raw: Msg) -> _Delivery:
         deliveries = raw.metadata.num_delivered if raw.metadata else 1
+        delivery = _Delivery(raw=raw, subject=raw.subject, deliveries=deliveries)
+        registrations = self._by_subject.get(raw.subject)
+        if not registrations:
+            return delivery
+        delivery.registrations = tuple(registrations)
         try:
-            event = event_type.model_validate_json(body)
+            delivery.event = registrations[0].event_type.model_validate_json(raw.data)
         except Exception as exc:
-            await self._dead_letter(
-                consumer, subject, None, body, f"unparseable: {exc}", deliveries
-            )
-            await msg.reject()
+            delivery.parse_error = f"unparseable: {exc}"
+        return delivery
+
+    async def _apply(self, conn: AsyncConnection, delivery: _Delivery) -> tuple[int, int]:
+        """Run every handler of one message in `conn`; returns (handled, duplicates)."""
+        assert delivery.event is not None
+        handled = duplicates = 0
+        for registration in delivery.registrations:
+            if await claim_inbox(
+                conn,
+                self._tables.inbox,
+                consumer=registration.name,
+                event_id=delivery.event.event_id,
+            ):
+                await registration.handler(conn, delivery.event)
+                handled += 1
+            else:
+                duplicates += 1
+        return handled, duplicates
+
+    async def _handle_batch(self, raws: list[Msg]) -> None:
+        deliveries = [self._prepare(raw) for raw in raws]
+        wanted = [d for d in deliveries if d.event is not None]
+        for d in deliveries:
+            if not d.registrations:
+                self.stats.ignored += 1
+                await d.raw.ack()
+            elif d.parse_error is not None:
+                await self._dead_letter(
+                    d.registrations[0].name,
+                    d.subject,
+                    None,
+                    d.raw.data,
+                    d.parse_error,
+                    d.deliveries,
+                )
+                await d.raw.term()
+        if not wanted:
             return
+        if len(wanted) == 1:
+            await self._handle_one(wanted[0])
+            return
+        try:
+            handled = duplicates = 0
+            async with self._engine.begin() as conn:
+                for d in wanted:
+                    h, dup = await self._apply(conn, d)
+                    handled += h
+                    duplicates += dup
+        except Exception:
+            # Find the culprit: each message alone, in its own transaction.
+            for d in wanted:
+                await self._handle_one(d)
+            return
+        for d in wanted:
+            await d.raw.ack()
+        self.stats.handled += handled
+        self.stats.duplicates += duplicates
+        if handled and self._after_commit:
+            self._after_commit()
+
+    async def _handle_one(self, d: _Delivery) -> None:
+        assert d.event is not None
         bound = log.bind(
-            consumer=consumer, event_id=str(event.event_id), petition_id=str(event.petition_id)
+            subject=d.subject, event_id=str(d.event.event_id), petition_id=str(d.event.petition_id)
         )
         try:
             async with self._engine.begin() as conn:
-                if not await claim_inbox(
-                    conn, self._tables.inbox, consumer=consumer, event_id=event.event_id
-                ):
-                    self.stats.duplicates += 1
-                    fresh = False
-                else:
-                    await handler(conn, event)
-                    fresh = True
+                handled, duplicates = await self._apply(conn, d)
         except IntegrityError as exc:
-            # Two deliveries of one event raced on PostgreSQL: the other committed first.
-            if await self._already_handled(consumer, event.event_id):
-                await msg.ack()
-                self.stats.duplicates += 1
+            # Two deliveries of one event raced on PostgreSQL: the other may have committed first.
+            if await self._all_handled(d):
+                await d.raw.ack()
+                self.stats.duplicates += len(d.registrations)
                 return
-            await self._retry_or_park(bound, consumer, subject, event, body, msg, deliveries, exc)
+            await self._retry_or_park(bound, d, exc)
             return
         except Exception as exc:
-            await self._retry_or_park(bound, consumer, subject, event, body, msg, deliveries, exc)
+            await self._retry_or_park(bound, d, exc)
             return
-        await msg.ack()
-        if fresh:
-            self.stats.handled += 1
-            if self._after_commit:
-                self._after_commit()
+        await d.raw.ack()
+        self.stats.handled += handled
+        self.stats.duplicates += duplicates
+        if handled and self._after_commit:
+            self._after_commit()
+
+    async def _all_handled(self, d: _Delivery) -> bool:
+        assert d.event is not None
+        inbox = self._tables.inbox
+        async with self._engine.connect() as conn:
+            seen = await conn.scalar(
+                select(func.count())
+                .select_from(inbox)
+                .where(
+                    and_(
+                        inbox.c.event_id == str(d.event.event_id),
+                        inbox.c.consumer.in_([r.name for r in d.registrations]),
+                    )
+                )
+            )
+        return int(seen or 0) == len(d.registrations)
 
     async def retry_dead_letter(self, dead_letter_id: int) -> bool:
-        """Run a parked message through its handler again (an operator's retry action).
+        """Run a parked message through its handlers again (an operator's retry action).
 
         Returns False when there is no such parked message or it was retried already; raises
-        what the handler raises, leaving the record parked.
+        what a handler raises, leaving the record parked.
         """
         dl = self._tables.dead_letters
         async with self._engine.connect() as conn:
             row = (
                 (await conn.execute(select(dl).where(dl.c.id == dead_letter_id))).mappings().first()
             )
-        if row is None or row["retried_at"] is not None or row["consumer"] not in self._handlers:
+        if row is None or row["retried_at"] is not None:
             return False
-        event_type, handler = self._handlers[row["consumer"]]
-        event = event_type.model_validate_json(row["payload"])
+        registrations = self._by_subject.get(row["subject"])
+        if not registrations:
+            return False
+        event = registrations[0].event_type.model_validate_json(row["payload"])
         async with self._engine.begin() as conn:
-            if await claim_inbox(
-                conn, self._tables.inbox, consumer=row["consumer"], event_id=event.event_id
-            ):
-                await handler(conn, event)
+            for registration in registrations:
+                if await claim_inbox(
+                    conn, self._tables.inbox, consumer=registration.name, event_id=event.event_id
+                ):
+                    await registration.handler(conn, event)
             await conn.execute(
                 update(dl).where(dl.c.id == dead_letter_id).values(retried_at=utcnow())
             )
@@ -437,37 +571,25 @@ class Consumers:
             self._after_commit()
         return True
 
-    async def _already_handled(self, consumer: str, event_id: uuid.UUID) -> bool:
-        inbox = self._tables.inbox
-        async with self._engine.connect() as conn:
-            found = await conn.scalar(
-                select(inbox.c.event_id).where(
-                    and_(inbox.c.consumer == consumer, inbox.c.event_id == str(event_id))
-                )
-            )
-        return found is not None
-
-    async def _retry_or_park(
-        self,
-        bound: Any,
-        consumer: str,
-        subject: str,
-        event: Event,
-        body: bytes,
-        msg: NatsMessage,
-        deliveries: int,
-        exc: BaseException,
-    ) -> None:
+    async def _retry_or_park(self, bound: Any, d: _Delivery, exc: BaseException) -> None:
+        assert d.event is not None
         error = f"{type(exc).__name__}: {exc}"
-        if deliveries >= self._max_deliver:
-            bound.error("message_dead_lettered", deliveries=deliveries, error=error)
-            await self._dead_letter(consumer, subject, event.event_id, body, error, deliveries)
-            await msg.reject()
+        if d.deliveries >= self._max_deliver:
+            bound.error("message_dead_lettered", deliveries=d.deliveries, error=error)
+            await self._dead_letter(
+                ",".join(r.name for r in d.registrations),
+                d.subject,
+                d.event.event_id,
+                d.raw.data,
+                error,
+                d.deliveries,
+            )
+            await d.raw.term()
             return
-        delay = self._backoff[min(deliveries - 1, len(self._backoff) - 1)]
-        bound.warning("message_retry", deliveries=deliveries, delay_s=delay, error=error)
+        delay = self._backoff[min(d.deliveries - 1, len(self._backoff) - 1)]
+        bound.warning("message_retry", deliveries=d.deliveries, delay_s=delay, error=error)
         self.stats.retried += 1
-        await msg.nack(delay=delay)
+        await d.raw.nak(delay=delay)
 
     async def _dead_letter(
         self,
@@ -482,7 +604,7 @@ class Consumers:
         async with self._engine.begin() as conn:
             await conn.execute(
                 insert(self._tables.dead_letters).values(
-                    consumer=consumer,
+                    consumer=consumer[:100],
                     subject=subject,
                     event_id=str(event_id) if event_id else None,
                     payload=body.decode(errors="replace"),

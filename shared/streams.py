@@ -13,6 +13,8 @@ PETITIONS_STREAM = "PETITIONS"
 DUPLICATE_WINDOW_S = 2 * 60 * 60
 # Request/reply subjects stay outside the stream's subjects, or JetStream would answer them.
 RPC_CONTACT_LOOKUP = "rpc.intake.contact.v1"
+# notify asks routing who serves a unit, or for given members' name and work address.
+RPC_ROUTING_MEMBERS = "rpc.routing.members.v1"
 
 
 def petitions_stream(*, replicas: int = 1) -> JStream:

@@ -198,6 +198,8 @@ async def test_failing_handler_is_retried_then_parked_and_retried_by_hand(
 
     await eventually(parked, what="dead letter recorded")
     assert len(attempts) == 3  # max_deliver
+    async with rt.engine.connect() as conn:
+        assert await conn.scalar(select(tables.dead_letters.c.deliveries)) == 3
     assert await harness.count(effects) == 0  # every failed attempt rolled back
 
     healthy = True

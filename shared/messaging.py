@@ -4,7 +4,6 @@ policy and the dead-letter record. Every service uses these; none re-implements 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from shared.db import UtcDateTime, is_sqlite, utcnow
 from shared.events import Event
 from shared.events.base import STREAM_SUBJECT_PREFIX
+from shared.worker import Worker
 
 log = structlog.get_logger(__name__)
 
@@ -142,44 +142,26 @@ class OutboxRelay:
         self._broker = broker
         self._stream = stream
         self._batch_size = batch_size
-        self._idle_poll_s = idle_poll_s
         self._publish_timeout_s = publish_timeout_s
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self.published_total = 0
+        self._worker = Worker("outbox-relay", self._step, idle_s=idle_poll_s)
 
     def wake(self) -> None:
         """Tell the relay there is something new, so it does not wait for its next poll."""
-        self._wake.set()
+        self._worker.wake()
 
     @property
     def running(self) -> bool:
-        return self._task is not None and not self._task.done()
+        return self._worker.running
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+        self._worker.start()
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._worker.stop()
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                published = await self.publish_pending()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("outbox_relay_failed")
-                published = 0
-                await asyncio.sleep(1.0)
-            if published < self._batch_size:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._idle_poll_s)
+    async def _step(self) -> bool:
+        return await self.publish_pending() >= self._batch_size
 
     async def publish_pending(self) -> int:
         """Publish one batch of unsent rows; returns how many were confirmed."""

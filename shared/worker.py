@@ -1,0 +1,68 @@
+"""Background work that runs until stopped: the outbox relay, delivery, sweeps.
+
+One shape for all of them: run a step; run again at once while the step says more is waiting;
+otherwise sleep until the idle interval passes or someone calls `wake()`. A failing step is
+logged and retried after a pause; it never ends the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+
+class Worker:
+    def __init__(
+        self,
+        name: str,
+        step: Callable[[], Awaitable[bool]],
+        *,
+        idle_s: float,
+        error_pause_s: float = 1.0,
+    ) -> None:
+        """`step` returns True when more work may be waiting (run again at once)."""
+        self.name = name
+        self._step = step
+        self._idle_s = idle_s
+        self._error_pause_s = error_pause_s
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """Something new to do: run the step now instead of at the next interval."""
+        self._wake.set()
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        if not self.running:
+            self._task = asyncio.create_task(self._run(), name=self.name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                more = await self._step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("worker_step_failed", worker=self.name)
+                more = False
+                await asyncio.sleep(self._error_pause_s)
+            if not more:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._idle_s)

@@ -95,7 +95,10 @@ def up(var_dir: Path | None, no_demo: bool) -> None:
     def _interrupt(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
+    # Both, explicitly: a shell starts background jobs with SIGINT ignored, and `kill -INT`
+    # must still stop the stack.
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     click.echo(f"Khởi động / starting… (data: {var})")
     try:
         stack.start()
@@ -266,6 +269,63 @@ def org_import(file: Path) -> None:
         click.echo(f"Lỗi tệp tổ chức / organisation file error: {exc}", err=True)
         sys.exit(1)
     click.echo(f"Đã nhập / imported {file}: {_describe(summary)}")
+
+
+@main.group()
+def ladder() -> None:
+    """Thang chuyển cấp / the escalation ladder and its deadlines."""
+
+
+@ladder.command("simulate")
+@click.option(
+    "--since",
+    required=True,
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Replay the cases opened since this date (YYYY-MM-DD).",
+)
+@click.option(
+    "--ladder",
+    "ladder_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The ladder to try (default: the one routing runs with).",
+)
+@click.option(
+    "--calendar",
+    "calendar_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Calendars to try (a file with `calendar:` and `units:` sections).",
+)
+def ladder_simulate(since: Any, ladder_file: Path | None, calendar_file: Path | None) -> None:
+    """How many escalations a changed ladder or calendar would have made, per rung and unit,
+    next to what happened. Reads routing's database; changes nothing."""
+    from shared.db import create_engine
+    from shared.settings import normalise_database_url
+
+    settings, _ = _load_settings("routing")
+    simulate_module = importlib.import_module("services.routing.simulate")
+    ladder_module = importlib.import_module("services.routing.ladder")
+
+    async def run() -> Any:
+        engine = create_engine(normalise_database_url(str(settings.database_url)))
+        try:
+            return await simulate_module.simulate(
+                engine,
+                since=since.date(),
+                ladder_file=ladder_file,
+                calendar_file=calendar_file,
+                base_ladder=settings.ladder_file,
+            )
+        finally:
+            await engine.dispose()
+
+    try:
+        report = asyncio.run(run())
+    except ladder_module.LadderFileError as exc:
+        click.echo(f"Lỗi tệp thang / ladder file error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(simulate_module.format_report(report))
 
 
 def _describe(summary: Any) -> str:

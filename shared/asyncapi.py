@@ -14,7 +14,12 @@ from typing import Any
 import yaml
 
 from shared.events import CATALOGUE, Event
-from shared.streams import DUPLICATE_WINDOW_S, PETITIONS_STREAM, RPC_CONTACT_LOOKUP
+from shared.streams import (
+    DUPLICATE_WINDOW_S,
+    PETITIONS_STREAM,
+    RPC_CONTACT_LOOKUP,
+    RPC_ROUTING_MEMBERS,
+)
 
 DOCUMENT = Path(__file__).resolve().parent.parent / "docs" / "asyncapi.yaml"
 
@@ -108,6 +113,7 @@ def build_document() -> dict[str, Any]:
             "messages": [{"$ref": "#/channels/rpc_intake_contact/messages/ContactLookupReply"}],
         },
     }
+    _member_lookup(channels, operations, messages)
     return {
         "asyncapi": "3.0.0",
         "info": {
@@ -133,6 +139,70 @@ def build_document() -> dict[str, Any]:
         "channels": channels,
         "operations": operations,
         "components": {"messages": messages, "schemas": schemas},
+    }
+
+
+def _member_lookup(
+    channels: dict[str, Any], operations: dict[str, Any], messages: dict[str, Any]
+) -> None:
+    """notify asks routing for a unit's members (the meeting digest) or for given members'
+    names and work addresses (notices whose event carries no address)."""
+    channels["rpc_routing_members"] = {
+        "address": RPC_ROUTING_MEMBERS,
+        "description": (
+            "Core NATS request/reply (not in the stream): notify asks routing who serves a unit, "
+            "or for given members' names and work addresses, just before sending."
+        ),
+        "messages": {
+            "MemberLookupRequest": {"$ref": "#/components/messages/MemberLookupRequest"},
+            "MemberLookupReply": {"$ref": "#/components/messages/MemberLookupReply"},
+        },
+    }
+    messages["MemberLookupRequest"] = {
+        "name": "MemberLookupRequest",
+        "contentType": "application/json",
+        "payload": {
+            "type": "object",
+            "description": "Either unit_id (its active members) or member_ids (those members).",
+            "properties": {
+                "unit_id": {"type": "string"},
+                "member_ids": {"type": "array", "items": {"type": "string"}, "maxItems": 500},
+            },
+        },
+    }
+    messages["MemberLookupReply"] = {
+        "name": "MemberLookupReply",
+        "contentType": "application/json",
+        "payload": {
+            "type": "object",
+            "required": ["members"],
+            "properties": {
+                "members": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["id", "name"],
+                        "properties": {
+                            "id": {"type": "string"},
+                            "name": {"type": "string"},
+                            "email": {"type": ["string", "null"]},
+                            "unit_id": {"type": "string"},
+                            "role": {"type": "string", "enum": ["member", "leader", "admin"]},
+                            "active": {"type": "boolean"},
+                        },
+                    },
+                }
+            },
+        },
+    }
+    operations["notify_requests_members"] = {
+        "action": "send",
+        "channel": {"$ref": "#/channels/rpc_routing_members"},
+        "messages": [{"$ref": "#/channels/rpc_routing_members/messages/MemberLookupRequest"}],
+        "reply": {
+            "channel": {"$ref": "#/channels/rpc_routing_members"},
+            "messages": [{"$ref": "#/channels/rpc_routing_members/messages/MemberLookupReply"}],
+        },
     }
 
 

@@ -25,7 +25,10 @@ def configure_logging(
         renderer = structlog.processors.JSONRenderer()
         shared.append(structlog.processors.format_exc_info)
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        # Plain tracebacks: the default pretty one prints every local variable, thousands of lines.
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
 
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
@@ -39,6 +42,7 @@ def configure_logging(
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
+    handler.addFilter(_drop_idle_fetch_timeouts)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -47,3 +51,14 @@ def configure_logging(
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(service=service)
+
+
+def _drop_idle_fetch_timeouts(record: logging.LogRecord) -> bool:
+    """Hide FastStream's "task raised an exception, retrying" for an idle pull fetch.
+
+    nats-py raises the builtin TimeoutError when a fetch finds no message; FastStream only
+    expects its own TimeoutError there, so it restarts the fetch task and logs a traceback at
+    ERROR, though nothing is wrong and nothing is lost. Any other exception still shows.
+    """
+    exc = record.exc_info[1] if record.exc_info else None
+    return not (isinstance(exc, TimeoutError) and "raised an exception" in record.getMessage())

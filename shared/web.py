@@ -1,17 +1,21 @@
 """The HTTP edge every service shares: RFC 9457 problem details, health, readiness, metrics,
-the dead-letter list, and staff authentication."""
+the dead-letter list, and staff authentication.
 
-from __future__ import annotations
+No `from __future__ import annotations` here: FastAPI resolves string annotations against the
+module's globals, and the dependencies below are closures.
+"""
 
 from collections.abc import Callable
 from typing import Annotated, Any
 
+import structlog
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import InvalidTokenError, Staff, read_token
 from shared.db import ping
@@ -86,12 +90,39 @@ def install_problem_handlers(app: FastAPI) -> None:
             response.headers.update(headers)
         return response
 
-    @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        import structlog
+    app.add_middleware(_CatchAll)
 
-        structlog.get_logger(__name__).exception("unhandled_error", error=type(exc).__name__)
-        return problem(500, "Lỗi máy chủ / Internal error")
+
+class _CatchAll:
+    """Turns an unexpected exception into a 500 problem, logged once.
+
+    An `exception_handler(Exception)` would answer too, but Starlette re-raises after it and
+    the server logs the same traceback a second time.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_tracking(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracking)
+        except Exception as exc:
+            structlog.get_logger(__name__).exception(
+                "unhandled_error", error=type(exc).__name__, path=scope.get("path")
+            )
+            if not started:
+                await problem(500, "Lỗi máy chủ / Internal error")(scope, receive, send)
 
 
 def ops_router(runtime: Runtime, *, extra_checks: Callable[[], bool] | None = None) -> APIRouter:

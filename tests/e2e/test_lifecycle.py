@@ -66,6 +66,13 @@ async def test_submitted_assigned_accepted_resolved_confirmed_closed(
     timeline = await client.as_staff("admin", "GET", "notify", path)
     assert timeline.status_code == 200, timeline.text
     kinds = [e["subject"] for e in timeline.json()["events"]]
+    # Every service documents its API and lists parked messages for administrators.
+    for service in ("intake", "routing", "notify"):
+        spec = await client.http.get(client.url(service, "/openapi.json"))
+        assert spec.status_code == 200, (service, spec.text)
+        parked = await client.as_staff("admin", "GET", service, "/api/v1/admin/dead-letters")
+        assert parked.status_code == 200, (service, parked.text)
+        assert parked.json() == []
     assert kinds == [
         "petitions.submitted.v1",
         "petitions.assigned.v1",

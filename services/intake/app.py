@@ -7,15 +7,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from services.intake import handlers
-from services.intake.api import api_router
+from services.intake.api import api_router, database_unavailable
 from services.intake.catalog import load_catalog
 from services.intake.models import messaging
+from services.intake.open311 import georeport_error, open311_router
 from services.intake.rpc import register_contact_lookup
 from services.intake.settings import Settings
 from services.intake.web import pages_router
+from services.intake.web.i18n import Lang, text
 from shared.clock import Clock, clock_from_env
 from shared.runtime import build_runtime, running
 from shared.web import dead_letter_router, install_problem_handlers, ops_router, staff_dependency
@@ -58,4 +62,29 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     )
     app.include_router(api_router(runtime, catalog, settings.public_url))
     app.include_router(pages_router(runtime, catalog, settings.public_url))
+    app.include_router(open311_router(runtime, catalog, settings.public_url))
+    install_outage_handler(app)
     return app
+
+
+def install_outage_handler(app: FastAPI) -> None:
+    """A database that cannot be reached is a 503 the client may retry, in the form its route
+    speaks (problem details, GeoReport errors, or a page), never a 500."""
+
+    async def outage(request: Request, _: Exception) -> Response:
+        path = request.url.path
+        if path.startswith("/api/"):
+            return database_unavailable()
+        if path.startswith("/open311/"):
+            return georeport_error(503, "Tạm thời gián đoạn / Unavailable, please retry")
+        lang: Lang = "en" if request.cookies.get("lang") == "en" else "vi"
+        return HTMLResponse(
+            f'<!doctype html><html lang="{lang}"><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<p>{text('unavailable_short', lang)}</p></html>",
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+
+    for exc_type in (OperationalError, InterfaceError, ConnectionRefusedError):
+        app.add_exception_handler(exc_type, outage)

@@ -1,7 +1,8 @@
 """Keep the resident's view of their petition current from routing's events.
 
 Each handler runs inside the inbox transaction (`shared.messaging.Consumers`), so a redelivered
-event changes nothing. Internal notes (`CaseNoteAdded`) are staff-only and not consumed here.
+event changes nothing. Internal notes (`CaseNoteAdded`) are staff-only and reminders
+(`CaseReminderDue`) are for members: neither is consumed here.
 """
 
 from __future__ import annotations
@@ -18,10 +19,15 @@ from shared.events import (
     CaseAccepted,
     CaseAssigned,
     CaseClosed,
+    CaseDeclined,
     CaseEscalated,
     CaseEvent,
+    CaseOverdueAtTop,
+    CaseQuestionAsked,
+    CaseRejected,
     CaseReopened,
     CaseResolved,
+    CaseResumed,
 )
 from shared.messaging import Consumers
 
@@ -51,21 +57,26 @@ async def show_update(conn: AsyncConnection, event: CaseEvent) -> None:
     if row is None:
         log.warning("event_for_unknown_petition", petition_id=pid, event_id=str(event.event_id))
         return
-    seen = await conn.scalar(
-        select(public_timeline.c.id).where(public_timeline.c.event_id == str(event.event_id))
-    )
+    seen_where = public_timeline.c.event_id == str(event.event_id)
+    if update_.once:
+        seen_where = and_(
+            public_timeline.c.petition_id == pid, public_timeline.c.kind == update_.kind
+        )
+    seen = await conn.scalar(select(public_timeline.c.id).where(seen_where).limit(1))
     if seen is None:
         await conn.execute(
             insert(public_timeline).values(
                 petition_id=pid,
                 event_id=str(event.event_id),
-                kind=update_.status,
+                kind=update_.kind,
                 occurred_at=event.occurred_at,
                 message_vi=update_.message_vi,
                 message_en=update_.message_en,
                 detail=update_.detail,
             )
         )
+    if update_.status is None:
+        return
     if not supersedes(
         current_status=row["status"],
         current_event_at=row["status_event_at"],
@@ -85,6 +96,15 @@ async def show_update(conn: AsyncConnection, event: CaseEvent) -> None:
         values["rung"] = update_.rung
     if isinstance(event, CaseResolved):
         values["resolution_event_id"] = str(event.event_id)
+    if isinstance(event, CaseQuestionAsked):
+        values |= {
+            "question_id": str(event.question_id),
+            "question_event_id": str(event.event_id),
+            "question_text": event.question,
+        }
+    elif update_.status != "waiting_for_resident":
+        # Whatever moved the case on also ended the wait for an answer.
+        values |= {"question_id": None, "question_event_id": None, "question_text": None}
     expected_at = petitions.c.status_event_at
     result = await conn.execute(
         update(petitions)
@@ -133,6 +153,36 @@ async def when_case_closed_show_closed(conn: AsyncConnection, event: CaseClosed)
     await show_update(conn, event)
 
 
+async def when_case_question_asked_ask_resident(
+    conn: AsyncConnection, event: CaseQuestionAsked
+) -> None:
+    """The resident sees the holder's question, and a form to answer it."""
+    await show_update(conn, event)
+
+
+async def when_case_resumed_show_in_progress(conn: AsyncConnection, event: CaseResumed) -> None:
+    """The wait is over (answered, or the longest wait passed): the question can no longer be
+    answered from the tracking page, and work continues."""
+    await show_update(conn, event)
+
+
+async def when_case_rejected_show_rejection(conn: AsyncConnection, event: CaseRejected) -> None:
+    """The resident sees that the petition will not be handled, and why."""
+    await show_update(conn, event)
+
+
+async def when_case_declined_show_handover(conn: AsyncConnection, event: CaseDeclined) -> None:
+    """A timeline line only: the case goes to someone else, nobody is named."""
+    await show_update(conn, event)
+
+
+async def when_case_overdue_at_top_show_once(
+    conn: AsyncConnection, event: CaseOverdueAtTop
+) -> None:
+    """One timeline line the first time, however many daily notices follow."""
+    await show_update(conn, event)
+
+
 def register(consumers: Consumers) -> None:
     consumers.add(CaseAssigned, when_case_assigned_show_assignment)
     consumers.add(CaseAccepted, when_case_accepted_show_in_progress)
@@ -140,3 +190,8 @@ def register(consumers: Consumers) -> None:
     consumers.add(CaseReopened, when_case_reopened_show_reopened)
     consumers.add(CaseEscalated, when_case_escalated_show_escalation)
     consumers.add(CaseClosed, when_case_closed_show_closed)
+    consumers.add(CaseQuestionAsked, when_case_question_asked_ask_resident)
+    consumers.add(CaseResumed, when_case_resumed_show_in_progress)
+    consumers.add(CaseRejected, when_case_rejected_show_rejection)
+    consumers.add(CaseDeclined, when_case_declined_show_handover)
+    consumers.add(CaseOverdueAtTop, when_case_overdue_at_top_show_once)

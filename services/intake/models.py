@@ -52,6 +52,15 @@ petitions = Table(
     Column("resolution_event_id", String(36), nullable=True),
     Column("submitted_at", UtcDateTime, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    # The holder's open question, while the resident may answer it (cleared by the answer or
+    # by routing resuming the case).
+    Column("question_id", String(36), nullable=True),
+    Column("question_event_id", String(36), nullable=True),
+    Column("question_text", Text, nullable=True),
+    # When the resident last asked to escalate: at most once per 24 hours.
+    Column("escalation_requested_at", UtcDateTime, nullable=True),
+    # Set when the resident erased their contact data; the petition content stays.
+    Column("contact_erased_at", UtcDateTime, nullable=True),
 )
 
 contacts = Table(
@@ -91,6 +100,23 @@ public_timeline = Table(
     Column("message_en", Text, nullable=False),
     # Text shown to the resident as is (escaped), e.g. the member's explanation of a resolution.
     Column("detail", Text, nullable=True),
+)
+
+# A submission's idempotency key (the form's hidden token, or the API's `Idempotency-Key`)
+# → the petition it created, so a repeated request returns that petition instead of a new one.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column(
+        "petition_id",
+        String(36),
+        ForeignKey("petitions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    # SHA-256 of the validated submission: the same key with another body is refused.
+    Column("request_hash", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
 )
 
 messaging = messaging_tables(metadata)

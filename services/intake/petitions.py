@@ -9,7 +9,7 @@ import secrets
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from services.intake.catalog import Catalog
@@ -17,10 +17,15 @@ from shared.events import (
     CaseAccepted,
     CaseAssigned,
     CaseClosed,
+    CaseDeclined,
     CaseEscalated,
     CaseEvent,
+    CaseOverdueAtTop,
+    CaseQuestionAsked,
+    CaseRejected,
     CaseReopened,
     CaseResolved,
+    CaseResumed,
 )
 
 TITLE_MAX = 200
@@ -188,21 +193,38 @@ def validate_submission(data: Mapping[str, Any], catalog: Catalog) -> Submission
     )
 
 
-def validate_comment(raw: Any) -> str | None:
+def validate_comment(raw: Any, *, field: str = "comment", required: bool = False) -> str | None:
+    """A resident's free text (comment, reason, answer): cleaned, at most COMMENT_MAX long."""
     if raw is None:
-        return None
+        raw = ""
     if not isinstance(raw, str):
-        raise InvalidSubmission([FieldError("comment", "phải là chuỗi ký tự", "must be text")])
+        raise InvalidSubmission([FieldError(field, "phải là chuỗi ký tự", "must be text")])
     value = clean_text(raw)
+    if not value and required:
+        raise InvalidSubmission([FieldError(field, "không được để trống", "is required")])
     if len(value) > COMMENT_MAX:
         raise InvalidSubmission(
-            [
-                FieldError(
-                    "comment", f"tối đa {COMMENT_MAX} ký tự", f"at most {COMMENT_MAX} characters"
-                )
-            ]
+            [FieldError(field, f"tối đa {COMMENT_MAX} ký tự", f"at most {COMMENT_MAX} characters")]
         )
     return value or None
+
+
+def submission_fingerprint(s: Submission) -> str:
+    """What makes two submissions the same request, for idempotency keys: the validated fields
+    (so a retry that differs only in spacing or key order is still the same request)."""
+    parts = [
+        s.unit_id,
+        s.category_id,
+        s.title,
+        s.description,
+        s.location or "",
+        s.name or "",
+        s.phone or "",
+        s.email or "",
+        str(s.notify),
+        s.language,
+    ]
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
 def new_reference() -> str:
@@ -254,12 +276,24 @@ PublicStatus = Literal[
     "submitted",
     "assigned",
     "in_progress",
+    "waiting_for_resident",
     "resolved",
     "feedback_given",
     "reopened",
     "escalated",
     "closed",
+    "rejected",
+    "withdrawn",
 ]
+
+# Nothing moves a petition out of these: not a late routing event, not a resident action.
+FINAL_STATUSES: frozenset[str] = frozenset({"closed", "rejected", "withdrawn"})
+# Someone holds the case and a deadline runs: the resident may ask for escalation once overdue.
+# (Not while routing waits for the resident: the deadline clock is paused then.)
+ESCALATABLE_STATUSES: frozenset[str] = frozenset(
+    {"assigned", "in_progress", "reopened", "escalated"}
+)
+ESCALATION_REQUEST_EVERY = timedelta(hours=24)
 
 STATUS_LABELS: dict[str, tuple[str, str]] = {
     "submitted": ("Đã tiếp nhận", "Submitted"),
@@ -269,8 +303,27 @@ STATUS_LABELS: dict[str, tuple[str, str]] = {
     "feedback_given": ("Đã nhận ý kiến của bạn", "Feedback received"),
     "reopened": ("Được xử lý lại", "Reopened"),
     "escalated": ("Đã chuyển lên cấp trên", "Escalated"),
+    "waiting_for_resident": ("Đang chờ bạn bổ sung thông tin", "Waiting for your answer"),
     "closed": ("Đã đóng", "Closed"),
+    "rejected": ("Không được tiếp nhận xử lý", "Rejected"),
+    "withdrawn": ("Bạn đã rút phản ánh", "Withdrawn by you"),
 }
+
+# Who holds the case at each rung, in words a resident understands (never "rung" or "level").
+_HOLDERS: tuple[tuple[str, str], ...] = (
+    ("cán bộ phụ trách địa bàn", "the member serving your area"),
+    ("trưởng/bí thư đơn vị", "the unit's leader"),
+    ("lãnh đạo phường, xã", "ward or commune leadership"),
+)
+_HOLDER_ABOVE = ("lãnh đạo cấp trên phường, xã", "leadership above the ward or commune")
+
+
+def holder_label(rung: int) -> tuple[str, str]:
+    """Who holds a case at `rung`, in Vietnamese and English."""
+    if rung < 0:
+        return _HOLDERS[0]
+    return _HOLDERS[rung] if rung < len(_HOLDERS) else _HOLDER_ABOVE
+
 
 # Two events stamped with the same instant are applied in lifecycle order, whatever order
 # their consumers see them in (routing emits "escalated" and the next "assigned" together).
@@ -280,9 +333,12 @@ _TIE_RANK: dict[str, int] = {
     "reopened": 1,
     "assigned": 2,
     "in_progress": 3,
+    "waiting_for_resident": 3,
     "resolved": 4,
     "feedback_given": 4,
     "closed": 5,
+    "rejected": 5,
+    "withdrawn": 5,
 }
 
 _ESCALATION_REASONS: dict[str, tuple[str, str]] = {
@@ -300,6 +356,14 @@ _CLOSE_REASONS: dict[str, tuple[str, str]] = {
     "withdrawn": ("phản ánh đã được rút", "the petition was withdrawn"),
 }
 
+_DECLINE_REASONS: dict[str, tuple[str, str]] = {
+    "not_my_area": ("không thuộc địa bàn phụ trách", "outside their area"),
+    "not_my_category": ("không thuộc lĩnh vực phụ trách", "outside their field"),
+    "conflict_of_interest": ("để bảo đảm khách quan", "to keep the handling impartial"),
+    "needs_other_agency": ("cần cơ quan khác xử lý", "another agency is needed"),
+    "away": ("cán bộ vắng mặt", "the member is away"),
+}
+
 
 def status_label(status: str) -> tuple[str, str]:
     return STATUS_LABELS.get(status, (status, status))
@@ -307,15 +371,19 @@ def status_label(status: str) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class PublicUpdate:
-    """What a routing event means to the resident: a status, a timeline line, maybe a deadline."""
+    """What a routing event means to the resident: a timeline line, maybe a new status (None:
+    the line only), maybe a deadline."""
 
-    status: PublicStatus
+    kind: str
+    status: PublicStatus | None
     message_vi: str
     message_en: str
     detail: str | None = None
     # None: keep the deadline; ("set", x) replaces it (x None clears it).
     deadline: tuple[Literal["set"], datetime | None] | None = None
     rung: int | None = None
+    # Shown once per petition, however often routing repeats it (the daily overdue notice).
+    once: bool = False
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -329,23 +397,25 @@ def public_update(event: CaseEvent) -> PublicUpdate | None:
     (internal notes, and any event this version does not know)."""
     match event:
         case CaseAssigned():
-            level = "cán bộ phụ trách" if event.rung == 0 else f"cấp xử lý {event.rung}"
-            level_en = "a member serving your area" if event.rung == 0 else f"level {event.rung}"
+            vi, en = holder_label(event.rung)
             return PublicUpdate(
+                kind="assigned",
                 status="assigned",
-                message_vi=f"Phản ánh đã được giao cho {level}.",
-                message_en=f"The petition was assigned to {level_en}.",
+                message_vi=f"Phản ánh đã được giao cho {vi}.",
+                message_en=f"The petition was assigned to {en}.",
                 deadline=("set", _aware(event.due_at)),
                 rung=event.rung,
             )
         case CaseAccepted():
             return PublicUpdate(
+                kind="in_progress",
                 status="in_progress",
                 message_vi="Cán bộ đã nhận xử lý phản ánh.",
                 message_en="A member has taken the petition on.",
             )
         case CaseResolved():
             return PublicUpdate(
+                kind="resolved",
                 status="resolved",
                 message_vi="Phản ánh đã được giải quyết. Vui lòng cho biết ý kiến của bạn.",
                 message_en="The petition was resolved. Please tell us whether it is settled.",
@@ -354,6 +424,7 @@ def public_update(event: CaseEvent) -> PublicUpdate | None:
             )
         case CaseReopened():
             return PublicUpdate(
+                kind="reopened",
                 status="reopened",
                 message_vi="Phản ánh được mở lại để tiếp tục xử lý.",
                 message_en="The petition was reopened for further work.",
@@ -361,19 +432,70 @@ def public_update(event: CaseEvent) -> PublicUpdate | None:
             )
         case CaseEscalated():
             why_vi, why_en = _ESCALATION_REASONS.get(event.reason, (event.reason, event.reason))
+            to_vi, to_en = holder_label(event.to_rung)
             return PublicUpdate(
+                kind="escalated",
                 status="escalated",
-                message_vi=f"Phản ánh đã được chuyển lên cấp trên ({why_vi}).",
-                message_en=f"The petition was escalated ({why_en}).",
+                message_vi=f"Phản ánh đã được chuyển lên {to_vi} ({why_vi}).",
+                message_en=f"The petition was passed up to {to_en} ({why_en}).",
                 rung=event.to_rung,
             )
         case CaseClosed():
             why_vi, why_en = _CLOSE_REASONS.get(event.reason, (event.reason, event.reason))
             return PublicUpdate(
+                kind="closed",
                 status="closed",
                 message_vi=f"Phản ánh đã đóng ({why_vi}).",
                 message_en=f"The petition was closed ({why_en}).",
                 deadline=("set", None),
+            )
+        case CaseQuestionAsked():
+            return PublicUpdate(
+                kind="question_asked",
+                status="waiting_for_resident",
+                message_vi="Cán bộ cần bạn bổ sung thông tin; thời hạn xử lý tạm dừng.",
+                message_en="The member needs more information from you; the deadline is paused.",
+                detail=event.question,
+            )
+        case CaseResumed():
+            if event.reason == "answered":
+                vi, en = "Đã nhận câu trả lời của bạn", "Your answer was received"
+            else:
+                vi, en = "Hết thời gian chờ bổ sung", "The wait for your answer ended"
+            return PublicUpdate(
+                kind="resumed",
+                status="in_progress",
+                message_vi=f"{vi}; phản ánh tiếp tục được xử lý.",
+                message_en=f"{en}; work on the petition continues.",
+                deadline=("set", _aware(event.due_at)) if event.due_at else None,
+            )
+        case CaseRejected():
+            return PublicUpdate(
+                kind="rejected",
+                status="rejected",
+                message_vi="Phản ánh không được tiếp nhận xử lý. Lý do:",
+                message_en="The petition was not taken up. Reason:",
+                detail=event.reason,
+                deadline=("set", None),
+            )
+        case CaseDeclined():
+            # No names and no comment: a member's words about their own handling are internal.
+            why_vi, why_en = _DECLINE_REASONS.get(
+                event.reason_code, (event.reason_code, event.reason_code)
+            )
+            return PublicUpdate(
+                kind="declined",
+                status=None,
+                message_vi=f"Phản ánh được chuyển cho người phù hợp hơn ({why_vi}).",
+                message_en=f"The petition is being passed to someone better placed ({why_en}).",
+            )
+        case CaseOverdueAtTop():
+            return PublicUpdate(
+                kind="overdue_at_top",
+                status=None,
+                message_vi="Phản ánh đã quá hạn; lãnh đạo cấp cao nhất đang theo dõi.",
+                message_en="The petition is overdue; the highest leadership is following it.",
+                once=True,
             )
     return None
 
@@ -387,9 +509,69 @@ def supersedes(
 ) -> bool:
     """Whether a routing event should change the status: only when it is not older than the
     event behind the current status. Consumers of different events race, and a redelivered old
-    event must not undo newer progress; it still adds its line to the timeline."""
+    event must not undo newer progress; it still adds its line to the timeline. A withdrawn,
+    rejected or closed petition stays so."""
+    if current_status in FINAL_STATUSES:
+        return False
     if current_event_at is None:
         return True
     if occurred_at != current_event_at:
         return occurred_at > current_event_at
     return _TIE_RANK.get(new_status, 0) >= _TIE_RANK.get(current_status, 0)
+
+
+EscalationCheck = Literal["allowed", "not_open", "not_overdue", "too_soon"]
+
+
+def escalation_check(
+    *,
+    status: str,
+    due_at: datetime | None,
+    last_request_at: datetime | None,
+    now: datetime,
+) -> tuple[EscalationCheck, datetime | None]:
+    """Whether the resident may ask for escalation now, and, when too soon, from when.
+
+    Only a held case whose deadline has passed, and at most once per ESCALATION_REQUEST_EVERY.
+    """
+    if status not in ESCALATABLE_STATUSES:
+        return "not_open", None
+    if due_at is None or due_at > now:
+        return "not_overdue", None
+    if last_request_at is not None and now < last_request_at + ESCALATION_REQUEST_EVERY:
+        return "too_soon", last_request_at + ESCALATION_REQUEST_EVERY
+    return "allowed", None
+
+
+@dataclass(frozen=True)
+class ResidentActions:
+    """What the resident may do with their petition now; the tracking page and the API agree."""
+
+    give_feedback: bool
+    answer: bool
+    request_escalation: bool
+    # When a refused escalation request becomes possible again (asked less than 24 h ago).
+    escalation_allowed_at: datetime | None
+    withdraw: bool
+    stop_updates: bool
+    erase_contact: bool
+
+
+def resident_actions(row: Mapping[str, Any], now: datetime) -> ResidentActions:
+    status = row["status"]
+    check, allowed_at = escalation_check(
+        status=status,
+        due_at=row["due_at"],
+        last_request_at=row["escalation_requested_at"],
+        now=now,
+    )
+    erased = row["contact_erased_at"] is not None
+    return ResidentActions(
+        give_feedback=status == "resolved",
+        answer=status == "waiting_for_resident" and row["question_id"] is not None,
+        request_escalation=check == "allowed",
+        escalation_allowed_at=allowed_at,
+        withdraw=status not in FINAL_STATUSES,
+        stop_updates=not erased and bool(row.get("wants_updates")),
+        erase_contact=not erased and any(row.get(k) for k in ("name", "phone", "email")),
+    )

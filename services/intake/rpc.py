@@ -20,8 +20,9 @@ log = structlog.get_logger(__name__)
 
 
 async def lookup_contact(engine: AsyncEngine, public_url: str, body: bytes) -> dict[str, Any]:
-    """`{"petition_id": …}` → the contact with `found: true`, or `found: false` for anything
-    else (unknown petition, malformed request): the caller decides what to do without one."""
+    """`{"petition_id": …}` → the contact with `found: true`; `found: true, erased: true` and no
+    contact fields once the resident erased it; `found: false` for anything else (unknown
+    petition, malformed request): the caller decides what to do without one."""
     try:
         request = json.loads(body)
         petition_id = str(uuid.UUID(str(request["petition_id"])))
@@ -29,7 +30,11 @@ async def lookup_contact(engine: AsyncEngine, public_url: str, body: bytes) -> d
         log.warning("contact_lookup_malformed")
         return {"found": False}
     row = await store.contact_for(engine, petition_id)
-    if row is None:
+    if row is not None and row["contact_erased_at"] is not None:
+        # The resident erased their data: say so, so that nobody tries another channel.
+        log.info("contact_lookup_erased", petition_id=petition_id)
+        return {"found": True, "erased": True, "wants_updates": False}
+    if row is None or row["wants_updates"] is None:
         log.info("contact_lookup_unknown", petition_id=petition_id)
         return {"found": False}
     log.info("contact_lookup_answered", petition_id=petition_id)

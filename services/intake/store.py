@@ -4,28 +4,57 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.intake.models import contacts, messaging, petitions, public_timeline
+from services.intake.models import (
+    contacts,
+    idempotency_keys,
+    messaging,
+    petitions,
+    public_timeline,
+)
 from services.intake.petitions import (
+    ESCALATION_REQUEST_EVERY,
+    FINAL_STATUSES,
+    EscalationCheck,
     Submission,
+    escalation_check,
     hash_token,
     new_reference,
     new_tracking_token,
+    submission_fingerprint,
     tracking_url,
 )
-from shared.events import FeedbackGiven, PetitionSubmitted, derived_id
+from shared.events import (
+    EscalationRequested,
+    Event,
+    FeedbackGiven,
+    PetitionSubmitted,
+    PetitionWithdrawn,
+    ResidentAnswered,
+    derived_id,
+)
 from shared.messaging import add_to_outbox
 
 PRODUCER = "intake"
 # A 40-bit reference collides about once in a million petitions at a million stored; retrying a
 # handful of times makes a failed submission practically impossible.
 _UNIQUE_ATTEMPTS = 5
+# A repeated request with the same idempotency key returns the first petition within this window.
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """The database cannot be reached (refused, dropped, unopenable): worth a retry later,
+    unlike a constraint or a bug."""
+    if isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 @dataclass(frozen=True)
@@ -35,7 +64,38 @@ class Receipt:
     tracking_token: str
     tracking_url: str
     status: str
-    event_id: uuid.UUID
+    event_id: uuid.UUID | None
+    # True when an idempotency key matched: this is the petition an earlier request created.
+    replayed: bool = False
+
+
+class IdempotencyConflict(Exception):
+    """The key was used for another submission, or its petition can no longer be replayed."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ActionNotAllowed(Exception):
+    """A resident action the petition's current state does not allow."""
+
+    def __init__(self, status: str, why: str = "status") -> None:
+        super().__init__(f"{why}: {status}")
+        self.status = status
+        self.why = why
+
+
+class EscalationRefused(Exception):
+    """An escalation request refused: not open, not overdue yet, or asked too recently."""
+
+    def __init__(
+        self, check: EscalationCheck, *, allowed_at: datetime | None, due_at: datetime | None
+    ) -> None:
+        super().__init__(check)
+        self.check = check
+        self.allowed_at = allowed_at
+        self.due_at = due_at
 
 
 class FeedbackNotExpected(Exception):
@@ -47,10 +107,22 @@ class FeedbackNotExpected(Exception):
 
 
 async def submit_petition(
-    engine: AsyncEngine, *, submission: Submission, now: datetime, public_url: str
+    engine: AsyncEngine,
+    *,
+    submission: Submission,
+    now: datetime,
+    public_url: str,
+    idempotency_key: str | None = None,
 ) -> Receipt:
     """Store the petition, its contact and its first timeline line, and queue `PetitionSubmitted`,
-    all in one transaction: an acknowledged petition is never lost and never unannounced."""
+    all in one transaction: an acknowledged petition is never lost and never unannounced.
+
+    With an idempotency key, a second request carrying it within IDEMPOTENCY_WINDOW gets the
+    first request's petition back (`replayed`), and one with a different submission is refused
+    (`IdempotencyConflict`). Two requests racing with one key: the key's primary key lets one
+    insert win; the other rolls back and replays it.
+    """
+    fingerprint = submission_fingerprint(submission)
     for attempt in range(_UNIQUE_ATTEMPTS):
         petition_id = uuid.uuid4()
         reference = new_reference()
@@ -70,9 +142,27 @@ async def submit_petition(
         )
         try:
             async with engine.begin() as conn:
+                if idempotency_key is not None:
+                    earlier = await _replay(conn, idempotency_key, fingerprint, now, public_url)
+                    if earlier is not None:
+                        return earlier
                 await _insert_petition(conn, submission, petition_id, reference, token, event, now)
+                if idempotency_key is not None:
+                    await conn.execute(
+                        insert(idempotency_keys).values(
+                            key=idempotency_key,
+                            petition_id=str(petition_id),
+                            request_hash=fingerprint,
+                            created_at=now,
+                        )
+                    )
         except IntegrityError:
-            # Only a reference or token collision can break a constraint here: draw again.
+            if idempotency_key is not None:
+                async with engine.begin() as conn:
+                    earlier = await _replay(conn, idempotency_key, fingerprint, now, public_url)
+                if earlier is not None:
+                    return earlier
+            # Otherwise only a reference or token collision can break a constraint: draw again.
             if attempt == _UNIQUE_ATTEMPTS - 1:
                 raise
             continue
@@ -85,6 +175,52 @@ async def submit_petition(
             event_id=event.event_id,
         )
     raise AssertionError("unreachable")
+
+
+async def _replay(
+    conn: AsyncConnection, key: str, fingerprint: str, now: datetime, public_url: str
+) -> Receipt | None:
+    """The receipt of the petition `key` created, if it is still within the window."""
+    row = (
+        (
+            await conn.execute(
+                select(
+                    idempotency_keys.c.request_hash,
+                    idempotency_keys.c.created_at,
+                    petitions.c.id,
+                    petitions.c.reference,
+                    petitions.c.status,
+                    contacts.c.tracking_token,
+                )
+                .join(petitions, petitions.c.id == idempotency_keys.c.petition_id)
+                .join(contacts, contacts.c.petition_id == petitions.c.id, isouter=True)
+                .where(idempotency_keys.c.key == key)
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        return None
+    if row["created_at"] <= now - IDEMPOTENCY_WINDOW:
+        # An old key is free again: the earlier petition is long acknowledged.
+        await conn.execute(delete(idempotency_keys).where(idempotency_keys.c.key == key))
+        return None
+    if row["request_hash"] != fingerprint:
+        raise IdempotencyConflict("different_request")
+    token = row["tracking_token"]
+    if token is None:
+        # The resident erased their data, tracking token copy included: nothing to hand back.
+        raise IdempotencyConflict("erased")
+    return Receipt(
+        petition_id=uuid.UUID(row["id"]),
+        reference=row["reference"],
+        tracking_token=token,
+        tracking_url=tracking_url(public_url, token),
+        status=row["status"],
+        event_id=None,
+        replayed=True,
+    )
 
 
 async def _insert_petition(
@@ -155,7 +291,13 @@ async def petition_by_token(engine: AsyncEngine, token: str) -> dict[str, Any] |
         row = (
             (
                 await conn.execute(
-                    select(petitions, contacts.c.name, contacts.c.email, contacts.c.phone)
+                    select(
+                        petitions,
+                        contacts.c.name,
+                        contacts.c.email,
+                        contacts.c.phone,
+                        contacts.c.wants_updates,
+                    )
                     .join(contacts, contacts.c.petition_id == petitions.c.id, isouter=True)
                     .where(petitions.c.tracking_token_hash == hash_token(token))
                 )
@@ -244,13 +386,23 @@ async def give_feedback(
 
 
 async def contact_for(engine: AsyncEngine, petition_id: str) -> dict[str, Any] | None:
+    """The petition's language and erasure mark with its contact (None fields once erased);
+    None for an unknown petition."""
     async with engine.connect() as conn:
         row = (
             (
                 await conn.execute(
-                    select(contacts, petitions.c.language)
-                    .join(petitions, petitions.c.id == contacts.c.petition_id)
-                    .where(contacts.c.petition_id == petition_id)
+                    select(
+                        petitions.c.language,
+                        petitions.c.contact_erased_at,
+                        contacts.c.name,
+                        contacts.c.phone,
+                        contacts.c.email,
+                        contacts.c.wants_updates,
+                        contacts.c.tracking_token,
+                    )
+                    .join(contacts, contacts.c.petition_id == petitions.c.id, isouter=True)
+                    .where(petitions.c.id == petition_id)
                 )
             )
             .mappings()
@@ -259,6 +411,271 @@ async def contact_for(engine: AsyncEngine, petition_id: str) -> dict[str, Any] |
     return dict(row) if row else None
 
 
+async def petitions_by_references(
+    engine: AsyncEngine, references: list[str]
+) -> list[dict[str, Any]]:
+    if not references:
+        return []
+    async with engine.connect() as conn:
+        rows = (
+            (await conn.execute(select(petitions).where(petitions.c.reference.in_(references))))
+            .mappings()
+            .all()
+        )
+    by_reference = {r["reference"]: dict(r) for r in rows}
+    return [by_reference[r] for r in references if r in by_reference]
+
+
 async def count_petitions(engine: AsyncEngine) -> int:
     async with engine.connect() as conn:
         return int(await conn.scalar(select(func.count()).select_from(petitions)) or 0)
+
+
+async def _petition_for_update(conn: AsyncConnection, token: str) -> dict[str, Any]:
+    row = (
+        (
+            await conn.execute(
+                select(petitions).where(petitions.c.tracking_token_hash == hash_token(token))
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise LookupError("no petition for this token")
+    return dict(row)
+
+
+def _resident_event(cls: type[Event], row: dict[str, Any], now: datetime, **fields: Any) -> Any:
+    fields.setdefault("event_id", uuid.uuid4())
+    return cls(
+        occurred_at=now,
+        petition_id=uuid.UUID(row["id"]),
+        producer=PRODUCER,
+        correlation_id=uuid.UUID(row["correlation_id"]),
+        **fields,
+    )
+
+
+async def _timeline(
+    conn: AsyncConnection,
+    row: dict[str, Any],
+    *,
+    event_id: uuid.UUID,
+    kind: str,
+    now: datetime,
+    vi: str,
+    en: str,
+    detail: str | None = None,
+) -> None:
+    await conn.execute(
+        insert(public_timeline).values(
+            petition_id=row["id"],
+            event_id=str(event_id),
+            kind=kind,
+            occurred_at=now,
+            message_vi=vi,
+            message_en=en,
+            detail=detail,
+        )
+    )
+
+
+async def _set_status(
+    conn: AsyncConnection, row: dict[str, Any], status: str, now: datetime, **values: Any
+) -> None:
+    """Compare-and-set from the status we read; a concurrent change makes this a conflict."""
+    changed = await conn.execute(
+        update(petitions)
+        .where(and_(petitions.c.id == row["id"], petitions.c.status == row["status"]))
+        .values(status=status, status_changed_at=now, **values)
+    )
+    if changed.rowcount != 1:
+        raise ActionNotAllowed(row["status"], "changed")
+
+
+async def withdraw(engine: AsyncEngine, *, token: str, reason: str | None, now: datetime) -> str:
+    """The resident withdraws an open petition; nothing more can be done with it afterwards.
+    One `PetitionWithdrawn` per petition (its id is derived from the petition)."""
+    async with engine.begin() as conn:
+        row = await _petition_for_update(conn, token)
+        if row["status"] in FINAL_STATUSES:
+            raise ActionNotAllowed(row["status"])
+        await _set_status(
+            conn,
+            row,
+            "withdrawn",
+            now,
+            due_at=None,
+            question_id=None,
+            question_event_id=None,
+            question_text=None,
+        )
+        event = _resident_event(
+            PetitionWithdrawn,
+            row,
+            now,
+            event_id=derived_id(row["id"], "withdrawn"),
+            reason=reason,
+        )
+        await _timeline(
+            conn,
+            row,
+            event_id=event.event_id,
+            kind="withdrawn",
+            now=now,
+            vi="Bạn đã rút phản ánh.",
+            en="You withdrew the petition.",
+            detail=reason,
+        )
+        await add_to_outbox(conn, messaging.outbox, event)
+    return "withdrawn"
+
+
+async def answer_question(
+    engine: AsyncEngine, *, token: str, question_id: uuid.UUID, answer: str, now: datetime
+) -> str:
+    """The resident answers the holder's open question, once: the question is then closed on
+    the tracking page and the case shows as in progress again (routing resumes its clock)."""
+    async with engine.begin() as conn:
+        row = await _petition_for_update(conn, token)
+        if row["status"] != "waiting_for_resident" or row["question_id"] is None:
+            raise ActionNotAllowed(row["status"])
+        if row["question_id"] != str(question_id):
+            raise ActionNotAllowed(row["status"], "other_question")
+        changed = await conn.execute(
+            update(petitions)
+            .where(
+                and_(
+                    petitions.c.id == row["id"],
+                    petitions.c.status == "waiting_for_resident",
+                    petitions.c.question_id == str(question_id),
+                )
+            )
+            .values(
+                status="in_progress",
+                status_changed_at=now,
+                question_id=None,
+                question_event_id=None,
+                question_text=None,
+            )
+        )
+        if changed.rowcount != 1:
+            raise ActionNotAllowed(row["status"], "changed")
+        event = _resident_event(
+            ResidentAnswered,
+            row,
+            now,
+            # One answer per question, even if replayed.
+            event_id=derived_id(row["id"], question_id, "answered"),
+            causation_id=uuid.UUID(row["question_event_id"]) if row["question_event_id"] else None,
+            question_id=question_id,
+            answer=answer,
+        )
+        await _timeline(
+            conn,
+            row,
+            event_id=event.event_id,
+            kind="resident_answered",
+            now=now,
+            vi="Bạn đã trả lời câu hỏi của cán bộ.",
+            en="You answered the member's question.",
+            detail=answer,
+        )
+        await add_to_outbox(conn, messaging.outbox, event)
+    return "in_progress"
+
+
+async def request_escalation(
+    engine: AsyncEngine, *, token: str, comment: str | None, now: datetime
+) -> datetime:
+    """The resident asks that an overdue case go one rung up (routing decides); at most once per
+    24 hours per petition. Returns when the next request is allowed."""
+    async with engine.begin() as conn:
+        row = await _petition_for_update(conn, token)
+        last = row["escalation_requested_at"]
+        check, allowed_at = escalation_check(
+            status=row["status"], due_at=row["due_at"], last_request_at=last, now=now
+        )
+        if check != "allowed":
+            raise EscalationRefused(check, allowed_at=allowed_at, due_at=row["due_at"])
+        requested = petitions.c.escalation_requested_at
+        changed = await conn.execute(
+            update(petitions)
+            .where(
+                and_(
+                    petitions.c.id == row["id"],
+                    petitions.c.status == row["status"],
+                    requested.is_(None) if last is None else requested == last,
+                )
+            )
+            .values(escalation_requested_at=now)
+        )
+        if changed.rowcount != 1:
+            raise ActionNotAllowed(row["status"], "changed")
+        event = _resident_event(EscalationRequested, row, now, comment=comment)
+        await _timeline(
+            conn,
+            row,
+            event_id=event.event_id,
+            kind="escalation_requested",
+            now=now,
+            vi="Bạn đã đề nghị chuyển phản ánh lên cấp trên vì quá hạn.",
+            en="You asked for the overdue petition to be passed up.",
+            detail=comment,
+        )
+        await add_to_outbox(conn, messaging.outbox, event)
+    return now + ESCALATION_REQUEST_EVERY
+
+
+async def stop_updates(engine: AsyncEngine, *, token: str, now: datetime) -> bool:
+    """The resident withdraws consent to be contacted; True when it changed something.
+    No event: notify asks intake before every message and hears `wants_updates: false`."""
+    async with engine.begin() as conn:
+        row = await _petition_for_update(conn, token)
+        changed = await conn.execute(
+            update(contacts)
+            .where(and_(contacts.c.petition_id == row["id"], contacts.c.wants_updates.is_(True)))
+            .values(wants_updates=False)
+        )
+        if changed.rowcount != 1:
+            return False
+        await _timeline(
+            conn,
+            row,
+            event_id=uuid.uuid4(),
+            kind="updates_stopped",
+            now=now,
+            vi="Bạn đã ngừng nhận thông báo.",
+            en="You stopped progress messages.",
+        )
+    return True
+
+
+async def erase_contact(engine: AsyncEngine, *, token: str, now: datetime) -> bool:
+    """Erase the resident's contact data (name, phone, email, the tracking token's copy); the
+    petition's content stays, marked `contact_erased_at`. True when it erased something.
+
+    The resident keeps their tracking link (only its hash is stored), so they can still follow
+    the petition; nobody can contact them any more.
+    """
+    async with engine.begin() as conn:
+        row = await _petition_for_update(conn, token)
+        changed = await conn.execute(
+            update(petitions)
+            .where(and_(petitions.c.id == row["id"], petitions.c.contact_erased_at.is_(None)))
+            .values(contact_erased_at=now)
+        )
+        if changed.rowcount != 1:
+            return False
+        await conn.execute(delete(contacts).where(contacts.c.petition_id == row["id"]))
+        await _timeline(
+            conn,
+            row,
+            event_id=uuid.uuid4(),
+            kind="contact_erased",
+            now=now,
+            vi="Thông tin liên hệ của bạn đã được xoá.",
+            en="Your contact details were erased.",
+        )
+    return True

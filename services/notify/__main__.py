@@ -12,6 +12,7 @@ from shared.logging import configure_logging
 from shared.settings import describe_validation_error
 
 from .app import create_app
+from .config import ChannelsFileError, load_config
 from .settings import Settings
 
 
@@ -25,7 +26,14 @@ def main() -> int:
         )
         return 2
     configure_logging(service="notify", fmt=settings.resolved_log_format, level=settings.log_level)
-    app = create_app(settings, clock=clock_from_env(settings.clock_file))
+    try:
+        config = load_config(settings.channels_file)
+        app = create_app(settings, clock=clock_from_env(settings.clock_file), config=config)
+    except ChannelsFileError as exc:
+        sys.stderr.write(
+            f"notify: cấu hình kênh không hợp lệ / invalid channel configuration: {exc}\n"
+        )
+        return 2
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)
     return 0
 

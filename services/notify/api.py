@@ -1,5 +1,6 @@
-"""Staff JSON API: a petition's timeline with its delivery log, and the administrators' view of
-notifications that could not be delivered.
+"""Staff JSON API: a petition's timeline with its delivery log, the administrators' view of
+notifications that could not be delivered (with a retry action), the in-app inbox with its
+unread count, resolution statistics per unit, member and petition, and meeting digests.
 
 No `from __future__ import annotations` here: FastAPI must see the `Annotated` dependency
 aliases, which are built inside `api_router`, as objects rather than strings.
@@ -8,24 +9,32 @@ aliases, which are built inside `api_router`, as objects rather than strings.
 import json
 import uuid
 from collections.abc import Callable
+from datetime import date, timedelta
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Query
 from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.auth import Staff
 from shared.clock import Clock
 
-from .models import notifications, timeline
+from . import inbox
+from .models import digests, notifications, petition_facts, timeline
+from .stats import petition_report, scope_totals
 
 NotificationStatus = Literal["queued", "failed", "sent", "skipped", "dead"]
+# Statistics cover at most this many days per request.
+MAX_RANGE_DAYS = 3660
 
 # What the delivery log shows; a resident's address is never stored, a member's is not shown.
 _LOG_COLUMNS = (
     notifications.c.id,
     notifications.c.event_id,
     notifications.c.channel,
+    notifications.c.fallback_of,
+    notifications.c.hold_reason,
     notifications.c.recipient_kind,
     notifications.c.recipient_ref,
     notifications.c.template,
@@ -42,10 +51,22 @@ def _jsonable(row: Any) -> dict[str, Any]:
     return {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in dict(row).items()}
 
 
+def date_range(start: date | None, end: date | None, *, today: date) -> tuple[date, date]:
+    """`from`..`to` inclusive, in local days; the last 30 days by default."""
+    end = end or today
+    start = start or end - timedelta(days=29)
+    if start > end:
+        raise HTTPException(422, "`from` sau `to` / `from` is after `to`")
+    if (end - start).days > MAX_RANGE_DAYS:
+        raise HTTPException(422, "Khoảng thời gian quá dài / Range too long")
+    return start, end
+
+
 def api_router(
     *,
     engine: AsyncEngine,
     clock: Clock,
+    zone: ZoneInfo,
     current_staff: Callable[..., Staff],
     wake_delivery: Callable[[], None],
 ) -> APIRouter:
@@ -58,6 +79,15 @@ def api_router(
         return staff
 
     Admin = Annotated[Staff, Depends(admin)]
+
+    def leadership(staff: StaffUser) -> Staff:
+        if staff.role not in ("leader", "admin"):
+            raise HTTPException(403, "Chỉ lãnh đạo / Leaders only")
+        return staff
+
+    Leader = Annotated[Staff, Depends(leadership)]
+    From = Annotated[date | None, Query(alias="from", description="first local day, YYYY-MM-DD")]
+    To = Annotated[date | None, Query(alias="to", description="last local day, YYYY-MM-DD")]
 
     @router.get("/petitions/{petition_id}/timeline")
     async def petition_timeline(petition_id: uuid.UUID, _: StaffUser) -> dict[str, Any]:
@@ -128,7 +158,7 @@ def api_router(
             result = await conn.execute(
                 update(n)
                 .where(and_(n.c.id == notification_id, n.c.status.in_(("dead", "failed"))))
-                .values(status="queued", attempts=0, next_attempt_at=clock.now())
+                .values(status="queued", attempts=0, next_attempt_at=clock.now(), hold_reason=None)
             )
             if not result.rowcount:
                 exists = await conn.scalar(select(n.c.status).where(n.c.id == notification_id))
@@ -141,5 +171,97 @@ def api_router(
                 )
         wake_delivery()
         return {"retried": notification_id, "status": "queued"}
+
+    def member_of(staff: Staff) -> str:
+        if not staff.member_id:
+            raise HTTPException(403, "Tài khoản không gắn với thành viên / Not a member account")
+        return staff.member_id
+
+    @router.get("/inbox")
+    async def my_inbox(staff: StaffUser, unread: bool = False, limit: int = 50) -> dict[str, Any]:
+        """The signed-in member's in-app notifications, newest first, and the unread count."""
+        member_id = member_of(staff)
+        return {
+            "unread": await inbox.unread_count(engine, member_id),
+            "messages": await inbox.messages(
+                engine, member_id, unread_only=unread, limit=max(1, min(limit, 200))
+            ),
+        }
+
+    @router.get("/inbox/unread-count")
+    async def my_unread_count(staff: StaffUser) -> dict[str, int]:
+        return {"unread": await inbox.unread_count(engine, member_of(staff))}
+
+    @router.post("/inbox/{message_id}/read")
+    async def read_message(message_id: int, staff: StaffUser) -> dict[str, int]:
+        member_id = member_of(staff)
+        if not await inbox.owns(engine, member_id, message_id):
+            raise HTTPException(404, "Không có thông báo này / No such message")
+        await inbox.mark_read(engine, member_id, now=clock.now(), message_id=message_id)
+        return {"unread": await inbox.unread_count(engine, member_id)}
+
+    @router.post("/inbox/read-all")
+    async def read_all(staff: StaffUser) -> dict[str, int]:
+        member_id = member_of(staff)
+        await inbox.mark_read(engine, member_id, now=clock.now())
+        return {"unread": 0}
+
+    def today() -> date:
+        return clock.now().astimezone(zone).date()
+
+    @router.get("/stats/units/{unit_id}")
+    async def unit_stats(
+        unit_id: str, _: Leader, start: From = None, end: To = None
+    ) -> dict[str, Any]:
+        """A unit's counters over local days `from`..`to`, with the on-time rate (on-time
+        resolutions over resolutions plus deadline escalations) and averages."""
+        first, last = date_range(start, end, today=today())
+        async with engine.connect() as conn:
+            totals = await scope_totals(conn, scope="unit", scope_id=unit_id, start=first, end=last)
+        return {"unit_id": unit_id, "from": first.isoformat(), "to": last.isoformat(), **totals}
+
+    @router.get("/stats/members/{member_id}")
+    async def member_stats(
+        member_id: str, staff: StaffUser, start: From = None, end: To = None
+    ) -> dict[str, Any]:
+        """A member's counters; members see their own, leaders and administrators anyone's."""
+        if staff.role == "member" and staff.member_id != member_id:
+            raise HTTPException(403, "Chỉ xem được số liệu của mình / Only your own statistics")
+        first, last = date_range(start, end, today=today())
+        async with engine.connect() as conn:
+            totals = await scope_totals(
+                conn, scope="member", scope_id=member_id, start=first, end=last
+            )
+        return {
+            "member_id": member_id,
+            "from": first.isoformat(),
+            "to": last.isoformat(),
+            **totals,
+        }
+
+    @router.get("/stats/petitions/{petition_id}")
+    async def petition_stats(petition_id: uuid.UUID, _: StaffUser) -> dict[str, Any]:
+        """Time to first response and to resolution, each rung on time or late, reopen count
+        and the resident's satisfaction."""
+        pf = petition_facts
+        async with engine.connect() as conn:
+            row = (
+                (await conn.execute(select(pf).where(pf.c.petition_id == str(petition_id))))
+                .mappings()
+                .first()
+            )
+        if row is None:
+            raise HTTPException(404, "Không có phản ánh này / No such petition")
+        return petition_report(dict(row), now=clock.now())
+
+    @router.get("/digests/{digest_id}")
+    async def digest(digest_id: int, _: StaffUser) -> dict[str, Any]:
+        d = digests
+        async with engine.connect() as conn:
+            content = await conn.scalar(select(d.c.content).where(d.c.id == digest_id))
+        if content is None:
+            raise HTTPException(404, "Không có bản tổng hợp này / No such digest")
+        result: dict[str, Any] = json.loads(content)
+        return {"id": digest_id, **result}
 
     return router

@@ -1,4 +1,5 @@
-"""notify's web app: follows every petition event, keeps timelines, delivers notifications."""
+"""notify's web app: follows every petition event, keeps timelines and resolution statistics,
+delivers notifications on each person's channels, and sends meeting digests."""
 
 from __future__ import annotations
 
@@ -13,20 +14,33 @@ from shared.runtime import build_runtime, running
 from shared.web import dead_letter_router, install_problem_handlers, ops_router, staff_dependency
 
 from .api import api_router
-from .channels import EmailChannel, MailboxChannel, SmtpChannel, template_environment
+from .channels import (
+    EMAIL_CHANNEL,
+    Channel,
+    EmailChannel,
+    MailboxTransport,
+    MailTransport,
+    SmtpTransport,
+    WebhookChannel,
+    template_environment,
+)
+from .config import NotifyConfig, load_config, refuse_unsafe
 from .delivery import DeliveryWorker
+from .directory import Directory
 from .handlers import register_handlers
 from .models import tables
+from .queueing import Queueing
+from .scheduled import Scheduler
 from .settings import Settings
 from .web import pages_router
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
-def email_channel(settings: Settings) -> EmailChannel:
+def mail_transport(settings: Settings) -> MailTransport:
     if settings.smtp_host is None:
-        return MailboxChannel(settings.mailbox_dir)
-    return SmtpChannel(
+        return MailboxTransport(settings.mailbox_dir)
+    return SmtpTransport(
         host=settings.smtp_host,
         port=settings.smtp_port,
         username=settings.smtp_username,
@@ -36,7 +50,36 @@ def email_channel(settings: Settings) -> EmailChannel:
     )
 
 
-def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
+def build_channels(settings: Settings, config: NotifyConfig, clock: Clock) -> dict[str, Channel]:
+    """Email always; one webhook channel per configured endpoint (the in-app inbox is written
+    when the notification is queued)."""
+    channels: dict[str, Channel] = {
+        EMAIL_CHANNEL: EmailChannel(
+            mail_transport(settings), sender=settings.mail_from, clock_now=clock.now
+        )
+    }
+    secret = settings.webhook_secret.get_secret_value()
+    for name, hook in config.webhooks.items():
+        channels[name] = WebhookChannel(
+            name=name,
+            url=hook.url,
+            secret=secret,
+            needs_phone=hook.needs_phone,
+            timeout_s=hook.timeout_s,
+        )
+    return channels
+
+
+def create_app(
+    settings: Settings, *, clock: Clock | None = None, config: NotifyConfig | None = None
+) -> FastAPI:
+    """`config` defaults to the channels file from settings (raises `ChannelsFileError`)."""
+    config = config or load_config(settings.channels_file)
+    refuse_unsafe(
+        config,
+        production=settings.env == "production",
+        weak_webhook_secret=settings.webhook_secret_is_weak,
+    )
     runtime = build_runtime(
         service="notify",
         settings=settings,
@@ -44,15 +87,29 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         tables=tables,
         clock=clock,
     )
+    queueing = Queueing(
+        config=config,
+        templates=template_environment(),
+        clock=runtime.clock,
+        routing_url=settings.routing_url,
+    )
+    directory = Directory(runtime.broker, timeout_s=settings.contact_lookup_timeout_s)
     worker = DeliveryWorker(
         engine=runtime.engine,
-        broker=runtime.broker,
+        directory=directory,
         settings=settings,
-        clock=runtime.clock,
-        channel=email_channel(settings),
-        templates=template_environment(),
+        queueing=queueing,
+        channels=build_channels(settings, config, runtime.clock),
     )
-    register_handlers(runtime)
+    scheduler = Scheduler(
+        engine=runtime.engine,
+        directory=directory,
+        queueing=queueing,
+        public_url=settings.notify_url,
+        poll_s=settings.schedule_poll_s,
+        after_commit=worker.wake,
+    )
+    register_handlers(runtime, queueing)
     runtime.consumers.also_after_commit(worker.wake)
 
     @asynccontextmanager
@@ -61,29 +118,44 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
             runtime, migrations_dir=MIGRATIONS_DIR, migrate=settings.migrate_on_start
         ):
             worker.start()
+            scheduler.start()
             try:
                 yield
             finally:
+                await scheduler.stop()
                 await worker.stop()
 
     app = FastAPI(
         title="Petitions notify",
-        description="Dòng thời gian, thông báo / Timelines and notifications",
+        description="Dòng thời gian, thông báo, thống kê / Timelines, notifications, statistics",
         lifespan=lifespan,
     )
     app.state.runtime = runtime
     app.state.delivery = worker
+    app.state.scheduler = scheduler
+    app.state.config = config
     install_problem_handlers(app)
     current_staff = staff_dependency(settings.secret_key.get_secret_value)
-    app.include_router(ops_router(runtime, extra_checks=lambda: worker.running))
+    app.include_router(
+        ops_router(runtime, extra_checks=lambda: worker.running and scheduler.running)
+    )
     app.include_router(dead_letter_router(runtime, current_staff))
     app.include_router(
         api_router(
             engine=runtime.engine,
             clock=runtime.clock,
+            zone=config.zone,
             current_staff=current_staff,
             wake_delivery=worker.wake,
         )
     )
-    app.include_router(pages_router(engine=runtime.engine, settings=settings))
+    app.include_router(
+        pages_router(
+            engine=runtime.engine,
+            settings=settings,
+            config=config,
+            clock=runtime.clock,
+            scheduler=scheduler,
+        )
+    )
     return app

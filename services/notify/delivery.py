@@ -1,51 +1,64 @@
-"""The delivery worker: claims due notifications, asks intake for a resident's contact just
-before sending, sends, and records the outcome; failures are retried with backoff, then parked.
+"""The delivery worker: claims due notifications, looks up the addresses (a resident's from
+intake, a member's from routing when the event did not carry it) just before sending, sends,
+and records the outcome.
+
+- A batch (same recipient, channel and template, due together) leaves as one message.
+- Quiet hours hold a message, without spending an attempt, until they end.
+- A failure worth retrying is retried with exponential backoff and jitter, up to
+  `delivery_max_attempts`; then, or at once for a permanent refusal, the notification is parked
+  as `dead` (listed for administrators, with a retry action) and the recipient's next channel is
+  queued. A person with no address on a channel is tried on the next one.
+- A resident intake does not know, who was erased, or who asked for no updates is never
+  contacted: the notification is `skipped` and no other channel is tried.
 
 At-least-once, made as close to once as the outside world allows: a notification is marked sent
 in its own transaction right after the send succeeds. If the process dies between the two, the
-claim's lease runs out and the message goes again. The embedded mailbox then overwrites the same
-file; an SMTP receiver gets a second copy with the same `Message-ID` (derived from the
-notification's idempotency key) and can drop it.
+claim's lease runs out and the message goes again, with the same Message-ID or webhook delivery
+id (derived from the idempotency key), so the receiving side can drop it; the embedded mailbox
+overwrites the same file.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import hashlib
 import json
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from email.message import EmailMessage
 from typing import Any
 
 import structlog
-from faststream.nats import NatsBroker
-from jinja2 import Environment
 from sqlalchemy import and_, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.clock import Clock
 from shared.db import is_sqlite
-from shared.streams import RPC_CONTACT_LOOKUP
+from shared.worker import Worker
 
-from .channels import EmailChannel, build_message, render_email
-from .models import notifications, timeline
-from .notifications import message_id, retry_delay
+from .channels import (
+    Channel,
+    Outgoing,
+    PermanentDeliveryError,
+    Recipient,
+    Unreachable,
+    render,
+)
+from .directory import Directory
+from .models import notifications, petition_facts
+from .notifications import PlannedNotification, batched_template, quiet_until, retry_delay
+from .queueing import Queueing, queue_on_channel
 from .settings import Settings
 
 log = structlog.get_logger(__name__)
 
 RETRYABLE = ("queued", "failed")
-
-
-class ContactLookupError(Exception):
-    """intake did not answer the contact look-up (down, slow, or a malformed reply)."""
+Row = Mapping[str, Any]
 
 
 class Skip(Exception):
-    """Nothing to send, by design: the resident asked for no updates or left no address."""
+    """Nobody to send to, by design: the resident is unknown, erased, or asked for no updates."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -53,23 +66,9 @@ class Skip(Exception):
 
 
 @dataclass(frozen=True)
-class Contact:
-    name: str | None
-    email: str | None
-    wants_updates: bool
-    tracking_url: str | None
-
-
-def parse_contact(reply: Mapping[str, Any]) -> Contact | None:
-    """intake's answer to a look-up; None when it knows no such petition."""
-    if not reply.get("found"):
-        return None
-    return Contact(
-        name=reply.get("name") or None,
-        email=reply.get("email") or None,
-        wants_updates=bool(reply.get("wants_updates")),
-        tracking_url=reply.get("tracking_url") or None,
-    )
+class Prepared:
+    message: Outgoing
+    secrets: tuple[str, ...]
 
 
 class DeliveryWorker:
@@ -77,218 +76,312 @@ class DeliveryWorker:
         self,
         *,
         engine: AsyncEngine,
-        broker: NatsBroker,
+        directory: Directory,
         settings: Settings,
-        clock: Clock,
-        channel: EmailChannel,
-        templates: Environment,
+        queueing: Queueing,
+        channels: Mapping[str, Channel],
         rand: Callable[[], float] = random.random,
-        batch_size: int = 20,
+        batch_size: int = 50,
     ) -> None:
         self._engine = engine
-        self._broker = broker
+        self._directory = directory
         self._settings = settings
-        self._clock = clock
-        self._channel = channel
-        self._templates = templates
+        self._q = queueing
+        self._clock: Clock = queueing.clock
+        self.channels = dict(channels)
         self._rand = rand
         self._batch_size = batch_size
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Worker("notify-delivery", self._step, idle_s=settings.delivery_poll_s)
 
     def wake(self) -> None:
         """Something was queued: look now instead of at the next poll."""
-        self._wake.set()
+        self._loop.wake()
 
     @property
     def running(self) -> bool:
-        return self._task is not None and not self._task.done()
+        return self._loop.running
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="notify-delivery")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
 
-    async def _run(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                handled = await self.deliver_due()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("delivery_round_failed")
-                handled = 0
-            if handled < self._batch_size:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._settings.delivery_poll_s)
+    async def _step(self) -> bool:
+        return await self.deliver_due() >= self._batch_size
 
     async def deliver_due(self) -> int:
-        """Claim one batch of due notifications and try each; returns how many were tried."""
-        rows = await self._claim()
-        await asyncio.gather(*(self._deliver(row) for row in rows))
-        return len(rows)
+        """Claim the due notifications (one round) and try each group; returns rows tried."""
+        groups = await self._claim()
+        await asyncio.gather(*(self._deliver(group) for group in groups))
+        return sum(len(g) for g in groups)
 
-    async def _claim(self) -> Sequence[Mapping[str, Any]]:
-        """Take due rows for this worker by pushing their next attempt a lease away, so the
-        send happens outside any transaction and a dead worker's rows come back on their own.
+    async def _claim(self) -> list[list[Row]]:
+        """Take due rows by pushing their next attempt a lease away, so the send happens outside
+        any transaction and a dead worker's rows come back on their own. A batch is claimed
+        whole. Rows in their recipient's quiet hours are put back until the hours end.
         PostgreSQL replicas skip each other's locked rows; SQLite has one writer."""
         n = notifications
         now = self._clock.now()
-        query = (
-            select(n)
-            .where(and_(n.c.status.in_(RETRYABLE), n.c.next_attempt_at <= now))
-            .order_by(n.c.next_attempt_at, n.c.id)
-            .limit(self._batch_size)
-        )
-        if not is_sqlite(self._engine):
+        due = and_(n.c.status.in_(RETRYABLE), n.c.next_attempt_at <= now)
+        query = select(n).where(due).order_by(n.c.next_attempt_at, n.c.id).limit(self._batch_size)
+        locking = not is_sqlite(self._engine)
+        if locking:
             query = query.with_for_update(skip_locked=True)
         lease_until = now + timedelta(seconds=self._settings.delivery_lease_s)
         async with self._engine.begin() as conn:
-            rows = (await conn.execute(query)).mappings().all()
+            rows: list[Row] = [dict(r) for r in (await conn.execute(query)).mappings().all()]
+            keys = {r["batch_key"] for r in rows if r["batch_key"]}
+            if keys:
+                seen = {r["id"] for r in rows}
+                rest = select(n).where(and_(due, n.c.batch_key.in_(keys), n.c.id.not_in(seen)))
+                if locking:
+                    rest = rest.with_for_update(skip_locked=True)
+                rows += [dict(r) for r in (await conn.execute(rest)).mappings().all()]
             if not rows:
                 return []
-            await conn.execute(
-                update(n)
-                .where(n.c.id.in_([r["id"] for r in rows]))
-                .values(attempts=n.c.attempts + 1, next_attempt_at=lease_until)
-            )
-        return [{**r, "attempts": r["attempts"] + 1} for r in rows]
+            claimed: list[Row] = []
+            for row in rows:
+                held = quiet_until(
+                    now,
+                    self._q.config.quiet_hours_for(row["recipient_kind"], row["recipient_ref"]),
+                    row["channel"],
+                    self._q.config.zone,
+                )
+                if held is not None:
+                    await conn.execute(
+                        update(n)
+                        .where(n.c.id == row["id"])
+                        .values(next_attempt_at=held, hold_reason="quiet_hours")
+                    )
+                else:
+                    claimed.append({**row, "attempts": row["attempts"] + 1})
+            if claimed:
+                await conn.execute(
+                    update(n)
+                    .where(n.c.id.in_([r["id"] for r in claimed]))
+                    .values(
+                        attempts=n.c.attempts + 1, next_attempt_at=lease_until, hold_reason=None
+                    )
+                )
+        groups: dict[Any, list[Row]] = {}
+        for row in claimed:
+            groups.setdefault(row["batch_key"] or ("single", row["id"]), []).append(row)
+        return [sorted(g, key=lambda r: r["id"]) for g in groups.values()]
 
-    async def _deliver(self, row: Mapping[str, Any]) -> None:
+    async def _deliver(self, group: list[Row]) -> None:
+        first = group[0]
         bound = log.bind(
-            notification_id=row["id"],
-            petition_id=row["petition_id"],
-            template=row["template"],
-            recipient_kind=row["recipient_kind"],
-            attempt=row["attempts"],
+            notification_ids=[r["id"] for r in group],
+            petition_id=first["petition_id"],
+            template=first["template"],
+            channel=first["channel"],
+            recipient_kind=first["recipient_kind"],
+            attempt=first["attempts"],
         )
-        address: str | None = None
+        secrets: tuple[str, ...] = ()
         try:
-            message, address = await self._prepare(row)
-            await self._channel.send(message, name=f"{row['id']:08d}-{row['template']}")
+            channel = self.channels.get(first["channel"])
+            if channel is None:
+                raise PermanentDeliveryError(
+                    f"kênh chưa cấu hình / channel '{first['channel']}' is not configured"
+                )
+            prepared = await self._prepare(group)
+            secrets = prepared.secrets
+            await channel.send(prepared.message)
         except Skip as skip:
-            await self._finish(row, status="skipped", error=skip.reason)
+            await self._finish(group, status="skipped", error=skip.reason)
             bound.info("notification_skipped", reason=skip.reason)
+        except Unreachable as exc:
+            await self._give_up(group, status="skipped", error=str(exc))
+            bound.info("notification_unreachable", reason=str(exc))
+        except PermanentDeliveryError as exc:
+            await self._give_up(group, status="dead", error=_scrub(str(exc), secrets))
+            bound.error("notification_refused", error=_scrub(str(exc), secrets))
         except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            if address:
-                # The delivery log is shown to staff; a resident's address never goes in it.
-                error = error.replace(address, "<recipient>")
-            await self._failed(row, error, bound)
+            # The delivery log is shown to staff; a resident's address never goes in it.
+            await self._failed(group, _scrub(f"{type(exc).__name__}: {exc}", secrets), bound)
         else:
-            await self._finish(row, status="sent", error=None)
-            bound.info("notification_sent")
+            await self._finish(group, status="sent", error=None)
+            bound.info("notification_sent", messages=len(group))
 
-    async def _prepare(self, row: Mapping[str, Any]) -> tuple[EmailMessage, str]:
-        """The message and its recipient, or `Skip` when there is nobody to send it to."""
-        context: dict[str, Any] = json.loads(row["context"])
-        context["reference"], context["title"] = await self._petition_reference(row["petition_id"])
-        if row["recipient_kind"] == "member":
-            address = row["recipient_address"]
-            if not address:
-                raise Skip("thành viên không có địa chỉ email / member has no email address")
-            base = self._settings.routing_url.rstrip("/")
-            context["case_url"] = f"{base}/cases/{context.get('case_id', '')}"
+    async def _prepare(self, group: list[Row]) -> Prepared:
+        first = group[0]
+        contexts = [json.loads(r["context"]) for r in group]
+        await self._refresh_references(group, contexts)
+        if first["recipient_kind"] == "member":
+            recipient = await self._member(first, contexts[0])
+            secrets: tuple[str, ...] = tuple(a for a in (recipient.email,) if a)
         else:
-            contact = await self.lookup_contact(row["petition_id"])
+            contact = await self._directory.contact(first["petition_id"])
             if contact is None:
-                raise Skip("intake không biết phản ánh này / intake does not know this petition")
+                raise Skip(
+                    "không liên lạc: intake không biết hoặc đã xóa dữ liệu / "
+                    "not to be contacted: unknown to intake or erased"
+                )
             if not contact.wants_updates:
                 raise Skip("người dân không đăng ký nhận tin / resident asked for no updates")
-            if not contact.email:
-                raise Skip("người dân không để lại email / resident left no email address")
-            address = contact.email
-            context["resident_name"] = contact.name
-            context["tracking_url"] = contact.tracking_url or self._settings.intake_url
-        content = render_email(self._templates, row["template"], context)
-        message = build_message(
-            content,
-            sender=self._settings.mail_from,
-            to=address,
-            message_id=message_id(row["idempotency_key"]),
-            now=self._clock.now(),
+            recipient = Recipient(
+                kind="resident",
+                ref=first["recipient_ref"],
+                name=contact.name,
+                email=contact.email,
+                phone=contact.phone,
+                language=contact.language,
+            )
+            secrets = tuple(a for a in (contact.email, contact.phone, contact.name) if a)
+            for ctx in contexts:
+                ctx["link"] = contact.tracking_url or self._settings.intake_url
+        for ctx in contexts:
+            ctx["recipient_name"] = recipient.name
+        template = batched_template(first["template"], len(group))
+        context = contexts[0] if len(group) == 1 else {**contexts[0], "items": contexts}
+        content = render(self._q.templates, template, context)
+        keys = sorted(r["idempotency_key"] for r in group)
+        key = (
+            keys[0]
+            if len(keys) == 1
+            else "batch:" + hashlib.sha256("\n".join(keys).encode()).hexdigest()
         )
-        return message, str(address)
+        references = tuple(dict.fromkeys(str(c.get("reference")) for c in contexts))
+        message = Outgoing(
+            key=key,
+            name=f"{first['id']:08d}-{template}",
+            recipient=recipient,
+            content=content,
+            petition_id=first["petition_id"],
+            references=references,
+        )
+        return Prepared(message=message, secrets=secrets)
 
-    async def lookup_contact(self, petition_id: str) -> Contact | None:
-        """Ask intake, the only keeper of residents' contacts; the answer serves this one send."""
-        try:
-            reply = await self._broker.request(
-                {"petition_id": petition_id},
-                RPC_CONTACT_LOOKUP,
-                timeout=self._settings.contact_lookup_timeout_s,
-            )
-            data = json.loads(reply.body)
-        except Exception as exc:
-            raise ContactLookupError(f"{type(exc).__name__}: {exc}") from exc
-        if not isinstance(data, dict):
-            raise ContactLookupError("reply is not a JSON object")
-        return parse_contact(data)
+    async def _member(self, row: Row, context: Mapping[str, Any]) -> Recipient:
+        """A member's name and work address: from the event when it carried them (an empty
+        address means "has none"), else from routing."""
+        address = row["recipient_address"]
+        name = context.get("recipient_name")
+        if address is None:
+            found = await self._directory.members(member_ids=[row["recipient_ref"]])
+            if not found:
+                raise Skip("routing không biết thành viên này / routing does not know this member")
+            address, name = found[0].email or "", found[0].name
+        return Recipient(kind="member", ref=row["recipient_ref"], name=name, email=address or None)
 
-    async def _petition_reference(self, petition_id: str) -> tuple[str, str | None]:
-        """The reference the resident was given (and the title), from the submitted event on the
-        timeline; a short id until that event has arrived."""
-        t = timeline
+    async def _refresh_references(self, group: list[Row], contexts: list[dict[str, Any]]) -> None:
+        """A message queued before the submission arrived names the petition by a short id;
+        by send time the reference the resident was given is usually known."""
+        ids = {r["petition_id"] for r in group if r["petition_id"]}
+        if not ids:
+            return
+        pf = petition_facts
         async with self._engine.connect() as conn:
-            payload = await conn.scalar(
-                select(t.c.payload)
-                .where(and_(t.c.petition_id == petition_id, t.c.kind == "submitted"))
-                .limit(1)
-            )
-        if payload:
-            data = json.loads(payload)
-            return str(data.get("reference") or petition_id[:8]), data.get("title")
-        return petition_id[:8].upper(), None
+            rows = (
+                await conn.execute(
+                    select(pf.c.petition_id, pf.c.reference, pf.c.title).where(
+                        pf.c.petition_id.in_(ids)
+                    )
+                )
+            ).all()
+        known = {pid: (ref, title) for pid, ref, title in rows if ref}
+        for row, ctx in zip(group, contexts, strict=True):
+            if row["petition_id"] in known:
+                ctx["reference"], ctx["title"] = known[row["petition_id"]]
 
-    async def _finish(self, row: Mapping[str, Any], *, status: str, error: str | None) -> None:
+    async def _finish(self, group: Sequence[Row], *, status: str, error: str | None) -> None:
         n = notifications
         async with self._engine.begin() as conn:
             await conn.execute(
                 update(n)
-                .where(and_(n.c.id == row["id"], n.c.status.in_(RETRYABLE)))
+                .where(and_(n.c.id.in_([r["id"] for r in group]), n.c.status.in_(RETRYABLE)))
                 .values(
                     status=status,
-                    last_error=error,
+                    last_error=error[:2000] if error else None,
                     sent_at=self._clock.now() if status == "sent" else None,
                 )
             )
 
-    async def _failed(self, row: Mapping[str, Any], error: str, bound: Any) -> None:
+    async def _give_up(self, group: Sequence[Row], *, status: str, error: str) -> None:
+        """This channel cannot deliver: record why and queue each row on the next channel."""
         n = notifications
-        attempt = int(row["attempts"])
-        now = self._clock.now()
-        if attempt >= self._settings.delivery_max_attempts:
-            values: dict[str, Any] = {"status": "dead", "last_error": error[:2000]}
-            bound.error("notification_dead", error=error)
-        else:
-            delay = retry_delay(
-                attempt,
-                base_s=self._settings.retry_base_s,
-                max_s=self._settings.retry_max_s,
-                rand=self._rand,
-            )
-            values = {
-                "status": "failed",
-                "last_error": error[:2000],
-                "next_attempt_at": now + timedelta(seconds=delay),
-            }
-            bound.warning("notification_retry", delay_s=round(delay, 2), error=error)
         async with self._engine.begin() as conn:
-            # Only the claim that made this attempt may record its failure.
-            await conn.execute(
-                update(n)
-                .where(
-                    and_(
-                        n.c.id == row["id"],
-                        n.c.status.in_(RETRYABLE),
-                        n.c.attempts == attempt,
+            for row in group:
+                fallbacks: list[str] = json.loads(row["fallbacks"] or "[]")
+                note = error
+                if fallbacks:
+                    note = f"{error}; chuyển sang / falling back to {fallbacks[0]}"
+                changed = await conn.execute(
+                    update(n)
+                    .where(
+                        and_(
+                            n.c.id == row["id"],
+                            n.c.status.in_(RETRYABLE),
+                            n.c.attempts == row["attempts"],
+                        )
+                    )
+                    .values(status=status, last_error=note[:2000])
+                )
+                if changed.rowcount and fallbacks:
+                    await self._fall_back(conn, row, fallbacks)
+        self.wake()
+
+    async def _fall_back(self, conn: AsyncConnection, row: Row, fallbacks: list[str]) -> None:
+        planned = PlannedNotification(
+            recipient_kind=row["recipient_kind"],
+            recipient_ref=row["recipient_ref"],
+            template=row["template"],
+            context={k: v for k, v in json.loads(row["context"]).items() if k != "recipient_name"},
+            recipient_address=row["recipient_address"],
+            recipient_name=json.loads(row["context"]).get("recipient_name"),
+        )
+        await queue_on_channel(
+            conn,
+            self._q,
+            petition_id=row["petition_id"],
+            transition=row["event_id"],
+            planned=planned,
+            channel=fallbacks[0],
+            fallbacks=tuple(fallbacks[1:]),
+            fallback_of=row["id"],
+        )
+
+    async def _failed(self, group: Sequence[Row], error: str, bound: Any) -> None:
+        now = self._clock.now()
+        exhausted = [r for r in group if r["attempts"] >= self._settings.delivery_max_attempts]
+        retrying = [r for r in group if r not in exhausted]
+        if exhausted:
+            bound.error("notification_dead", error=error)
+            await self._give_up(exhausted, status="dead", error=error)
+        if not retrying:
+            return
+        # One delay for the whole group, so a batch stays together.
+        delay = retry_delay(
+            max(int(r["attempts"]) for r in retrying),
+            base_s=self._settings.retry_base_s,
+            max_s=self._settings.retry_max_s,
+            rand=self._rand,
+        )
+        bound.warning("notification_retry", delay_s=round(delay, 2), error=error)
+        n = notifications
+        async with self._engine.begin() as conn:
+            for row in retrying:
+                # Only the claim that made this attempt may record its failure.
+                await conn.execute(
+                    update(n)
+                    .where(
+                        and_(
+                            n.c.id == row["id"],
+                            n.c.status.in_(RETRYABLE),
+                            n.c.attempts == row["attempts"],
+                        )
+                    )
+                    .values(
+                        status="failed",
+                        last_error=error[:2000],
+                        next_attempt_at=now + timedelta(seconds=delay),
                     )
                 )
-                .values(**values)
-            )
+
+
+def _scrub(text: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "<recipient>")
+    return text

@@ -1,4 +1,6 @@
-"""notify's tables: each petition's timeline, and the notifications with their delivery log.
+"""notify's tables: each petition's timeline, the notifications with their delivery log, staff's
+in-app inbox, meeting digests, and resolution statistics (per-petition facts and per-day
+counters per unit and member, kept up to date in the event handlers' transactions).
 
 Residents' contact data is never stored here: notify asks intake for it just before sending.
 A member's work address is staff data and is kept on the notification that goes to them.
@@ -8,13 +10,16 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
+    Date,
     Index,
     Integer,
     MetaData,
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 from shared.db import UtcDateTime
@@ -45,7 +50,8 @@ notifications = Table(
     metadata,
     Column("id", _id, primary_key=True, autoincrement=True),
     Column("idempotency_key", String(300), nullable=False, unique=True),
-    Column("petition_id", String(36), nullable=False),
+    # NULL for what concerns no one petition (a meeting digest)
+    Column("petition_id", String(36), nullable=True),
     Column("event_id", String(36), nullable=False),
     # resident | member
     Column("recipient_kind", String(20), nullable=False),
@@ -64,8 +70,107 @@ notifications = Table(
     Column("last_error", Text, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("sent_at", UtcDateTime, nullable=True),
+    # Rows with one batch key that are due together leave as one message.
+    Column("batch_key", String(300), nullable=True),
+    # Why a queued row waits: "batch" (collecting) or "quiet_hours" (held until morning).
+    Column("hold_reason", String(30), nullable=True),
+    # The channels still to try, in order, if this one fails for good (JSON list).
+    Column("fallbacks", Text, nullable=False, server_default="[]"),
+    # The notification whose permanent failure queued this one.
+    Column("fallback_of", _id, nullable=True),
     Index("ix_notifications_due", "status", "next_attempt_at"),
     Index("ix_notifications_petition", "petition_id"),
+    Index("ix_notifications_batch", "batch_key", "status"),
+)
+
+staff_inbox = Table(
+    "staff_inbox",
+    metadata,
+    Column("id", _id, primary_key=True, autoincrement=True),
+    Column("member_id", String(100), nullable=False),
+    # The in-app copy of one notification; unique so a redelivered event adds no second copy.
+    Column("idempotency_key", String(300), nullable=False, unique=True),
+    Column("petition_id", String(36), nullable=True),
+    Column("template", String(50), nullable=False),
+    Column("title_vi", Text, nullable=False),
+    Column("title_en", Text, nullable=False),
+    Column("body_vi", Text, nullable=False),
+    Column("body_en", Text, nullable=False),
+    Column("link", Text, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("read_at", UtcDateTime, nullable=True),
+    Index("ix_staff_inbox_member", "member_id", "read_at"),
+)
+
+digests = Table(
+    "digests",
+    metadata,
+    Column("id", _id, primary_key=True, autoincrement=True),
+    Column("unit_id", String(100), nullable=False),
+    Column("meeting_at", UtcDateTime, nullable=False),
+    Column("since", UtcDateTime, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    # What the digest showed, as JSON, so the printable page shows what the members were sent.
+    Column("content", Text, nullable=False),
+    UniqueConstraint("unit_id", "meeting_at", name="uq_digests_unit_meeting"),
+)
+
+petition_facts = Table(
+    "petition_facts",
+    metadata,
+    Column("petition_id", String(36), primary_key=True),
+    Column("reference", String(50), nullable=True),
+    Column("title", Text, nullable=True),
+    # The resident's unit, and the unit and member holding the case now.
+    Column("origin_unit_id", String(100), nullable=True),
+    Column("unit_id", String(100), nullable=True),
+    Column("member_id", String(100), nullable=True),
+    Column("rung", Integer, nullable=True),
+    Column("status", String(30), nullable=False),
+    Column("submitted_at", UtcDateTime, nullable=True),
+    Column("first_response_at", UtcDateTime, nullable=True),
+    Column("resolved_at", UtcDateTime, nullable=True),
+    Column("closed_at", UtcDateTime, nullable=True),
+    Column("due_at", UtcDateTime, nullable=True),
+    Column("reopen_count", Integer, nullable=False, server_default="0"),
+    Column("escalation_count", Integer, nullable=False, server_default="0"),
+    # The resident's last word: true settled, false not settled, NULL not asked or no answer.
+    Column("satisfied", Boolean, nullable=True),
+    # Each rung's holder, deadline and outcome (JSON list).
+    Column("rungs", Text, nullable=False, server_default="[]"),
+    # What this petition has added to `stats_daily`, so a change applies only the difference.
+    Column("contributions", Text, nullable=False, server_default="{}"),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index("ix_petition_facts_unit", "unit_id", "status"),
+    Index("ix_petition_facts_origin", "origin_unit_id", "status"),
+)
+
+STAT_COUNTERS = (
+    "received",
+    "assigned",
+    "responded",
+    "response_n",
+    "response_s",
+    "resolved",
+    "resolved_on_time",
+    "resolution_n",
+    "resolution_s",
+    "escalated",
+    "escalated_late",
+    "reopened",
+    "satisfied",
+    "unsatisfied",
+)
+
+stats_daily = Table(
+    "stats_daily",
+    metadata,
+    # "unit" or "member"
+    Column("scope", String(10), primary_key=True),
+    Column("scope_id", String(100), primary_key=True),
+    # The local (Asia/Ho_Chi_Minh) day the counted things happened on.
+    Column("day", Date, primary_key=True),
+    *(Column(name, BigInteger, nullable=False, server_default="0") for name in STAT_COUNTERS),
 )
 
 tables = messaging_tables(metadata)

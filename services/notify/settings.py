@@ -9,6 +9,8 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from shared.settings import CommonSettings, normalise_database_url
 
+DEMO_WEBHOOK_SECRET = "petitions-demo-webhook-secret"  # noqa: S105 - refused in production
+
 
 class Settings(CommonSettings):
     """Without `smtp_host` mail goes to an embedded mailbox (one `.eml` file per message)."""
@@ -52,6 +54,18 @@ class Settings(CommonSettings):
     contact_lookup_timeout_s: float = Field(
         default=2.0, gt=0, validation_alias="PETITIONS_NOTIFY_CONTACT_LOOKUP_TIMEOUT_S"
     )
+    # Channels, preferences, quiet hours, batching, meetings; unset means the shipped demo file.
+    channels_file: Path | None = Field(
+        default=None, validation_alias="PETITIONS_NOTIFY_CHANNELS_FILE"
+    )
+    # Signs every webhook (HMAC-SHA256); receivers hold the same secret.
+    webhook_secret: SecretStr = Field(
+        default=SecretStr(DEMO_WEBHOOK_SECRET), validation_alias="PETITIONS_NOTIFY_WEBHOOK_SECRET"
+    )
+    # How often the meeting-digest schedule is looked at.
+    schedule_poll_s: float = Field(
+        default=60.0, gt=0, validation_alias="PETITIONS_NOTIFY_SCHEDULE_POLL_S"
+    )
     # End-to-end tests move time forward in every service at once by writing to this file.
     clock_file: str | None = Field(default=None, validation_alias="PETITIONS_CLOCK_FILE")
 
@@ -68,6 +82,12 @@ class Settings(CommonSettings):
                 "the test clock is refused in production"
             )
         return self
+
+    @property
+    def webhook_secret_is_weak(self) -> bool:
+        """The demo secret or a short one: refused in production when any webhook is configured."""
+        secret = self.webhook_secret.get_secret_value()
+        return secret == DEMO_WEBHOOK_SECRET or len(secret) < 32
 
     @property
     def mailbox_dir(self) -> Path:

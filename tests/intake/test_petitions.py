@@ -12,13 +12,16 @@ from services.intake.catalog import CatalogError, load_catalog, parse_catalog
 from services.intake.petitions import (
     REFERENCE_ALPHABET,
     InvalidSubmission,
+    escalation_check,
     hash_token,
+    holder_label,
     mask_email,
     mask_phone,
     new_reference,
     new_tracking_token,
     parse_reference,
     public_update,
+    resident_actions,
     supersedes,
     validate_submission,
 )
@@ -27,10 +30,15 @@ from shared.events import (
     CaseAccepted,
     CaseAssigned,
     CaseClosed,
+    CaseDeclined,
     CaseEscalated,
     CaseNoteAdded,
+    CaseOverdueAtTop,
+    CaseQuestionAsked,
+    CaseRejected,
     CaseReopened,
     CaseResolved,
+    CaseResumed,
 )
 from tests.intake.conftest import VALID
 
@@ -204,3 +212,126 @@ def test_catalog_is_checked() -> None:
         parse_catalog({"units": [{"id": "a", "kind": "city", "name": "A"}]})
     with pytest.raises(CatalogError):
         parse_catalog([])
+
+
+def test_who_holds_the_case_is_said_in_plain_words() -> None:
+    assert holder_label(0) == ("cán bộ phụ trách địa bàn", "the member serving your area")
+    assert holder_label(1) == ("trưởng/bí thư đơn vị", "the unit's leader")
+    assert holder_label(2) == ("lãnh đạo phường, xã", "ward or commune leadership")
+    assert holder_label(3)[1] == "leadership above the ward or commune"
+    for rung in range(5):
+        update = public_update(_case(CaseAssigned, **_assigned_fields(rung)))
+        assert update is not None
+        assert "cấp xử lý" not in update.message_vi
+        assert "level" not in update.message_en
+        assert "rung" not in update.message_en
+
+
+def _assigned_fields(rung: int) -> dict[str, Any]:
+    return {
+        "rung": rung,
+        "unit_id": "u",
+        "member_id": "m",
+        "member_username": "m",
+        "member_name": "Tên Cán Bộ",
+    }
+
+
+def test_routing_events_residents_see_without_a_status_change() -> None:
+    declined = public_update(
+        _case(CaseDeclined, member_id="m", reason_code="away", comment="Nguyễn A nghỉ phép")
+    )
+    assert declined is not None
+    assert declined.status is None
+    assert "Nguyễn A" not in declined.message_vi + declined.message_en + str(declined.detail)
+    top = public_update(
+        _case(
+            CaseOverdueAtTop,
+            rung=2,
+            unit_id="u",
+            member_ids=["m"],
+            due_at=datetime(2030, 1, 1, tzinfo=UTC),
+            day="2030-01-02",
+        )
+    )
+    assert top is not None
+    assert top.status is None
+    assert top.once is True
+    rejected = public_update(_case(CaseRejected, actor="lead", reason="Ngoài thẩm quyền"))
+    assert rejected is not None
+    assert (rejected.status, rejected.detail) == ("rejected", "Ngoài thẩm quyền")
+    asked = public_update(
+        _case(CaseQuestionAsked, member_id="m", question_id=uuid.uuid4(), question="Ở đâu?")
+    )
+    assert asked is not None
+    assert (asked.status, asked.detail) == ("waiting_for_resident", "Ở đâu?")
+    resumed = public_update(_case(CaseResumed, reason="max_wait"))
+    assert resumed is not None
+    assert resumed.status == "in_progress"
+
+
+def test_withdrawn_and_rejected_petitions_stay_so() -> None:
+    t = datetime(2030, 1, 1, tzinfo=UTC)
+    for final in ("withdrawn", "rejected", "closed"):
+        assert not supersedes(
+            current_status=final,
+            current_event_at=t,
+            new_status="resolved",
+            occurred_at=t + timedelta(days=1),
+        )
+
+
+def test_escalation_may_be_asked_when_overdue_once_a_day() -> None:
+    now = datetime(2030, 1, 10, tzinfo=UTC)
+    due = now - timedelta(hours=1)
+    assert escalation_check(status="assigned", due_at=due, last_request_at=None, now=now) == (
+        "allowed",
+        None,
+    )
+    assert escalation_check(
+        status="assigned", due_at=now + timedelta(hours=1), last_request_at=None, now=now
+    ) == ("not_overdue", None)
+    assert escalation_check(status="assigned", due_at=None, last_request_at=None, now=now)[0] == (
+        "not_overdue"
+    )
+    for status in ("waiting_for_resident", "resolved", "withdrawn", "submitted"):
+        assert escalation_check(status=status, due_at=due, last_request_at=None, now=now)[0] == (
+            "not_open"
+        ), status
+    last = now - timedelta(hours=23)
+    assert escalation_check(status="in_progress", due_at=due, last_request_at=last, now=now) == (
+        "too_soon",
+        last + timedelta(hours=24),
+    )
+    assert escalation_check(
+        status="in_progress", due_at=due, last_request_at=now - timedelta(hours=24), now=now
+    ) == ("allowed", None)
+
+
+def test_resident_actions_follow_the_state() -> None:
+    now = datetime(2030, 1, 10, tzinfo=UTC)
+    row: dict[str, Any] = {
+        "status": "waiting_for_resident",
+        "due_at": None,
+        "escalation_requested_at": None,
+        "contact_erased_at": None,
+        "question_id": str(uuid.uuid4()),
+        "wants_updates": True,
+        "name": None,
+        "phone": "0912345678",
+        "email": None,
+    }
+    actions = resident_actions(row, now)
+    assert actions.answer
+    assert actions.withdraw
+    assert actions.stop_updates
+    assert actions.erase_contact
+    assert not actions.give_feedback
+    assert not actions.request_escalation
+    erased = resident_actions(
+        {**row, "status": "withdrawn", "contact_erased_at": now, "phone": None}, now
+    )
+    assert not erased.answer
+    assert not erased.withdraw
+    assert not erased.stop_updates
+    assert not erased.erase_contact

@@ -1,5 +1,7 @@
-"""Running notify in-process against the session's real nats-server, and stand-ins for the
-outside world it talks to: intake's contact look-up and an SMTP server."""
+"""Running notify in-process against the session's real nats-server, and the outside world it
+talks to: intake's contact look-up and routing's member look-up (answered from dicts over real
+NATS request/reply), a real SMTP server (aiosmtpd) and a real HTTP receiver (uvicorn on
+127.0.0.1) for webhooks."""
 
 from __future__ import annotations
 
@@ -16,16 +18,28 @@ from typing import Any
 
 import httpx
 import nats
+import uvicorn
 from aiosmtpd.controller import Controller
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 
 from services.notify.app import create_app
+from services.notify.channels import SIGNATURE_HEADER, TIMESTAMP_HEADER
+from services.notify.config import NotifyConfig, parse_config
 from services.notify.settings import Settings
 from shared.auth import Staff, issue_token
+from shared.clock import Clock
 from shared.events import Event
-from shared.streams import RPC_CONTACT_LOOKUP
+from shared.streams import RPC_CONTACT_LOOKUP, RPC_ROUTING_MEMBERS
 
 SECRET = "notify-test-secret-of-at-least-32-chars"
+WEBHOOK_SECRET = "webhook-test-secret-of-at-least-32-chars"
+
+
+def make_config(**overrides: Any) -> NotifyConfig:
+    """Tests' channels file: no batching window and no meetings unless a test asks."""
+    data: dict[str, Any] = {"batching": {"window_minutes": 0}}
+    data.update(overrides)
+    return parse_config(data, source="test")
 
 
 def make_settings(nats_url: str, database_url: str, tmp_path: Path, **overrides: Any) -> Settings:
@@ -40,13 +54,15 @@ def make_settings(nats_url: str, database_url: str, tmp_path: Path, **overrides:
         "retry_max_s": 0.2,
         "delivery_poll_s": 0.05,
         "contact_lookup_timeout_s": 1.0,
+        "webhook_secret": WEBHOOK_SECRET,
+        "schedule_poll_s": 3600,
     }
     values.update(overrides)
     return Settings(**values)
 
 
-def token(role: str = "leader") -> dict[str, str]:
-    staff = Staff(username=f"test-{role}", member_id="m-test", role=role, unit_id="u")  # type: ignore[arg-type]
+def token(role: str = "leader", member_id: str = "m-test") -> dict[str, str]:
+    staff = Staff(username=f"test-{role}", member_id=member_id, role=role, unit_id="u")  # type: ignore[arg-type]
     return {"Authorization": f"Bearer {issue_token(staff, secret=SECRET)}"}
 
 
@@ -64,20 +80,25 @@ class Running:
             headers={"Nats-Msg-Id": msg_id or str(event.event_id)},
         )
 
+    def wake(self) -> None:
+        self.app.state.delivery.wake()
+
     def mailbox(self) -> list[EmailMessage]:
         if not self.mail_dir.is_dir():
             return []
         parser = BytesParser(policy=policy.default)
         return [parser.parsebytes(p.read_bytes()) for p in sorted(self.mail_dir.glob("*.eml"))]
 
-    async def notifications(self, status: str | None = None) -> list[dict[str, Any]]:
+    async def notifications(
+        self, status: str | None = None, *, channel: str | None = None
+    ) -> list[dict[str, Any]]:
         params = {"status": status} if status else {}
         response = await self.http.get(
             "/api/v1/notifications", params=params, headers=token("admin")
         )
         response.raise_for_status()
         result: list[dict[str, Any]] = response.json()
-        return result
+        return [r for r in result if channel is None or r["channel"] == channel]
 
     async def timeline(self, petition_id: object) -> dict[str, Any] | None:
         response = await self.http.get(f"/api/v1/petitions/{petition_id}/timeline", headers=token())
@@ -89,8 +110,10 @@ class Running:
 
 
 @asynccontextmanager
-async def running_notify(settings: Settings) -> AsyncIterator[Running]:
-    app = create_app(settings)
+async def running_notify(
+    settings: Settings, *, config: NotifyConfig | None = None, clock: Clock | None = None
+) -> AsyncIterator[Running]:
+    app = create_app(settings, config=config or make_config(), clock=clock)
     nc = await nats.connect(settings.nats_url)
     try:
         async with app.router.lifespan_context(app):
@@ -147,3 +170,105 @@ async def smtp_server(port: int) -> AsyncIterator[SmtpInbox]:
         yield inbox
     finally:
         await asyncio.to_thread(controller.stop)
+
+
+@dataclass
+class FakeRouting:
+    members: dict[str, dict[str, Any]] = field(default_factory=dict)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, member_id: str, name: str, unit_id: str, *, email: str | None = None) -> None:
+        self.members[member_id] = {
+            "id": member_id,
+            "name": name,
+            "email": email,
+            "unit_id": unit_id,
+            "role": "member",
+            "active": True,
+        }
+
+
+@asynccontextmanager
+async def fake_routing(nats_url: str) -> AsyncIterator[FakeRouting]:
+    """Answers notify's member look-ups the way routing does, from a dict."""
+    routing = FakeRouting()
+    nc = await nats.connect(nats_url)
+
+    async def answer(msg: Any) -> None:
+        request = json.loads(msg.data)
+        routing.requests.append(request)
+        if request.get("unit_id"):
+            found = [m for m in routing.members.values() if m["unit_id"] == request["unit_id"]]
+        else:
+            ids = request.get("member_ids") or []
+            found = [routing.members[i] for i in ids if i in routing.members]
+        await msg.respond(json.dumps({"members": found}).encode())
+
+    await nc.subscribe(RPC_ROUTING_MEMBERS, cb=answer)
+    await nc.flush()
+    try:
+        yield routing
+    finally:
+        await nc.close()
+
+
+@dataclass
+class Receiver:
+    """A real HTTP server on 127.0.0.1 standing in for an SMS gateway or a city system. It
+    checks each webhook's signature itself (plain hmac, not notify's code) and answers with
+    `status`, which a test may change."""
+
+    port: int
+    status: int = 200
+    received: list[dict[str, Any]] = field(default_factory=list)
+    bad_signatures: int = 0
+    hits: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def accepted(self) -> list[dict[str, Any]]:
+        return [r for r in self.received if r["_status"] == 200]
+
+
+@asynccontextmanager
+async def webhook_receiver(port: int, *, status: int = 200) -> AsyncIterator[Receiver]:
+    import hashlib
+    import hmac
+    import time
+
+    receiver = Receiver(port=port, status=status)
+    app = FastAPI()
+
+    @app.post("/hook")
+    async def hook(request: Request) -> Response:
+        body = await request.body()
+        timestamp = request.headers.get(TIMESTAMP_HEADER, "")
+        expected = hmac.new(
+            WEBHOOK_SECRET.encode(), f"{timestamp}.".encode() + body, hashlib.sha256
+        ).hexdigest()
+        fresh = timestamp.isdigit() and abs(time.time() - int(timestamp)) < 300
+        if not fresh or request.headers.get(SIGNATURE_HEADER) != f"v1={expected}":
+            receiver.bad_signatures += 1
+            return Response(status_code=401)
+        receiver.hits += 1
+        payload = json.loads(body)
+        payload["_status"] = receiver.status
+        payload["_delivery"] = request.headers.get("X-Petitions-Delivery")
+        receiver.received.append(payload)
+        return Response(status_code=receiver.status)
+
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield receiver
+    finally:
+        server.should_exit = True
+        await task

@@ -8,11 +8,10 @@ from typing import Any
 
 import pytest
 
-from services.notify.channels import build_message, render_email, template_environment
-from services.notify.delivery import parse_contact
+from services.notify.channels import build_message, message_id, render, template_environment
+from services.notify.directory import parse_contact
 from services.notify.notifications import (
     idempotency_key,
-    message_id,
     plan_notifications,
     retry_delay,
 )
@@ -78,6 +77,9 @@ def test_assignment_tells_the_member_and_resolution_tells_the_resident() -> None
     [to_member] = plan_notifications(assigned())
     assert (to_member.recipient_kind, to_member.recipient_ref) == ("member", "m-lan")
     assert to_member.recipient_address == "lan@example.org"
+    # The event said this member has no address: known-none, not "ask routing".
+    [no_address] = plan_notifications(assigned(member_email=None))
+    assert no_address.recipient_address == ""
     [to_resident] = plan_notifications(resolved())
     assert (to_resident.recipient_kind, to_resident.recipient_ref) == ("resident", "resident")
     # The resident's address is asked of intake at send time, never carried or kept.
@@ -110,7 +112,7 @@ def test_retry_delay_doubles_up_to_the_cap_with_jitter_in_the_upper_half() -> No
 
 
 def test_resolution_email_is_vietnamese_first_then_english_with_the_tracking_link() -> None:
-    content = render_email(
+    content = render(
         template_environment(),
         "case_resolved",
         {
@@ -118,8 +120,8 @@ def test_resolution_email_is_vietnamese_first_then_english_with_the_tracking_lin
             "title": None,
             "case_id": "c",
             "explanation": "Đã thay bóng đèn <b>mới</b>",
-            "resident_name": "Trần Văn Bình",
-            "tracking_url": "http://127.0.0.1:8000/track/tok123",
+            "recipient_name": "Trần Văn Bình",
+            "link": "http://127.0.0.1:8000/track/tok123",
         },
     )
     assert content.subject == "[Phản ánh PA-2025-000123] Đã được giải quyết / Resolved"
@@ -142,18 +144,18 @@ def test_resolution_email_is_vietnamese_first_then_english_with_the_tracking_lin
 
 
 def test_assignment_email_shows_the_deadline_in_vietnam_time() -> None:
-    content = render_email(
+    content = render(
         template_environment(),
         "case_assigned",
         {
             "reference": "PA-1",
             "title": "Đèn đường hỏng",
             "case_id": "c",
-            "member_name": "Lan",
+            "recipient_name": "Lan",
             "rung": 0,
             "reason": "initial",
             "due_at": "2025-03-03T02:30:00+00:00",
-            "case_url": "http://127.0.0.1:8001/cases/c",
+            "link": "http://127.0.0.1:8001/cases/c",
         },
     )
     assert "03/03/2025 09:30" in content.text
@@ -163,11 +165,17 @@ def test_assignment_email_shows_the_deadline_in_vietnam_time() -> None:
 
 def test_contact_reply_parsing() -> None:
     assert parse_contact({"found": False}) is None
+    # An erased resident is never contacted again, whatever else the reply says.
+    assert (
+        parse_contact({"found": True, "erased": True, "email": "x@y", "wants_updates": True})
+        is None
+    )
     contact = parse_contact(
         {"found": True, "email": "", "wants_updates": True, "tracking_url": "u", "name": "B"}
     )
     assert contact is not None
     assert contact.email is None
+    assert contact.language == "vi"
     assert contact.wants_updates
 
 

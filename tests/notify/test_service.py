@@ -103,8 +103,11 @@ async def test_assignment_mails_the_member_in_the_embedded_mailbox(
         plain = mail.get_body(("plain",))
         assert plain is not None
         assert "Đèn đường hỏng" in plain.get_content()
-        [row] = await notify.notifications(status="sent")
+        [row] = await notify.notifications(status="sent", channel="email")
         assert (row["recipient_kind"], row["attempts"]) == ("member", 1)
+        # The member's in-app copy is logged beside it.
+        [in_app] = await notify.notifications(status="sent", channel="in_app")
+        assert in_app["recipient_ref"] == "m-lan"
         assert not list(notify.mail_dir.glob(".*.tmp"))
 
 
@@ -141,6 +144,8 @@ async def test_resolution_mails_the_resident_with_the_tracking_link_and_keeps_no
                     dump = repr(tuple(row))
                     assert "binh@example.org" not in dump, table.name
                     assert "0912345678" not in dump, table.name
+                    assert "Trần Văn Bình" not in dump, table.name
+                    assert "tok-abc" not in dump, table.name
     finally:
         await engine.dispose()
 
@@ -162,12 +167,13 @@ async def test_a_redelivered_event_sends_exactly_one_email(
         await eventually(all_seen, what="three deliveries handled")
 
         async def sent() -> bool:
-            return len(await notify.notifications(status="sent")) == 1
+            return len(await notify.notifications(status="sent", channel="email")) == 1
 
         await eventually(sent, what="the notification sent")
         assert len(notify.mailbox()) == 1
         assert consumers.stats.duplicates == 2
-        assert len(await notify.notifications()) == 1
+        assert len(await notify.notifications(channel="email")) == 1
+        assert len(await notify.notifications(channel="in_app")) == 1
         body = await notify.timeline(pid)
         assert body is not None
         assert len(body["events"]) == 1
@@ -196,8 +202,8 @@ async def test_residents_without_updates_or_address_are_skipped_not_failed(
         reasons = {str(r["petition_id"]): str(r["last_error"]) for r in rows}
         assert "no updates" in reasons[str(quiet)]
         assert "no email" in reasons[str(no_mail)]
-        assert "does not know" in reasons[str(unknown)]
-        assert "member has no email" in reasons[str(member_without_mail)]
+        assert "unknown to intake or erased" in reasons[str(unknown)]
+        assert "no email" in reasons[str(member_without_mail)]
         assert notify.mailbox() == []
 
 
@@ -219,7 +225,7 @@ async def test_mail_goes_out_over_smtp(nats_url: str, database_url: str, tmp_pat
         assert mail.get_body(("html",)) is not None
 
         async def marked_sent() -> bool:
-            return len(await notify.notifications(status="sent")) == 1
+            return len(await notify.notifications(status="sent", channel="email")) == 1
 
         await eventually(marked_sent, what="marked sent")
         assert notify.mailbox() == []
@@ -253,7 +259,7 @@ async def test_smtp_down_at_first_is_retried_then_delivered_once(
         async with smtp_server(port) as smtp:
 
             async def sent() -> list[dict[str, Any]]:
-                return await notify.notifications(status="sent")
+                return await notify.notifications(status="sent", channel="email")
 
             [row] = await eventually(sent, what="delivered once the server is up")
             assert int(str(row["attempts"])) >= 3
@@ -330,7 +336,8 @@ async def test_timeline_is_for_staff_and_lists_events_in_order_with_the_delivery
             body = await notify.timeline(pid)
             if body is None or len(body["events"]) < 4:
                 return None
-            if sorted(d["status"] for d in body["deliveries"]) != ["sent", "sent"]:
+            # The resident's receipt and resolution, the member's email and in-app copy.
+            if [d["status"] for d in body["deliveries"]] != ["sent"] * 4:
                 return None
             return body
 
@@ -419,3 +426,26 @@ async def test_migrations_match_the_models(database_url: str) -> None:
             assert await conn.scalar(select(text("count(*)")).select_from(notifications)) == 0
     finally:
         await engine.dispose()
+
+
+async def test_migrations_go_down_to_0001_and_up_again(database_url: str) -> None:
+    import asyncio
+
+    from alembic import command
+
+    from services.notify.app import MIGRATIONS_DIR
+    from shared.migrate import alembic_config, upgrade_async
+
+    await upgrade_async(MIGRATIONS_DIR, database_url)
+    config = alembic_config(MIGRATIONS_DIR, database_url)
+    await asyncio.to_thread(command.downgrade, config, "0001")
+    engine = create_engine(database_url)
+    try:
+        meta = MetaData()
+        async with engine.connect() as conn:
+            await conn.run_sync(meta.reflect)
+        assert "stats_daily" not in meta.tables
+        assert "batch_key" not in meta.tables["notifications"].c
+    finally:
+        await engine.dispose()
+    await upgrade_async(MIGRATIONS_DIR, database_url)

@@ -1,4 +1,5 @@
-"""Page texts, Vietnamese first. Error messages are always shown in both languages."""
+"""Page texts, Vietnamese first. A page speaks one language, its errors included; only the JSON
+API's problems carry both."""
 
 from __future__ import annotations
 
@@ -55,10 +56,114 @@ TEXTS: dict[str, tuple[str, str]] = {
         "No petition was found for this link.",
     ),
     "new_petition": ("Gửi phản ánh mới", "Send a new petition"),
-    "time_zone_note": ("Giờ Việt Nam", "Vietnam time"),
+    "time_zone_note": ("Giờ Việt Nam (UTC+7)", "Vietnam time (UTC+7)"),
+    "location_display": ("Địa điểm", "Location"),
+    "holder": ("Người đang xử lý", "Handled by"),
+    "resolution_heading": ("Kết quả xử lý", "How it was resolved"),
+    "rejection_heading": ("Lý do không tiếp nhận", "Why it was not taken up"),
+    "question_heading": ("Cán bộ cần bạn bổ sung thông tin", "The member needs more information"),
+    "answer": ("Câu trả lời của bạn", "Your answer"),
+    "send_answer": ("Gửi câu trả lời", "Send answer"),
+    "answered": ("Đã gửi câu trả lời của bạn.", "Your answer was sent."),
+    "answer_refused": (
+        "Câu hỏi này không còn chờ trả lời.",
+        "This question is no longer waiting for an answer.",
+    ),
+    "escalate_heading": ("Phản ánh đã quá hạn xử lý", "The petition is overdue"),
+    "escalate": ("Yêu cầu chuyển lên cấp trên", "Ask to escalate"),
+    "escalated_notice": (
+        "Đã gửi đề nghị chuyển lên cấp trên.",
+        "Your request to escalate was sent.",
+    ),
+    "escalate_again_at": (
+        "Bạn có thể đề nghị chuyển lên cấp trên lần nữa sau",
+        "You can ask to escalate again after",
+    ),
+    "escalate_refused": (
+        "Hiện chưa thể đề nghị chuyển lên cấp trên.",
+        "Escalation cannot be asked for now.",
+    ),
+    "your_options": ("Lựa chọn của bạn", "Your options"),
+    "withdraw": ("Rút phản ánh", "Withdraw the petition"),
+    "withdraw_explain": (
+        "Phản ánh sẽ không được xử lý tiếp và không thể mở lại. Bạn có chắc không?",
+        "The petition will no longer be handled and cannot be reopened. Are you sure?",
+    ),
+    "withdraw_confirm": ("Có, rút phản ánh", "Yes, withdraw it"),
+    "withdraw_reason": ("Lý do (không bắt buộc)", "Reason (optional)"),
+    "withdrawn_notice": ("Bạn đã rút phản ánh.", "You withdrew the petition."),
+    "stop_updates": ("Ngừng nhận thông báo", "Stop progress messages"),
+    "stopped_notice": (
+        "Bạn sẽ không nhận thêm thông báo về phản ánh này.",
+        "You will get no more messages about this petition.",
+    ),
+    "erase": ("Xoá thông tin liên hệ của tôi", "Erase my contact details"),
+    "erase_explain": (
+        "Họ tên, số điện thoại và email của bạn sẽ bị xoá vĩnh viễn; nội dung phản ánh vẫn được "
+        "giữ lại, không kèm thông tin của bạn. Bạn vẫn theo dõi được bằng liên kết này, nhưng "
+        "sẽ không ai liên hệ được với bạn nữa.",
+        "Your name, phone and email will be deleted for good; the petition stays, without "
+        "them. You can still follow it with this link, but nobody will be able to contact you.",
+    ),
+    "erase_confirm": ("Có, xoá thông tin liên hệ", "Yes, erase my details"),
+    "erased_notice": (
+        "Thông tin liên hệ của bạn đã được xoá.",
+        "Your contact details were erased.",
+    ),
+    "cancel": ("Quay lại", "Go back"),
+    "not_allowed": (
+        "Trạng thái hiện tại của phản ánh không cho phép việc này.",
+        "The petition's current status does not allow this.",
+    ),
+    "error_heading": ("Không gửi được", "Could not send"),
+    "too_large": (
+        "Nội dung quá dài. Vui lòng rút gọn rồi gửi lại.",
+        "What you sent is too long. Please shorten it and send again.",
+    ),
+    "wrong_media": (
+        "Trình duyệt đã gửi biểu mẫu theo cách không được hỗ trợ. Vui lòng quay lại và gửi lại.",
+        "Your browser sent the form in a way we do not support. Please go back and send again.",
+    ),
+    "unavailable": (
+        "Hệ thống đang tạm thời gián đoạn nên chưa lưu được phản ánh. Nội dung bạn nhập vẫn "
+        "còn bên dưới; vui lòng bấm gửi lại sau ít phút.",
+        "The system is briefly unavailable, so your petition was not saved yet. What you typed "
+        "is kept below; please send again in a few minutes.",
+    ),
+    "unavailable_short": (
+        "Hệ thống đang tạm thời gián đoạn. Vui lòng thử lại sau ít phút.",
+        "The system is briefly unavailable. Please try again in a few minutes.",
+    ),
+    "already_sent": (
+        "Phản ánh này đã được gửi trước đó.",
+        "This petition was already sent.",
+    ),
+}
+
+# Short names of the form's fields, for the error summary ("Tiêu đề: không được để trống").
+FIELD_LABELS: dict[str, tuple[str, str]] = {
+    "unit_id": ("Nơi bạn sống", "Where you live"),
+    "category_id": ("Lĩnh vực", "Category"),
+    "title": ("Tiêu đề", "Title"),
+    "description": ("Nội dung", "Description"),
+    "location": ("Địa điểm", "Location"),
+    "name": ("Họ tên", "Name"),
+    "phone": ("Số điện thoại", "Phone"),
+    "email": ("Email", "Email"),
+    "notify": ("Báo tiến triển", "Progress messages"),
+    "consent": ("Đồng ý xử lý", "Consent"),
+    "language": ("Ngôn ngữ", "Language"),
+    "comment": ("Ý kiến", "Comment"),
+    "answer": ("Câu trả lời", "Answer"),
+    "reason": ("Lý do", "Reason"),
 }
 
 
 def text(key: str, lang: Lang) -> str:
     vi, en = TEXTS[key]
+    return en if lang == "en" else vi
+
+
+def field_label(field: str, lang: Lang) -> str:
+    vi, en = FIELD_LABELS.get(field, (field, field))
     return en if lang == "en" else vi

@@ -75,6 +75,11 @@ def create_app(
 ) -> FastAPI:
     """`config` defaults to the channels file from settings (raises `ChannelsFileError`)."""
     config = config or load_config(settings.channels_file)
+    if settings.batch_window_minutes is not None:
+        batching = config.batching.model_copy(
+            update={"window_minutes": settings.batch_window_minutes}
+        )
+        config = config.model_copy(update={"batching": batching})
     refuse_unsafe(
         config,
         production=settings.env == "production",

@@ -58,6 +58,10 @@ class Settings(CommonSettings):
     channels_file: Path | None = Field(
         default=None, validation_alias="PETITIONS_NOTIFY_CHANNELS_FILE"
     )
+    # Overrides the channels file's batching window (0: every message at once).
+    batch_window_minutes: float | None = Field(
+        default=None, ge=0, le=24 * 60, validation_alias="PETITIONS_NOTIFY_BATCH_WINDOW_MINUTES"
+    )
     # Signs every webhook (HMAC-SHA256); receivers hold the same secret.
     webhook_secret: SecretStr = Field(
         default=SecretStr(DEMO_WEBHOOK_SECRET), validation_alias="PETITIONS_NOTIFY_WEBHOOK_SECRET"

@@ -20,7 +20,13 @@ def make_stack(var_dir: Path, env: dict[str, str] | None = None) -> Stack:
         var_dir=var_dir,
         ports={"intake": free_port(), "routing": free_port(), "notify": free_port()},
         nats_port=free_port(),
-        env={"PETITIONS_LOG_LEVEL": "INFO", "PETITIONS_LOG_FORMAT": "json", **(env or {})},
+        env={
+            "PETITIONS_LOG_LEVEL": "INFO",
+            "PETITIONS_LOG_FORMAT": "json",
+            # Members' assignment emails go out at once instead of after the batching window.
+            "PETITIONS_NOTIFY_BATCH_WINDOW_MINUTES": "0",
+            **(env or {}),
+        },
         output=file_sink(var_dir / "stack.log"),
         stop_grace=15,
     )

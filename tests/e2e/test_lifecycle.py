@@ -31,7 +31,9 @@ async def test_submitted_assigned_accepted_resolved_confirmed_closed(
     assert member
     await client.wait_status(submitted["tracking_token"], "assigned")
     # The member is told by email.
-    await wait_mail(stack.var_dir, submitted["reference"], "@example.org")
+    await wait_mail(
+        stack.var_dir, submitted["reference"], "Phản ánh mới giao cho bạn", "@example.org"
+    )
 
     accepted = await client.as_staff(
         member, "POST", "routing", f"/api/v1/cases/{case['id']}/accept"
@@ -48,7 +50,9 @@ async def test_submitted_assigned_accepted_resolved_confirmed_closed(
     assert resolved.status_code == 200, resolved.text
 
     # The resident gets an email with the link to confirm; the tracking page shows the resolution.
-    await wait_mail(stack.var_dir, DEMO_PETITION["email"], submitted["tracking_url"])
+    await wait_mail(
+        stack.var_dir, "Đã được giải quyết", DEMO_PETITION["email"], submitted["tracking_url"]
+    )
     view = await client.wait_status(submitted["tracking_token"], "resolved")
     assert explanation in str(view)
 

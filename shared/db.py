@@ -33,7 +33,16 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        # One connection per process, handed out in FIFO order: SQLite allows one writer, and
+        # waiting in SQLAlchemy's queue is fair where SQLite's busy handler lets a waiter
+        # (the outbox relay, say) starve for seconds behind a busy consumer.
+        engine = create_async_engine(
+            url,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=60,
+        )
         _tune_sqlite(engine)
         return engine
     kwargs: dict[str, Any] = {

@@ -16,30 +16,35 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.security import OAuth2PasswordRequestForm
-from pydantic import BaseModel, Field
-from sqlalchemy import and_, select
+from pydantic import AwareDatetime, BaseModel, Field
+from sqlalchemy import and_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.routing import models
-from services.routing.assignment import Choice, rung_of
+from services.routing.assignment import Choice
 from services.routing.cases import (
     CaseConflict,
     Entry,
     Organisation,
-    change,
     envelope,
     get_case,
     history,
     load_organisation,
     past_holders,
-    placement_values,
-    touch_member,
 )
-from services.routing.handlers import assigned_entry
+from services.routing.ladder import Ladder
 from services.routing.lifecycle import Action, IllegalTransition, transition
+from services.routing.transitions import Move, apply, escalate, move_to, pause
 from shared.auth import Staff, issue_token
-from shared.events import CaseAccepted, CaseNoteAdded, CaseResolved
+from shared.events import (
+    CaseAccepted,
+    CaseDeclined,
+    CaseNoteAdded,
+    CaseRejected,
+    CaseResolved,
+)
+from shared.events.routing import DeclineReason
 from shared.runtime import Runtime
 from shared.web import ProblemError
 
@@ -59,6 +64,28 @@ class ResolveIn(BaseModel):
 class ReassignIn(BaseModel):
     member_id: str | None = None
     username: str | None = None
+
+
+class DeclineIn(BaseModel):
+    reason_code: DeclineReason
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+class AskIn(BaseModel):
+    question: str = Field(min_length=1, max_length=2000)
+
+
+class EscalateIn(BaseModel):
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+class RejectIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class AbsenceIn(BaseModel):
+    from_: AwareDatetime = Field(alias="from")
+    until: AwareDatetime | None = None
 
 
 def _verify(password_hash: str, password: str) -> bool:
@@ -87,6 +114,8 @@ def _case_json(case: RowMapping, org: Organisation) -> dict[str, Any]:
         "holder_unit_id": case["holder_unit_id"],
         "flag": case["flag"],
         "due_at": case["due_at"],
+        "ack_due_at": case["ack_due_at"],
+        "question_id": case["question_id"],
         "opened_at": case["opened_at"],
         "updated_at": case["updated_at"],
         "closed_at": case["closed_at"],
@@ -101,7 +130,18 @@ def _leads(staff: Staff, case: RowMapping, org: Organisation) -> bool:
     return (
         staff.role == "leader"
         and staff.unit_id is not None
-        and staff.unit_id in org.ladder(case["unit_id"])
+        and staff.unit_id in org.chain(case["unit_id"])
+    )
+
+
+def _leadership(staff: Staff, case: RowMapping, org: Organisation) -> bool:
+    """An administrator, or a leader of a unit above the case's own (the ward and up)."""
+    if staff.is_admin:
+        return True
+    return (
+        staff.role == "leader"
+        and staff.unit_id is not None
+        and staff.unit_id in org.chain(case["unit_id"])[1:]
     )
 
 
@@ -119,7 +159,13 @@ def _illegal(exc: IllegalTransition | CaseConflict, action: str) -> ProblemError
     )
 
 
-def build_router(runtime: Runtime, current_staff: Callable[..., Staff]) -> APIRouter:
+def build_router(
+    runtime: Runtime,
+    current_staff: Callable[..., Staff],
+    *,
+    ladder: Ladder,
+    wake_sweep: Callable[[], None] = lambda: None,
+) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["staff"])
     engine = runtime.engine
     secret = runtime.settings.secret_key
@@ -173,7 +219,7 @@ def build_router(runtime: Runtime, current_staff: Callable[..., Staff]) -> APIRo
         (an administrator: every case)."""
         k = models.cases
         async with engine.connect() as conn:
-            org = await load_organisation(conn)
+            org = await load_organisation(conn, ladder)
             conditions = []
             if scope == "mine":
                 conditions.append(k.c.holder_member_id == staff.member_id)
@@ -203,7 +249,7 @@ def build_router(runtime: Runtime, current_staff: Callable[..., Staff]) -> APIRo
         conn: AsyncConnection, staff: Staff, case_id: str
     ) -> tuple[RowMapping, Organisation]:
         case = await get_case(conn, case_id)
-        org = await load_organisation(conn)
+        org = await load_organisation(conn, ladder)
         if case is None:
             raise HTTPException(404, "Không tìm thấy hồ sơ / No such case")
         if not _may_act(staff, case, org) and staff.member_id not in await past_holders(
@@ -250,14 +296,15 @@ def build_router(runtime: Runtime, current_staff: Callable[..., Staff]) -> APIRo
                         403, "Chỉ người giữ hồ sơ hoặc lãnh đạo / Only the holder or a leader"
                     )
                 new_status = transition(case["status"], action)
-                values, entries = await build(conn, case, org, new_status)
-                await change(conn, case, values=values, entries=entries, now=now)
+                move: Move = await build(conn, case, org, new_status)
+                await apply(conn, case, move, now=now)
                 fresh = await get_case(conn, case["id"])
                 assert fresh is not None
                 body = _case_json(fresh, org)
         except (IllegalTransition, CaseConflict) as exc:
             raise _illegal(exc, verb) from exc
         runtime.relay.wake()
+        wake_sweep()
         return body
 
     def _env(case: RowMapping, kind: str, now: Any) -> dict[str, Any]:
@@ -269,13 +316,15 @@ def build_router(runtime: Runtime, current_staff: Callable[..., Staff]) -> APIRo
     async def accept(case_id: uuid.UUID, staff: StaffDep) -> dict[str, Any]:
         async def build(
             conn: AsyncConnection, case: RowMapping, org: Organisation, status: str
-        ) -> tuple[dict[str, Any], list[Entry]]:
+        ) -> Move:
             event = CaseAccepted(
                 **_env(case, "accepted", runtime.clock.now()), member_id=_mid(staff)
             )
-            return {"status": status}, [
-                Entry(event, "accepted", actor=staff.username, member_id=_mid(staff))
-            ]
+            return Move(
+                values={"status": status, "ack_due_at": None},
+                entries=[Entry(event, "accepted", actor=staff.username, member_id=_mid(staff))],
+                cancel="ack",
+            )
 
         return await _act(staff, case_id, "accept", "nhận / accept", build)
 
@@ -283,7 +332,7 @@ def build_router(runtime: Runtime, current_staff: Callable[..., Staff]) -> APIRo
     async def add_note(case_id: uuid.UUID, body: NoteIn, staff: StaffDep) -> dict[str, Any]:
         async def build(
             conn: AsyncConnection, case: RowMapping, org: Organisation, status: str
-        ) -> tuple[dict[str, Any], list[Entry]]:
+        ) -> Move:
             now = runtime.clock.now()
             event = CaseNoteAdded(**_env(case, "note", now), member_id=_mid(staff), note=body.note)
             await conn.execute(
@@ -295,7 +344,11 @@ def build_router(runtime: Runtime, current_staff: Callable[..., Staff]) -> APIRo
                     at=now,
                 )
             )
-            return {}, [Entry(event, "note", actor=staff.username, member_id=_mid(staff))]
+            return Move(
+                values={},
+                entries=[Entry(event, "note", actor=staff.username, member_id=_mid(staff))],
+                cancel=None,
+            )
 
         return await _act(staff, case_id, "note", "ghi chú / add a note to", build)
 
@@ -303,23 +356,33 @@ def build_router(runtime: Runtime, current_staff: Callable[..., Staff]) -> APIRo
     async def resolve(case_id: uuid.UUID, body: ResolveIn, staff: StaffDep) -> dict[str, Any]:
         async def build(
             conn: AsyncConnection, case: RowMapping, org: Organisation, status: str
-        ) -> tuple[dict[str, Any], list[Entry]]:
+        ) -> Move:
             event = CaseResolved(
                 **_env(case, "resolved", runtime.clock.now()),
                 member_id=_mid(staff),
                 explanation=body.explanation,
             )
-            # Nothing is due while the resident is asked to confirm; the quiet-period closing
-            # is the sweep's job.
-            return {"status": status, "due_at": None, "flag": None}, [
-                Entry(
-                    event,
-                    "resolved",
-                    actor=staff.username,
-                    member_id=_mid(staff),
-                    detail={"explanation": body.explanation},
-                )
-            ]
+            # Nothing is due while the resident is asked to confirm: every deadline of the
+            # rung ends here, in the same transaction, so a resolved case never escalates.
+            return Move(
+                values={
+                    "status": status,
+                    "due_at": None,
+                    "ack_due_at": None,
+                    "flag": None,
+                    "question_id": None,
+                    "paused_remaining_s": None,
+                },
+                entries=[
+                    Entry(
+                        event,
+                        "resolved",
+                        actor=staff.username,
+                        member_id=_mid(staff),
+                        detail={"explanation": body.explanation},
+                    )
+                ],
+            )
 
         return await _act(staff, case_id, "resolve", "giải quyết / resolve", build)
 
@@ -330,7 +393,7 @@ def build_router(runtime: Runtime, current_staff: Callable[..., Staff]) -> APIRo
 
         async def build(
             conn: AsyncConnection, case: RowMapping, org: Organisation, status: str
-        ) -> tuple[dict[str, Any], list[Entry]]:
+        ) -> Move:
             if not _leads(staff, case, org):
                 raise HTTPException(403, "Chỉ lãnh đạo đơn vị / Unit leaders only")
             target = (
@@ -338,33 +401,233 @@ def build_router(runtime: Runtime, current_staff: Callable[..., Staff]) -> APIRo
                 if body.member_id
                 else org.by_username(body.username or "")
             )
-            ladder = org.ladder(case["unit_id"])
-            rung = rung_of(target, ladder) if target else None
+            rung = org.rung_of(target, case["unit_id"], case["category_id"]) if target else None
             if target is None or target.role == "admin" or not target.active or rung is None:
                 raise ProblemError(
                     422,
                     "Người nhận không phục vụ đơn vị này / The member does not serve this unit",
                     type_="urn:petitions:problem:bad-assignee",
                 )
-            now = runtime.clock.now()
             choice = Choice(target, rung, target.unit_id, "initial")
-            entry = assigned_entry(
+            return move_to(
                 case,
                 choice,
-                org=org,
-                category_id=case["category_id"],
+                org,
+                runtime.clock.now(),
                 reason="reassigned",
-                seq=case["version"] + 1,
-                now=now,
-                causation_id=None,
                 actor=staff.username,
             )
-            await touch_member(conn, target.member_id, now)
-            return placement_values(choice, org, case["category_id"], now), [entry]
 
         return await _act(staff, case_id, "assign", "giao lại / reassign", build)
 
+    @router.post("/cases/{case_id}/decline")
+    async def decline(case_id: uuid.UUID, body: DeclineIn, staff: StaffDep) -> dict[str, Any]:
+        """The holder hands the case back with a reason; it goes at once to someone else at the
+        rung who has not declined it, else one rung up. A case declined too often at the first
+        rung goes to the unit's leader instead of bouncing between members."""
+
+        async def build(
+            conn: AsyncConnection, case: RowMapping, org: Organisation, status: str
+        ) -> Move:
+            if case["holder_member_id"] != staff.member_id:
+                raise HTTPException(403, "Chỉ người giữ hồ sơ / Only the holder may decline")
+            now = runtime.clock.now()
+            event = CaseDeclined(
+                **_env(case, "declined", now),
+                member_id=_mid(staff),
+                reason_code=body.reason_code,
+                comment=body.comment,
+            )
+            entry = Entry(
+                event,
+                "declined",
+                actor=staff.username,
+                member_id=_mid(staff),
+                rung=case["rung"],
+                detail={"reason_code": body.reason_code, "comment": body.comment},
+            )
+            before = await decliners(conn, case["id"])
+            rung = case["rung"]
+            if rung == 0 and len(before) >= ladder.policy.declines_before_leader:
+                rung = 1
+            choice = org.place(
+                rung,
+                unit_id=case["unit_id"],
+                category_id=case["category_id"],
+                now=now,
+                exclude={*before, _mid(staff)},
+            )
+            if choice is None:
+                return Move(
+                    values={
+                        "status": "unassigned",
+                        "holder_member_id": None,
+                        "flag": "unassigned",
+                        "due_at": None,
+                        "ack_due_at": None,
+                    },
+                    entries=[entry],
+                )
+            return move_to(
+                case,
+                choice,
+                org,
+                now,
+                reason="declined",
+                escalation="declined",
+                actor=staff.username,
+                before=[entry],
+            )
+
+        return await _act(staff, case_id, "decline", "từ chối / decline", build)
+
+    @router.post("/cases/{case_id}/ask")
+    async def ask(case_id: uuid.UUID, body: AskIn, staff: StaffDep) -> dict[str, Any]:
+        """Ask the resident for information (shown on their tracking page): the deadline clock
+        stops until they answer, or at most the policy's longest wait."""
+
+        async def build(
+            conn: AsyncConnection, case: RowMapping, org: Organisation, status: str
+        ) -> Move:
+            return pause(
+                case,
+                org,
+                runtime.clock.now(),
+                member_id=_mid(staff),
+                question=body.question,
+                actor=staff.username,
+            )
+
+        return await _act(staff, case_id, "ask", "hỏi người dân / ask the resident about", build)
+
+    @router.post("/cases/{case_id}/escalate")
+    async def escalate_case(
+        case_id: uuid.UUID, body: EscalateIn, staff: StaffDep
+    ) -> dict[str, Any]:
+        """A leader moves the case one rung up (or further while nobody can take a rung)."""
+
+        async def build(
+            conn: AsyncConnection, case: RowMapping, org: Organisation, status: str
+        ) -> Move:
+            if not _leads(staff, case, org):
+                raise HTTPException(403, "Chỉ lãnh đạo đơn vị / Unit leaders only")
+            move = escalate(
+                case, org, runtime.clock.now(), reason="leader_decision", actor=staff.username
+            )
+            if move is None:
+                raise ProblemError(
+                    409,
+                    "Hồ sơ đã ở cấp cao nhất / The case is already at the top rung",
+                    type_="urn:petitions:problem:top-rung",
+                )
+            if body.comment:
+                move.entries[0].detail["comment"] = body.comment
+            return move
+
+        return await _act(staff, case_id, "assign", "chuyển cấp / escalate", build)
+
+    @router.post("/cases/{case_id}/take-over")
+    async def take_over(case_id: uuid.UUID, staff: StaffDep) -> dict[str, Any]:
+        """A leader takes the case on themselves, at their own rung; taking it from a lower
+        rung is an escalation by decision."""
+
+        async def build(
+            conn: AsyncConnection, case: RowMapping, org: Organisation, status: str
+        ) -> Move:
+            me = org.member(staff.member_id or "")
+            rung = org.rung_of(me, case["unit_id"], case["category_id"]) if me else None
+            if me is None or me.role != "leader" or not _leads(staff, case, org) or rung is None:
+                raise HTTPException(403, "Chỉ lãnh đạo đơn vị / Unit leaders only")
+            return move_to(
+                case,
+                Choice(me, rung, me.unit_id, "initial"),
+                org,
+                runtime.clock.now(),
+                reason="escalated" if rung > case["rung"] else "reassigned",
+                escalation="leader_decision",
+                actor=staff.username,
+                acknowledged=True,
+            )
+
+        return await _act(staff, case_id, "assign", "tiếp nhận / take over", build)
+
+    @router.post("/cases/{case_id}/reject")
+    async def reject(case_id: uuid.UUID, body: RejectIn, staff: StaffDep) -> dict[str, Any]:
+        """Leadership (a leader of a unit above the case's, or an administrator) rejects the
+        petition with a reason: out of scope, abusive, a duplicate handled elsewhere."""
+
+        async def build(
+            conn: AsyncConnection, case: RowMapping, org: Organisation, status: str
+        ) -> Move:
+            if not _leadership(staff, case, org):
+                raise HTTPException(403, "Chỉ lãnh đạo cấp trên / Leadership only")
+            now = runtime.clock.now()
+            event = CaseRejected(
+                **_env(case, "rejected", now), actor=staff.username, reason=body.reason
+            )
+            return Move(
+                values={
+                    "status": status,
+                    "closed_at": now,
+                    "due_at": None,
+                    "ack_due_at": None,
+                    "flag": None,
+                },
+                entries=[
+                    Entry(event, "rejected", actor=staff.username, detail={"reason": body.reason})
+                ],
+            )
+
+        return await _act(staff, case_id, "reject", "từ chối xử lý / reject", build)
+
+    @router.post("/members/{member_id}/absence")
+    async def set_absence(member_id: str, body: AbsenceIn, staff: StaffDep) -> dict[str, Any]:
+        """A leader of the member's unit (or above) or an administrator marks a member away:
+        they get no new cases while away, and their open cases go to the leader when the
+        absence starts."""
+        if body.until is not None and body.until <= body.from_:
+            raise ProblemError(
+                422,
+                "Ngày về phải sau ngày đi / 'until' must be after 'from'",
+                type_="urn:petitions:problem:validation",
+            )
+        m = models.members
+        async with engine.begin() as conn:
+            org = await load_organisation(conn, ladder, member_ids=())
+            member = org.member(member_id)
+            if member is None:
+                raise HTTPException(404, "Không có thành viên này / No such member")
+            allowed = staff.is_admin or (
+                staff.role == "leader"
+                and staff.unit_id is not None
+                and staff.unit_id in org.chain(member.unit_id)
+            )
+            if not allowed:
+                raise HTTPException(403, "Chỉ lãnh đạo đơn vị / Unit leaders only")
+            await conn.execute(
+                update(m)
+                .where(m.c.id == member_id)
+                .values(away_from=body.from_, away_until=body.until, absence_applied_from=None)
+            )
+        wake_sweep()
+        return {
+            "member_id": member_id,
+            "away_from": body.from_,
+            "away_until": body.until,
+        }
+
     return router
+
+
+async def decliners(conn: AsyncConnection, case_id: str) -> list[str]:
+    """Members who declined the case, once per decline (oldest first)."""
+    h = models.case_history
+    rows = await conn.scalars(
+        select(h.c.member_id)
+        .where(and_(h.c.case_id == case_id, h.c.kind == "declined"))
+        .order_by(h.c.id)
+    )
+    return [str(r) for r in rows.all()]
 
 
 def _mid(staff: Staff) -> str:

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from services.routing import models
 from services.routing.api import build_router
 from services.routing.handlers import CaseHandlers
+from services.routing.ladder import load_ladder_file
 from services.routing.org import (
     DEMO_ORG_FILE,
     DemoPasswordRefused,
@@ -19,9 +20,17 @@ from services.routing.org import (
     has_units,
     import_org,
 )
+from services.routing.rpc import register_member_lookup
+from services.routing.scheduled import Sweep, tune_sqlite
 from services.routing.settings import Settings
 from shared.clock import Clock, clock_from_env
-from shared.events import FeedbackGiven, PetitionSubmitted, PetitionWithdrawn
+from shared.events import (
+    EscalationRequested,
+    FeedbackGiven,
+    PetitionSubmitted,
+    PetitionWithdrawn,
+    ResidentAnswered,
+)
 from shared.migrate import upgrade_async
 from shared.runtime import Runtime, build_runtime, running
 from shared.web import dead_letter_router, install_problem_handlers, ops_router, staff_dependency
@@ -58,10 +67,25 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         tables=models.messaging,
         clock=clock or clock_from_env(settings.clock_file),
     )
-    handlers = CaseHandlers(clock=runtime.clock)
+    ladder = load_ladder_file(settings.ladder_file)
+    tune_sqlite(runtime.engine)
+    sweep = Sweep(
+        engine=runtime.engine,
+        ladder=ladder,
+        clock=runtime.clock,
+        interval_s=settings.sweep_interval_s,
+        batch_size=settings.sweep_batch,
+        after_commit=runtime.relay.wake,
+    )
+    handlers = CaseHandlers(clock=runtime.clock, ladder=ladder)
     runtime.consumers.add(PetitionSubmitted, handlers.when_petition_submitted_open_case_and_assign)
     runtime.consumers.add(FeedbackGiven, handlers.when_feedback_given_close_or_reopen)
     runtime.consumers.add(PetitionWithdrawn, handlers.when_petition_withdrawn_close_case)
+    runtime.consumers.add(ResidentAnswered, handlers.when_resident_answered_resume_case)
+    runtime.consumers.add(
+        EscalationRequested, handlers.when_escalation_requested_escalate_overdue_case
+    )
+    register_member_lookup(runtime.broker, runtime.engine)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -77,7 +101,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
             await runtime.engine.dispose()
             raise
         async with running(runtime, migrations_dir=MIGRATIONS_DIR, migrate=False):
-            yield
+            sweep.start()
+            try:
+                yield
+            finally:
+                await sweep.stop()
 
     app = FastAPI(
         title="Petitions routing",
@@ -86,9 +114,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    app.state.sweep = sweep
+    app.state.ladder = ladder
     current_staff = staff_dependency(lambda: settings.secret_key.get_secret_value())
     install_problem_handlers(app)
-    app.include_router(ops_router(runtime))
+    app.include_router(ops_router(runtime, extra_checks=lambda: sweep.running))
     app.include_router(dead_letter_router(runtime, current_staff))
-    app.include_router(build_router(runtime, current_staff))
+    app.include_router(build_router(runtime, current_staff, ladder=ladder, wake_sweep=sweep.wake))
     return app

@@ -102,18 +102,45 @@ def chain(unit_id: str, parents: Mapping[str, str | None]) -> list[str]:
     return out
 
 
-def top_rung(units: Sequence[str]) -> int:
+@dataclass(frozen=True)
+class RungHolder:
+    """Who holds a rung: people with `role` in the unit `level` steps above the case's unit."""
+
+    level: int
+    role: Literal["member", "leader"]
+
+    def __str__(self) -> str:
+        if self.level == 0:
+            return self.role
+        return "parent" if self.level == 1 else f"parent-{self.level}"
+
+
+def default_holders(units: Sequence[str]) -> list[RungHolder]:
+    """Without a ladder: a member, then the unit's leader, then each parent's leadership."""
+    return [RungHolder(0, "member"), *(RungHolder(i, "leader") for i in range(len(units)))]
+
+
+def _holders(units: Sequence[str], holders: Sequence[RungHolder] | None) -> Sequence[RungHolder]:
+    return default_holders(units) if holders is None else holders
+
+
+def top_rung(units: Sequence[str], holders: Sequence[RungHolder] | None = None) -> int:
     """The highest rung of a ladder whose units are `units` (nearest first)."""
-    return len(units)
+    usable = [r for r, h in enumerate(_holders(units, holders)) if h.level < len(units)]
+    return max(usable, default=-1)
 
 
-def rung_unit(rung: int, units: Sequence[str]) -> str | None:
+def rung_unit(
+    rung: int, units: Sequence[str], holders: Sequence[RungHolder] | None = None
+) -> str | None:
     """The unit whose people hold rung `rung`: the resident's unit at rungs 0 and 1, then the
-    parents. None above the top."""
+    parents (by default; a ladder says otherwise). None above the top."""
     if rung < 0:
         raise ValueError("rung must be >= 0")
-    index = 0 if rung <= 1 else rung - 1
-    return units[index] if index < len(units) else None
+    spec = _holders(units, holders)
+    if rung >= len(spec) or spec[rung].level >= len(units):
+        return None
+    return units[spec[rung].level]
 
 
 def holder_for_rung(
@@ -123,12 +150,13 @@ def holder_for_rung(
     candidates: Sequence[Candidate],
     category_id: str,
     now: datetime,
+    holders: Sequence[RungHolder] | None = None,
 ) -> Candidate | None:
     """Who takes rung `rung` exactly, or None if nobody can."""
-    unit = rung_unit(rung, units)
+    unit = rung_unit(rung, units, holders)
     if unit is None:
         return None
-    if rung == 0:
+    if _holders(units, holders)[rung].role == "member":
         return choose_member(candidates, unit_id=unit, category_id=category_id, now=now)
     return choose_leader(candidates, unit_id=unit, now=now)
 
@@ -140,35 +168,40 @@ def place(
     candidates: Sequence[Candidate],
     category_id: str,
     now: datetime,
+    holders: Sequence[RungHolder] | None = None,
 ) -> Choice | None:
     """Place a case at `rung`, or the first rung above it someone can take; past the top, with
     the highest leaders below it. None only when the whole ladder is empty."""
-    top = top_rung(units)
+    top = top_rung(units, holders)
     for r in range(rung, top + 1):
         member = holder_for_rung(
-            r, units=units, candidates=candidates, category_id=category_id, now=now
+            r, units=units, candidates=candidates, category_id=category_id, now=now, holders=holders
         )
         if member is not None:
-            unit = rung_unit(r, units)
+            unit = rung_unit(r, units, holders)
             assert unit is not None
             return Choice(member, r, unit, "initial" if r == rung else "no_member")
     for r in range(min(rung, top + 1) - 1, 0, -1):
         member = holder_for_rung(
-            r, units=units, candidates=candidates, category_id=category_id, now=now
+            r, units=units, candidates=candidates, category_id=category_id, now=now, holders=holders
         )
         if member is not None:
-            unit = rung_unit(r, units)
+            unit = rung_unit(r, units, holders)
             assert unit is not None
             return Choice(member, r, unit, "top")
     return None
 
 
-def rung_of(member: Candidate, units: Sequence[str]) -> int | None:
-    """The rung a member would hold on this ladder (for a leader's reassignment), or None if
-    they do not serve any unit on it."""
+def rung_of(
+    member: Candidate, units: Sequence[str], holders: Sequence[RungHolder] | None = None
+) -> int | None:
+    """The rung a member would hold on this ladder (for a leader's reassignment or take-over),
+    or None if they do not serve any unit on it."""
     if member.unit_id not in units:
         return None
-    index = units.index(member.unit_id)
-    if index == 0:
-        return 1 if member.role == "leader" else 0
-    return index + 1
+    level = units.index(member.unit_id)
+    role = "member" if member.role == "member" else "leader"
+    for r, h in enumerate(_holders(units, holders)):
+        if h.level == level and h.role == role:
+            return r
+    return None

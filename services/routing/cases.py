@@ -4,18 +4,29 @@ history and puts its events in the outbox in the caller's transaction."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.routing import models
-from services.routing.assignment import Candidate, Choice, chain
-from shared.events import CaseEvent, derived_id
+from services.routing.assignment import (
+    Candidate,
+    Choice,
+    RungHolder,
+    chain,
+    place,
+    rung_of,
+    top_rung,
+)
+from services.routing.calendar import WorkingCalendar
+from services.routing.escalation import Plan, Planned, plan_rung
+from services.routing.ladder import Ladder, Rung
+from shared.events import CaseEvent, Event, derived_id
 from shared.messaging import add_to_outbox
 
 PRODUCER = "routing"
@@ -31,45 +42,167 @@ class CaseConflict(Exception):
 
 @dataclass(frozen=True)
 class Organisation:
-    """The area tree and the people in it, as assignment needs them."""
+    """The area tree, the people in it and the ladder, as assignment and deadlines need them."""
 
     parents: dict[str, str | None]
     candidates: list[Candidate]
-    deadlines: dict[str, list[int]]
+    ladder: Ladder
+    # Look-ups built on first use: a sweep places thousands of cases against one organisation.
+    _chains: dict[str, list[str]] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
+    _by_unit: dict[str, list[int]] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
+    _index: dict[str, int] = field(default_factory=dict, init=False, compare=False, repr=False)
 
-    def ladder(self, unit_id: str) -> list[str]:
-        return chain(unit_id, self.parents)
+    def chain(self, unit_id: str) -> list[str]:
+        """The unit and its ancestors, nearest first."""
+        found = self._chains.get(unit_id)
+        if found is None:
+            found = self._chains[unit_id] = chain(unit_id, self.parents)
+        return found
 
     def subtree(self, unit_id: str) -> set[str]:
         """`unit_id` and every unit below it."""
-        return {u for u in self.parents if unit_id in chain(u, self.parents)}
+        return {u for u in self.parents if unit_id in self.chain(u)}
+
+    def _indexes(self) -> dict[str, int]:
+        if not self._index and self.candidates:
+            for i, c in enumerate(self.candidates):
+                self._index[c.member_id] = i
+                self._by_unit.setdefault(c.unit_id, []).append(i)
+        return self._index
 
     def member(self, member_id: str) -> Candidate | None:
-        return next((c for c in self.candidates if c.member_id == member_id), None)
+        i = self._indexes().get(member_id)
+        return None if i is None else self.candidates[i]
 
     def by_username(self, username: str) -> Candidate | None:
         return next((c for c in self.candidates if c.username == username), None)
 
-    def due_at(self, category_id: str, rung: int, now: datetime) -> datetime:
-        """Hours per rung from the category; a later calendar will count working time only."""
-        hours = self.deadlines.get(category_id) or self.deadlines.get("other") or [72]
-        return now + timedelta(hours=hours[min(rung, len(hours) - 1)])
+    def serving(self, units: Collection[str]) -> list[Candidate]:
+        """The people of `units`."""
+        self._indexes()
+        return [self.candidates[i] for u in units for i in self._by_unit.get(u, ())]
+
+    def holders(self, unit_id: str, category_id: str) -> list[RungHolder]:
+        return self.ladder.holders(self.chain(unit_id), category_id)
+
+    def place(
+        self,
+        rung: int,
+        *,
+        unit_id: str,
+        category_id: str,
+        now: datetime,
+        exclude: Collection[str] = (),
+    ) -> Choice | None:
+        """Who takes a case of this unit and category at `rung` (or above, or at the top),
+        leaving out the members in `exclude`."""
+        units = self.chain(unit_id)
+        candidates = [c for c in self.serving(units) if c.member_id not in exclude]
+        return place(
+            rung,
+            units=units,
+            candidates=candidates,
+            category_id=category_id,
+            now=now,
+            holders=self.holders(unit_id, category_id),
+        )
+
+    def top_rung(self, unit_id: str, category_id: str) -> int:
+        return top_rung(self.chain(unit_id), self.holders(unit_id, category_id))
+
+    def rung_of(self, member: Candidate, unit_id: str, category_id: str) -> int | None:
+        return rung_of(member, self.chain(unit_id), self.holders(unit_id, category_id))
+
+    def took(self, member_id: str, now: datetime) -> None:
+        """Count a case just handed to `member_id`, so the next choice in the same pass sees it."""
+        i = self._indexes().get(member_id)
+        if i is not None:
+            c = self.candidates[i]
+            self.candidates[i] = replace(c, open_cases=c.open_cases + 1, last_assigned_at=now)
+
+    def leaders_of(self, unit_id: str) -> list[Candidate]:
+        return [c for c in self.serving([unit_id]) if c.role == "leader"]
+
+    def calendar(self, unit_id: str) -> WorkingCalendar:
+        return self.ladder.calendar_for(self.chain(unit_id))
+
+    def rung_spec(self, unit_id: str, category_id: str, rung: int) -> Rung:
+        rungs = self.ladder.rungs(self.chain(unit_id), category_id)
+        return rungs[min(rung, len(rungs) - 1)]
+
+    def plan(
+        self,
+        *,
+        unit_id: str,
+        category_id: str,
+        rung: int,
+        start: datetime,
+        remaining: timedelta | None = None,
+        acknowledged: bool = False,
+    ) -> Plan:
+        """Deadlines for a case placed at `rung` at `start`, in the unit's working time."""
+        return plan_rung(
+            self.calendar(unit_id),
+            self.rung_spec(unit_id, category_id, rung),
+            self.ladder.policy,
+            start,
+            remaining=remaining,
+            acknowledged=acknowledged,
+            has_next=rung < self.top_rung(unit_id, category_id),
+        )
 
 
-async def load_organisation(conn: AsyncConnection) -> Organisation:
-    u, m, c, k = models.units, models.members, models.categories, models.cases
-    parents = {row.id: row.parent_id for row in (await conn.execute(select(u))).all()}
-    deadlines = {row.id: list(row.deadline_hours) for row in (await conn.execute(select(c))).all()}
-    open_counts = {
+async def with_open_counts(
+    conn: AsyncConnection, org: Organisation, member_ids: Collection[str]
+) -> Organisation:
+    """`org` with the open cases of `member_ids` counted (the others' counts left as they are)."""
+    if not member_ids:
+        return org
+    k = models.cases
+    counts = {
         row.holder_member_id: int(row.n)
         for row in (
             await conn.execute(
                 select(k.c.holder_member_id, func.count().label("n"))
-                .where(k.c.status.in_(models.OPEN_STATUSES), k.c.holder_member_id.is_not(None))
+                .where(
+                    k.c.holder_member_id.in_(list(member_ids)),
+                    k.c.status.in_(models.OPEN_STATUSES),
+                )
                 .group_by(k.c.holder_member_id)
             )
         ).all()
     }
+    wanted = set(member_ids)
+    candidates = [
+        replace(c, open_cases=counts.get(c.member_id, 0)) if c.member_id in wanted else c
+        for c in org.candidates
+    ]
+    return replace(org, candidates=candidates)
+
+
+async def load_organisation(
+    conn: AsyncConnection, ladder: Ladder, *, member_ids: Collection[str] | None = None
+) -> Organisation:
+    """The organisation with each member's open cases counted (all members, or only those in
+    `member_ids`: the sweep counts just the people it may hand cases to)."""
+    u, m, k = models.units, models.members, models.cases
+    parents = {row.id: row.parent_id for row in (await conn.execute(select(u))).all()}
+    counting = (
+        select(k.c.holder_member_id, func.count().label("n"))
+        .where(k.c.status.in_(models.OPEN_STATUSES), k.c.holder_member_id.is_not(None))
+        .group_by(k.c.holder_member_id)
+    )
+    if member_ids is not None:
+        counting = counting.where(k.c.holder_member_id.in_(list(member_ids)))
+    open_counts = (
+        {row.holder_member_id: int(row.n) for row in (await conn.execute(counting)).all()}
+        if member_ids is None or member_ids
+        else {}
+    )
     candidates = [
         Candidate(
             member_id=row.id,
@@ -88,7 +221,7 @@ async def load_organisation(conn: AsyncConnection) -> Organisation:
         )
         for row in (await conn.execute(select(m).order_by(m.c.username))).all()
     ]
-    return Organisation(parents=parents, candidates=candidates, deadlines=deadlines)
+    return Organisation(parents=parents, candidates=candidates, ladder=ladder)
 
 
 async def get_case(conn: AsyncConnection, case_id: str) -> RowMapping | None:
@@ -132,7 +265,7 @@ def envelope(
 class Entry:
     """One event with the history line it leaves."""
 
-    event: CaseEvent
+    event: CaseEvent | Event
     kind: str
     actor: str | None = None
     member_id: str | None = None
@@ -140,23 +273,25 @@ class Entry:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-def placement_values(
-    choice: Choice, org: Organisation, category_id: str, now: datetime
-) -> dict[str, Any]:
+def placement_values(choice: Choice, plan: Plan) -> dict[str, Any]:
+    """The case's columns once it rests with `choice`'s member under `plan`'s deadlines."""
     return {
         "status": "assigned",
         "rung": choice.rung,
         "holder_member_id": choice.member.member_id,
         "holder_unit_id": choice.unit_id,
-        "due_at": org.due_at(category_id, choice.rung, now),
+        "due_at": plan.due_at,
+        "ack_due_at": plan.ack_due_at,
+        "question_id": None,
+        "paused_remaining_s": None,
         "flag": "top_rung" if choice.outcome == "top" else None,
     }
 
 
-async def record(
+async def record_history(
     conn: AsyncConnection, case_id: str, entries: Sequence[Entry], *, now: datetime
 ) -> None:
-    """History lines and outbox rows for `entries`, in the caller's transaction."""
+    """History lines for `entries` only: for events other services published (the resident's)."""
     if not entries:
         return
     await conn.execute(
@@ -175,6 +310,15 @@ async def record(
             for e in entries
         ],
     )
+
+
+async def record(
+    conn: AsyncConnection, case_id: str, entries: Sequence[Entry], *, now: datetime
+) -> None:
+    """History lines and outbox rows for `entries`, in the caller's transaction."""
+    if not entries:
+        return
+    await record_history(conn, case_id, entries, now=now)
     await add_to_outbox(conn, models.messaging.outbox, *(e.event for e in entries))
 
 
@@ -185,8 +329,15 @@ async def change(
     values: dict[str, Any],
     entries: Sequence[Entry],
     now: datetime,
+    cancel: Literal["all", "ack"] | None = None,
+    schedule: Sequence[Planned] = (),
 ) -> None:
-    """Apply `values` if the case is still at the version read; CaseConflict otherwise."""
+    """Apply `values` if the case is still at the version read; CaseConflict otherwise.
+
+    `cancel` finishes the case's pending deadlines (all, or the acknowledgement only) and
+    `schedule` adds new ones. The case row is updated first: its lock is what guards its
+    deadline rows against the sweep, which takes the same locks in the same order.
+    """
     k = models.cases
     result = await conn.execute(
         update(k)
@@ -196,7 +347,46 @@ async def change(
     if result.rowcount != 1:
         current = await conn.scalar(select(k.c.status).where(k.c.id == case["id"]))
         raise CaseConflict(str(current))
+    if cancel is not None:
+        await cancel_deadlines(conn, [case["id"]], now=now, kind="ack" if cancel == "ack" else None)
+    await add_deadlines(
+        conn, case["id"], case["rung"] if "rung" not in values else values["rung"], schedule
+    )
     await record(conn, case["id"], entries, now=now)
+
+
+async def cancel_deadlines(
+    conn: AsyncConnection, case_ids: Collection[str], *, now: datetime, kind: str | None = None
+) -> None:
+    """Finish the pending deadlines of `case_ids` (of one kind, or all)."""
+    if not case_ids:
+        return
+    d = models.deadlines
+    condition = and_(d.c.case_id.in_(list(case_ids)), d.c.done_at.is_(None))
+    if kind is not None:
+        condition = and_(condition, d.c.kind == kind)
+    await conn.execute(update(d).where(condition).values(done_at=now))
+
+
+def deadline_rows(case_id: str, rung: int, planned: Sequence[Planned]) -> list[dict[str, Any]]:
+    return [
+        {
+            "case_id": case_id,
+            "rung": rung,
+            "kind": p.kind,
+            "due_at": p.due_at,
+            "fraction": p.fraction,
+            "done_at": None,
+        }
+        for p in planned
+    ]
+
+
+async def add_deadlines(
+    conn: AsyncConnection, case_id: str, rung: int, planned: Sequence[Planned]
+) -> None:
+    if planned:
+        await conn.execute(insert(models.deadlines), deadline_rows(case_id, rung, planned))
 
 
 async def touch_member(conn: AsyncConnection, member_id: str, now: datetime) -> None:

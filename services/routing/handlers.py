@@ -4,19 +4,14 @@ with the "handled" mark, so a redelivery changes nothing."""
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime
-
 import structlog
 from sqlalchemy import insert
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.routing import models
-from services.routing.assignment import Choice, place
 from services.routing.cases import (
     Entry,
-    Organisation,
+    add_deadlines,
     case_id_for,
     change,
     envelope,
@@ -24,64 +19,41 @@ from services.routing.cases import (
     load_organisation,
     placement_values,
     record,
+    record_history,
     touch_member,
 )
+from services.routing.escalation import Planned
+from services.routing.ladder import Ladder
 from services.routing.lifecycle import FINAL, transition
+from services.routing.transitions import (
+    apply,
+    assigned_entry,
+    escalate,
+    escalated_entry,
+    move_to,
+    resume,
+)
 from shared.clock import Clock
 from shared.events import (
-    CaseAssigned,
     CaseClosed,
-    CaseEscalated,
     CaseReopened,
+    EscalationRequested,
     FeedbackGiven,
     PetitionSubmitted,
     PetitionWithdrawn,
+    ResidentAnswered,
 )
 from shared.events.routing import AssignReason
 
 log = structlog.get_logger(__name__)
 
 
-def assigned_entry(
-    case: RowMapping | dict[str, object],
-    choice: Choice,
-    *,
-    org: Organisation,
-    category_id: str,
-    reason: AssignReason,
-    seq: int,
-    now: datetime,
-    causation_id: uuid.UUID | None,
-    actor: str | None = None,
-) -> Entry:
-    m = choice.member
-    event = CaseAssigned(
-        **envelope(
-            case, kind="assigned", rung=choice.rung, seq=seq, now=now, causation_id=causation_id
-        ),
-        rung=choice.rung,
-        unit_id=choice.unit_id,
-        member_id=m.member_id,
-        member_username=m.username,
-        member_name=m.name,
-        member_email=m.email,
-        reason=reason,
-        due_at=org.due_at(category_id, choice.rung, now),
-        actor=actor,
-    )
-    detail = {"reason": reason, "unit_id": choice.unit_id, "username": m.username}
-    if choice.outcome == "top":
-        detail["flag"] = "top_rung"
-    return Entry(
-        event, "assigned", actor=actor, member_id=m.member_id, rung=choice.rung, detail=detail
-    )
-
-
 class CaseHandlers:
     """Handlers bound to the service's clock."""
 
-    def __init__(self, *, clock: Clock) -> None:
+    def __init__(self, *, clock: Clock, ladder: Ladder) -> None:
         self._clock = clock
+        self._ladder = ladder
 
     async def when_petition_submitted_open_case_and_assign(
         self, conn: AsyncConnection, event: PetitionSubmitted
@@ -91,14 +63,8 @@ class CaseHandlers:
         if await get_case_by_petition(conn, str(event.petition_id)) is not None:
             return
         now = self._clock.now()
-        org = await load_organisation(conn)
-        choice = place(
-            0,
-            units=org.ladder(event.unit_id),
-            candidates=org.candidates,
-            category_id=event.category_id,
-            now=now,
-        )
+        org = await load_organisation(conn, self._ladder)
+        choice = org.place(0, unit_id=event.unit_id, category_id=event.category_id, now=now)
         case: dict[str, object] = {
             "id": str(case_id_for(event.petition_id)),
             "petition_id": str(event.petition_id),
@@ -122,21 +88,38 @@ class CaseHandlers:
             "version": 1,
         }
         entries: list[Entry] = []
+        schedule: tuple[Planned, ...] = ()
         if choice is not None:
-            case.update(placement_values(choice, org, event.category_id, now))
+            plan = org.plan(
+                unit_id=event.unit_id, category_id=event.category_id, rung=choice.rung, start=now
+            )
+            schedule = plan.rows
             reason: AssignReason = "initial" if choice.outcome == "initial" else "no_member"
+            if choice.rung > 0:
+                # Nobody at the first rung could take it: an escalation, recorded as one.
+                entries.append(
+                    escalated_entry(
+                        case,
+                        to_rung=choice.rung,
+                        reason="nobody_available",
+                        actor=None,
+                        seq=1,
+                        now=now,
+                        causation_id=event.event_id,
+                    )
+                )
             entries.append(
                 assigned_entry(
                     case,
                     choice,
-                    org=org,
-                    category_id=event.category_id,
+                    plan=plan,
                     reason=reason,
                     seq=1,
                     now=now,
                     causation_id=event.event_id,
                 )
             )
+            case.update(placement_values(choice, plan))
         else:
             log.warning(
                 "case_unassigned", petition_id=str(event.petition_id), unit_id=event.unit_id
@@ -151,6 +134,7 @@ class CaseHandlers:
                 detail={"reference": event.reference, "unit_id": event.unit_id},
             )
         )
+        await add_deadlines(conn, str(case["id"]), int(str(case["rung"])), schedule)
         await record(conn, str(case["id"]), entries, now=now)
         if choice is not None:
             await touch_member(conn, choice.member.member_id, now)
@@ -190,16 +174,13 @@ class CaseHandlers:
                     )
                 ],
                 now=now,
+                cancel="all",
             )
             return
         transition(transition(case["status"], "reopen"), "assign")
-        org = await load_organisation(conn)
-        choice = place(
-            rung + 1,
-            units=org.ladder(case["unit_id"]),
-            candidates=org.candidates,
-            category_id=case["category_id"],
-            now=now,
+        org = await load_organisation(conn, self._ladder)
+        choice = org.place(
+            rung + 1, unit_id=case["unit_id"], category_id=case["category_id"], now=now
         )
         reopened = CaseReopened(
             **envelope(
@@ -222,52 +203,27 @@ class CaseHandlers:
                     "holder_member_id": None,
                     "flag": "unassigned",
                     "due_at": None,
+                    "ack_due_at": None,
                 },
                 entries=entries,
                 now=now,
+                cancel="all",
             )
             return
-        if choice.rung > rung:
-            escalated = CaseEscalated(
-                **envelope(
-                    case,
-                    kind="escalated",
-                    rung=choice.rung,
-                    seq=seq,
-                    now=now,
-                    causation_id=event.event_id,
-                ),
-                from_rung=rung,
-                to_rung=choice.rung,
-                reason="not_resolved",
-                actor="resident",
-            )
-            entries.append(
-                Entry(
-                    escalated,
-                    "escalated",
-                    actor="resident",
-                    rung=choice.rung,
-                    detail={"from_rung": rung, "reason": "not_resolved"},
-                )
-            )
-        entries.append(
-            assigned_entry(
-                case,
-                choice,
-                org=org,
-                category_id=case["category_id"],
-                reason="reopened",
-                seq=seq,
-                now=now,
-                causation_id=event.event_id,
-            )
+        move = move_to(
+            case,
+            choice,
+            org,
+            now,
+            reason="reopened",
+            escalation="not_resolved",
+            actor="resident",
+            causation_id=event.event_id,
+            before=entries,
         )
-        values = placement_values(choice, org, case["category_id"], now)
         if choice.rung <= rung:
-            values["flag"] = "top_rung"
-        await change(conn, case, values=values, entries=entries, now=now)
-        await touch_member(conn, choice.member.member_id, now)
+            move.values["flag"] = "top_rung"
+        await apply(conn, case, move, now=now)
 
     async def when_petition_withdrawn_close_case(
         self, conn: AsyncConnection, event: PetitionWithdrawn
@@ -295,4 +251,83 @@ class CaseHandlers:
             values={"status": "withdrawn", "closed_at": now, "due_at": None, "flag": None},
             entries=[Entry(closed, "withdrawn", actor="resident", detail={"reason": event.reason})],
             now=now,
+            cancel="all",
         )
+
+    async def when_resident_answered_resume_case(
+        self, conn: AsyncConnection, event: ResidentAnswered
+    ) -> None:
+        """The resident's answer is kept in the case's history for the holder; when it answers
+        the open question, the clock runs again with the time that was left."""
+        case = await get_case_by_petition(conn, str(event.petition_id))
+        if case is None:
+            return
+        now = self._clock.now()
+        answer = Entry(
+            event,
+            "resident_answered",
+            actor="resident",
+            rung=case["rung"],
+            detail={
+                "answer": event.answer,
+                "question_id": str(event.question_id) if event.question_id else None,
+            },
+        )
+        current = event.question_id is None or str(event.question_id) == case["question_id"]
+        if case["status"] != "waiting_for_resident" or not current:
+            # A late or second answer: kept for the holder, the clock is not touched.
+            await record_history(conn, case["id"], [answer], now=now)
+            return
+        transition(case["status"], "resume")
+        org = await load_organisation(conn, self._ladder)
+        move = resume(case, org, now, reason="answered", causation_id=event.event_id)
+        await record_history(conn, case["id"], [answer], now=now)
+        await apply(conn, case, move, now=now)
+
+    async def when_escalation_requested_escalate_overdue_case(
+        self, conn: AsyncConnection, event: EscalationRequested
+    ) -> None:
+        """A resident may move an overdue case one rung up, once per case in the policy's
+        interval; a case that is not overdue, waits for the resident, or has nowhere higher to
+        go stays where it is (the refusal is kept in the history)."""
+        case = await get_case_by_petition(conn, str(event.petition_id))
+        if case is None:
+            return
+        now = self._clock.now()
+        policy = self._ladder.policy
+        overdue = case["flag"] in ("overdue", "overdue_top") or (
+            case["due_at"] is not None and case["due_at"] <= now
+        )
+        last = case["resident_request_at"]
+        refusal: str | None = None
+        if case["status"] not in ("assigned", "accepted", "reopened"):
+            refusal = "not_open"
+        elif not overdue:
+            refusal = "not_overdue"
+        elif last is not None and now - last < policy.resident_request_every:
+            refusal = "rate_limited"
+        move = None
+        if refusal is None:
+            org = await load_organisation(conn, self._ladder)
+            move = escalate(
+                case,
+                org,
+                now,
+                reason="resident_request",
+                actor="resident",
+                causation_id=event.event_id,
+            )
+            refusal = None if move is not None else "at_top"
+        request = Entry(
+            event,
+            "escalation_requested",
+            actor="resident",
+            rung=case["rung"],
+            detail={"comment": event.comment, "outcome": refusal or "escalated"},
+        )
+        await record_history(conn, case["id"], [request], now=now)
+        if move is None:
+            log.info("escalation_request_refused", petition_id=str(event.petition_id), why=refusal)
+            return
+        move.values["resident_request_at"] = now
+        await apply(conn, case, move, now=now)

@@ -1,6 +1,7 @@
 """The case state machine: which action may happen in which status, and where it leads.
 
 assigned → accepted → resolved → closed; resolved → reopened → assigned (a rung higher);
+accepted ⇄ waiting_for_resident (the deadline clock stops); assigned/accepted → declined → assigned;
 any open status → assigned again (reassignment, escalation), withdrawn or rejected.
 A note may be added while the case is open or resolved; it does not change the status.
 """
@@ -20,7 +21,19 @@ Status = Literal[
     "withdrawn",
     "rejected",
 ]
-Action = Literal["assign", "accept", "note", "resolve", "reopen", "close", "withdraw", "reject"]
+Action = Literal[
+    "assign",
+    "accept",
+    "note",
+    "resolve",
+    "reopen",
+    "close",
+    "withdraw",
+    "reject",
+    "ask",
+    "resume",
+    "decline",
+]
 
 _OPEN: tuple[Status, ...] = (
     "unassigned",
@@ -37,6 +50,13 @@ _TABLE: dict[tuple[str, str], Status] = {
     ("assigned", "accept"): "accepted",
     ("accepted", "resolve"): "resolved",
     ("waiting_for_resident", "resolve"): "resolved",
+    # Asking the resident stops the clock; their answer (or the longest wait) restarts it.
+    ("assigned", "ask"): "waiting_for_resident",
+    ("accepted", "ask"): "waiting_for_resident",
+    ("waiting_for_resident", "resume"): "accepted",
+    # A declined case goes straight to someone else.
+    ("assigned", "decline"): "assigned",
+    ("accepted", "decline"): "assigned",
     ("resolved", "reopen"): "reopened",
     ("resolved", "close"): "closed",
     **{(s, "withdraw"): "withdrawn" for s in (*_OPEN, "resolved")},

@@ -7,6 +7,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -63,6 +64,8 @@ members = Table(
     Column("away_from", UtcDateTime, nullable=True),
     Column("away_until", UtcDateTime, nullable=True),
     Column("last_assigned_at", UtcDateTime, nullable=True),
+    # The start of the absence whose open cases were already handed to the leader.
+    Column("absence_applied_from", UtcDateTime, nullable=True),
     Index("ix_members_unit", "unit_id"),
 )
 
@@ -85,7 +88,14 @@ cases = Table(
     Column("holder_unit_id", String(100), nullable=True),
     # Why the case needs a leader's eye: "top_rung" (nowhere higher to go), "unassigned", …
     Column("flag", String(50), nullable=True),
+    # When the holder must resolve (None while the clock is stopped), and acknowledge.
     Column("due_at", UtcDateTime, nullable=True),
+    Column("ack_due_at", UtcDateTime, nullable=True),
+    # While waiting for the resident: the question, and the working time left to resolve.
+    Column("question_id", String(36), nullable=True),
+    Column("paused_remaining_s", Float, nullable=True),
+    # The resident's last honoured request to escalate (rate limit).
+    Column("resident_request_at", UtcDateTime, nullable=True),
     Column("opened_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Column("closed_at", UtcDateTime, nullable=True),
@@ -115,6 +125,35 @@ case_history = Table(
     Column("rung", Integer, nullable=True),
     Column("detail", JSON, nullable=False),
     Index("ix_case_history_case", "case_id", "id"),
+)
+
+# Deadline rows are the truth of what is due: one row per thing that must happen at `due_at`
+# unless the case moves first. The sweep reads only rows that are due (the partial index), so its
+# cost follows the due cases, not the open ones. A row is finished (done_at) when it fires or when
+# the case leaves the rung; the case row's lock guards its deadline rows.
+deadlines = Table(
+    "deadlines",
+    metadata,
+    Column("id", _AUTO_ID, primary_key=True, autoincrement=True),
+    Column("case_id", String(36), ForeignKey("cases.id"), nullable=False),
+    Column("rung", Integer, nullable=False),
+    # ack | resolve | reminder | heads_up | max_wait | top_daily
+    Column("kind", String(20), nullable=False),
+    Column("due_at", UtcDateTime, nullable=False),
+    Column("fraction", Float, nullable=True),
+    Column("done_at", UtcDateTime, nullable=True),
+    Index(
+        "ix_deadlines_due",
+        "due_at",
+        sqlite_where=Column("done_at").is_(None),
+        postgresql_where=Column("done_at").is_(None),
+    ),
+    Index(
+        "ix_deadlines_case_pending",
+        "case_id",
+        sqlite_where=Column("done_at").is_(None),
+        postgresql_where=Column("done_at").is_(None),
+    ),
 )
 
 notes = Table(

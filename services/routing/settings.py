@@ -7,6 +7,7 @@ from typing import Self
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
+from services.routing.ladder import DEFAULT_LADDER_FILE, load_ladder_file
 from shared.settings import CommonSettings, normalise_database_url
 
 
@@ -38,11 +39,37 @@ class Settings(CommonSettings):
         default=None,
         validation_alias=AliasChoices("PETITIONS_CLOCK_FILE", "clock_file"),
     )
+    # The escalation ladder, deadlines and calendars (default: the shipped one).
+    ladder_file: Path = Field(
+        default=DEFAULT_LADDER_FILE,
+        validation_alias=AliasChoices("PETITIONS_ROUTING_LADDER_FILE", "ladder_file"),
+    )
+    # Seconds between escalation sweeps when nothing is due sooner.
+    sweep_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        validation_alias=AliasChoices("PETITIONS_ROUTING_SWEEP_INTERVAL_S", "sweep_interval_s"),
+    )
+    sweep_batch: int = Field(
+        default=500,
+        ge=1,
+        le=10_000,
+        validation_alias=AliasChoices("PETITIONS_ROUTING_SWEEP_BATCH", "sweep_batch"),
+    )
 
     @field_validator("database_url")
     @classmethod
     def _normalise(cls, value: str) -> str:
         return normalise_database_url(value)
+
+    @field_validator("ladder_file")
+    @classmethod
+    def _ladder_is_valid(cls, value: Path) -> Path:
+        # Refuse to start on a ladder with a mistake, naming its line, rather than at the
+        # first deadline.
+        load_ladder_file(value)
+        return value
 
     @model_validator(mode="after")
     def _production_has_no_demo(self) -> Self:

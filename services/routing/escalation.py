@@ -1,0 +1,154 @@
+"""Escalation rules as plain functions: the deadlines a rung gets, and what a due deadline means
+for the case it belongs to. No database, no clock: the sweep gives them data and `now`.
+
+- Placed at a rung, the holder must acknowledge (accept) within the rung's acknowledge time and
+  resolve within its resolve time, both in the unit's working time.
+- The holder is reminded when given shares of the resolve time have passed; whoever holds the
+  next rung is warned a while before the deadline. Reminders go only in office hours: one that
+  falls due outside them waits for the next opening.
+- A passed acknowledge deadline (case still not accepted) or resolve deadline escalates.
+- While the case waits for the resident nothing is due but the longest wait, which resumes it.
+- At the top rung an overdue case stays open, flagged; leadership is told once a day.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from services.routing.calendar import WorkingCalendar
+from services.routing.ladder import Policy, Rung
+
+DeadlineKind = Literal["ack", "resolve", "reminder", "heads_up", "max_wait", "top_daily"]
+OPEN_STATUSES = frozenset(
+    {"unassigned", "assigned", "accepted", "waiting_for_resident", "reopened"}
+)
+
+
+@dataclass(frozen=True)
+class Planned:
+    kind: DeadlineKind
+    due_at: datetime
+    fraction: float | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    due_at: datetime
+    ack_due_at: datetime | None
+    rows: tuple[Planned, ...]
+
+
+def plan_rung(
+    calendar: WorkingCalendar,
+    rung: Rung,
+    policy: Policy,
+    start: datetime,
+    *,
+    remaining: timedelta | None = None,
+    acknowledged: bool = False,
+    has_next: bool = True,
+) -> Plan:
+    """Deadlines for a case placed at `rung` at `start`.
+
+    `remaining` is the working time left to resolve when the clock restarts after a pause;
+    reminders already passed before the pause are not planned again.
+    """
+    total = rung.resolve.span(calendar)
+    left = total if remaining is None else max(remaining, timedelta())
+    due = calendar.add_working(start, left)
+    rows = [Planned("resolve", due)]
+    ack_due = None
+    if not acknowledged:
+        ack_due = calendar.add_working(start, rung.acknowledge.span(calendar))
+        if ack_due < due:
+            rows.append(Planned("ack", ack_due))
+    for fraction in policy.reminder_fractions:
+        left_then = total * (1 - fraction)
+        if left > left_then:
+            rows.append(
+                Planned("reminder", calendar.add_working(start, left - left_then), fraction)
+            )
+    warn = policy.heads_up_before.span(calendar)
+    if has_next and left > warn:
+        rows.append(Planned("heads_up", calendar.add_working(start, left - warn)))
+    return Plan(due_at=due, ack_due_at=ack_due, rows=tuple(rows))
+
+
+def max_wait_until(calendar: WorkingCalendar, policy: Policy, start: datetime) -> datetime:
+    return calendar.add_working(start, policy.max_wait.span(calendar))
+
+
+@dataclass(frozen=True)
+class DueRow:
+    id: int
+    kind: str
+    rung: int
+    due_at: datetime
+    fraction: float | None = None
+
+
+@dataclass(frozen=True)
+class CaseView:
+    status: str
+    rung: int
+    flag: str | None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do with a case whose deadline rows in `due` have come."""
+
+    escalate: bool = False
+    resume: bool = False
+    remind: DueRow | None = None
+    heads_up: DueRow | None = None
+    top_daily: DueRow | None = None
+    # Rows finished without effect (stale, superseded, or fired by this decision).
+    done: tuple[int, ...] = ()
+    # Reminders that came due outside office hours: they wait for the next opening.
+    postpone: tuple[int, ...] = ()
+    reason: str = ""
+
+    @property
+    def acts(self) -> bool:
+        return bool(self.escalate or self.resume or self.remind or self.heads_up or self.top_daily)
+
+
+def decide(case: CaseView, due: Sequence[DueRow], *, in_office_hours: bool) -> Decision:
+    """The effect of the deadline rows `due` (all due now) on `case`."""
+    ids = tuple(r.id for r in due)
+    if case.status not in OPEN_STATUSES:
+        return Decision(done=ids, reason="case closed")
+    current = [r for r in due if r.rung == case.rung]
+    stale = tuple(r.id for r in due if r.rung != case.rung)
+    if case.status == "waiting_for_resident":
+        waits = [r for r in current if r.kind == "max_wait"]
+        return Decision(resume=bool(waits), done=ids, reason="max wait" if waits else "paused")
+    passed = [
+        r
+        for r in current
+        if r.kind == "resolve" or (r.kind == "ack" and case.status in ("assigned", "unassigned"))
+    ]
+    if passed and case.flag != "overdue_top":
+        return Decision(escalate=True, done=ids, reason=passed[0].kind)
+    notices = [r for r in current if r.kind in ("reminder", "heads_up", "top_daily")]
+    if notices and not in_office_hours:
+        keep = {r.id for r in notices}
+        return Decision(
+            done=tuple(i for i in ids if i not in keep), postpone=tuple(keep), reason="after hours"
+        )
+    reminders = sorted(
+        (r for r in current if r.kind == "reminder"), key=lambda r: r.fraction or 0.0
+    )
+    heads_up = [r for r in current if r.kind == "heads_up"]
+    top = [r for r in current if r.kind == "top_daily"]
+    return Decision(
+        remind=reminders[-1] if reminders else None,
+        heads_up=heads_up[-1] if heads_up else None,
+        top_daily=top[-1] if top and case.flag == "overdue_top" else None,
+        done=ids,
+        reason="notices" if notices else ("stale" if stale else "nothing"),
+    )

@@ -1,0 +1,53 @@
+"""Answers notify's member look-up: who serves a unit (for the meeting digest), or given members'
+names and work addresses (for reminders, escalations and overdue notices). Staff data only."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import structlog
+from faststream.nats import NatsBroker
+from faststream.nats.annotations import NatsMessage
+from sqlalchemy import and_, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.routing import models
+from shared.streams import RPC_ROUTING_MEMBERS
+
+log = structlog.get_logger(__name__)
+
+MAX_IDS = 500
+
+
+async def lookup_members(engine: AsyncEngine, body: bytes) -> dict[str, Any]:
+    """`{"unit_id": …}` → the unit's active members; `{"member_ids": […]}` → those members
+    (active or not, so a notice about an old case still finds its addressee's name).
+    Anything malformed gets an empty list, never silence."""
+    m = models.members
+    try:
+        request = json.loads(body)
+        unit_id = request.get("unit_id")
+        member_ids = request.get("member_ids") or []
+        if not isinstance(member_ids, list) or not all(isinstance(i, str) for i in member_ids):
+            raise ValueError("member_ids")
+    except (ValueError, AttributeError, TypeError):
+        log.warning("member_lookup_malformed")
+        return {"members": []}
+    columns = (m.c.id, m.c.name, m.c.email, m.c.unit_id, m.c.role, m.c.active)
+    if isinstance(unit_id, str) and unit_id:
+        query = select(*columns).where(and_(m.c.unit_id == unit_id, m.c.active.is_(True)))
+    elif member_ids:
+        query = select(*columns).where(m.c.id.in_(member_ids[:MAX_IDS]))
+    else:
+        return {"members": []}
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query.order_by(m.c.role, m.c.name))).mappings().all()
+    return {"members": [{**dict(r), "active": bool(r["active"])} for r in rows]}
+
+
+def register_member_lookup(broker: NatsBroker, engine: AsyncEngine) -> None:
+    # A queue group, so that with several routing replicas exactly one answers each request.
+    @broker.subscriber(RPC_ROUTING_MEMBERS, queue="routing-member-lookup", title="member-lookup")
+    async def member_lookup(msg: NatsMessage) -> dict[str, Any]:
+        return await lookup_members(engine, msg.body)

@@ -9,6 +9,8 @@ from typing import Literal
 import jwt
 
 Role = Literal["member", "leader", "admin"]
+# The cookie the staff pages share: routing's sign-in page sets it, every service reads it.
+SESSION_COOKIE = "petitions_staff"
 ALGORITHM = "HS256"
 AUDIENCE = "petitions-staff"
 
@@ -26,10 +28,17 @@ class Staff:
     role: Role
     unit_id: str | None
     name: str = ""
+    # Units whose petitions this person may see: a leader's unit and every unit below it, a
+    # member's own unit. Routing, which owns the area tree, computes it at sign-in so the
+    # other services can check access without a copy of the tree.
+    units: tuple[str, ...] = ()
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    def may_see_unit(self, unit_id: str | None) -> bool:
+        return self.is_admin or (unit_id is not None and unit_id in self.units)
 
 
 def issue_token(staff: Staff, *, secret: str, ttl: timedelta = timedelta(hours=12)) -> str:
@@ -40,6 +49,7 @@ def issue_token(staff: Staff, *, secret: str, ttl: timedelta = timedelta(hours=1
         "role": staff.role,
         "unit": staff.unit_id,
         "name": staff.name,
+        "units": list(staff.units),
         "aud": AUDIENCE,
         "iat": now,
         "exp": now + ttl,
@@ -61,4 +71,5 @@ def read_token(token: str, *, secret: str) -> Staff:
         role=role,
         unit_id=claims.get("unit"),
         name=claims.get("name") or "",
+        units=tuple(str(u) for u in claims.get("units") or ()),
     )

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Cookie, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, gen
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.auth import InvalidTokenError, Staff, read_token
+from shared.auth import SESSION_COOKIE, InvalidTokenError, Staff, read_token
 from shared.db import ping
 from shared.messaging import list_dead_letters
 from shared.runtime import Runtime
@@ -196,17 +196,23 @@ _bearer = HTTPBearer(auto_error=False)
 
 
 def staff_dependency(secret: Callable[[], str]) -> Callable[..., Staff]:
-    """A FastAPI dependency that returns the signed-in staff member or answers 401."""
+    """A FastAPI dependency that returns the signed-in staff member or answers 401.
+
+    API clients send `Authorization: Bearer …`; the staff pages carry the same token in the
+    `petitions_staff` cookie (HttpOnly, SameSite=Lax) set by routing's sign-in page.
+    """
 
     def current_staff(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        session: Annotated[str | None, Cookie(alias=SESSION_COOKIE)] = None,
     ) -> Staff:
-        if credentials is None:
+        token = credentials.credentials if credentials is not None else session
+        if not token:
             raise HTTPException(
                 401, "Cần đăng nhập / Sign-in required", headers={"WWW-Authenticate": "Bearer"}
             )
         try:
-            return read_token(credentials.credentials, secret=secret())
+            return read_token(token, secret=secret())
         except InvalidTokenError:
             raise HTTPException(
                 401,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import random
 import shutil
@@ -47,7 +48,7 @@ from services.routing import models  # noqa: E402
 from services.routing.app import MIGRATIONS_DIR  # noqa: E402
 from services.routing.ladder import default_ladder  # noqa: E402
 from services.routing.scheduled import Sweep, tune_sqlite  # noqa: E402
-from shared.clock import SystemClock  # noqa: E402
+from shared.clock import FixedClock  # noqa: E402
 from shared.db import create_engine  # noqa: E402
 from shared.embedded_nats import EmbeddedNats, free_port  # noqa: E402
 from shared.messaging import OutboxRelay  # noqa: E402
@@ -63,7 +64,7 @@ CASE_COLUMNS = (
     "description", "language", "status", "rung", "holder_member_id", "holder_unit_id",
     "due_at", "opened_at", "updated_at", "version",
 )  # fmt: skip
-DEADLINE_COLUMNS = ("case_id", "rung", "kind", "due_at", "fraction")
+DEADLINE_COLUMNS = ("case_id", "rung", "kind", "due_at", "fraction", "later")
 # Indexes dropped during the bulk load and built again after it, as a restore would.
 BULK_INDEXES = {
     "ix_deadlines_due": "CREATE INDEX ix_deadlines_due ON deadlines (due_at) WHERE done_at IS NULL",
@@ -87,6 +88,7 @@ class Result:
     on_stream: int = 0
     idle_ms: float = 0.0
     idle_p95_ms: float = 0.0
+    backlog: int = 0
 
     @property
     def ms_per_case(self) -> float:
@@ -161,28 +163,60 @@ def generate(
     # Due cases spread over every hamlet, as a real backlog would be.
     due_step = max(1, n_open // n_due)
     due_index = set(range(0, due_step * n_due, due_step))
+    # Deadlines fall on whole hours: a few hundred distinct values, built once. A case's row is
+    # its next deadline (the first reminder); the others ride on it, as routing plans them.
+    later = [now + timedelta(hours=h) for h in range(701)]
+    chains = [
+        (
+            due - timedelta(hours=30),
+            [
+                ["reminder", _iso(due - timedelta(hours=10)), 0.8],
+                ["heads_up", _iso(due - timedelta(hours=4)), None],
+                ["resolve", _iso(due), None],
+            ],
+        )
+        for due in later
+    ]
+    texts = [json.dumps(rest) for _, rest in chains]
+    passed = now - timedelta(minutes=1)
+    now_iso = _iso(now)
+    bits = rng.getrandbits
     for i in range(n_open):
         unit, _ = units[i % len(units)]
-        case_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        case_id, petition_id, correlation_id = _uuid(bits), _uuid(bits), _uuid(bits)
         is_due = i in due_index
-        due_at = (
-            now - timedelta(minutes=1) if is_due else now + timedelta(hours=rng.randint(2, 700))
-        )
+        hour = rng.randint(2, 700)
+        due_at = passed if is_due else later[hour]
         cases.append(
             (
-                case_id, str(uuid.uuid4()), str(uuid.uuid4()), f"PA-{i:07d}", unit,
+                case_id, petition_id, correlation_id, f"PA-{i:07d}", unit,
                 "roads_lighting", "Đèn đường hỏng", "Bench case", "vi", "accepted", 0,
                 f"m{unit}-{i % MEMBERS_PER_HAMLET}", unit, due_at, opened, opened, 2,
             )
         )  # fmt: skip
-        deadlines.append((case_id, 0, "resolve", due_at, None))
-        if not is_due:
-            deadlines.append((case_id, 0, "reminder", due_at - timedelta(hours=30), 0.5))
-            deadlines.append((case_id, 0, "reminder", due_at - timedelta(hours=10), 0.8))
-            deadlines.append((case_id, 0, "heads_up", due_at - timedelta(hours=4), None))
-    # Reminders already fired for the due ones; nothing else of theirs is pending.
-    deadlines = [d for d in deadlines if d[3] > now or d[2] == "resolve"]
+        if is_due:
+            # Reminders already fired for the due ones; the resolve deadline is what is left.
+            deadlines.append((case_id, 0, "resolve", due_at, None, None))
+        else:
+            first, rest = chains[hour]
+            pending = [item for item in rest if item[1] > now_iso]
+            if first > now:
+                deadlines.append((case_id, 0, "reminder", first, 0.5, texts[hour]))
+            else:
+                kind, at, fraction = pending[0]
+                after = json.dumps(pending[1:]) if pending[1:] else None
+                deadlines.append((case_id, 0, kind, datetime.fromisoformat(at), fraction, after))
     return cases, deadlines
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat()
+
+
+def _uuid(bits: Any) -> str:
+    """A random version-4 UUID as text, from the seeded generator (uuid.UUID is slow at 3 M)."""
+    h = f"{bits(128):032x}"
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:32]}"
 
 
 async def load_postgres(
@@ -204,44 +238,65 @@ async def load_postgres(
         await conn.close()
 
 
-def _sqlite_time(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
-    return value
+def _sqlite_rows(rows: list[tuple[Any, ...]], start: int, stop: int) -> list[tuple[Any, ...]]:
+    """`rows[start:stop]` with their datetimes as the text UtcDateTime stores on SQLite; the
+    few hundred distinct deadline values are formatted once."""
+    text: dict[datetime, str] = {}
+
+    def fmt(value: datetime) -> str:
+        found = text.get(value)
+        if found is None:
+            found = text[value] = (
+                value.astimezone(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+            )
+        return found
+
+    sample = rows[start] if start < len(rows) else ()
+    times = [i for i, v in enumerate(sample) if isinstance(v, datetime)]
+    out = []
+    for row in rows[start:stop]:
+        values = list(row)
+        for i in times:
+            values[i] = fmt(values[i])
+        out.append(tuple(values))
+    return out
 
 
 def load_sqlite(path: str, cases: list[tuple[Any, ...]], deadlines: list[tuple[Any, ...]]) -> None:
+    """Bulk load for the bench only: no journal, no syncs, a large cache for the index builds;
+    the file is switched back to WAL (as routing runs it) before the measurement."""
     db = sqlite3.connect(path, isolation_level=None)
     try:
-        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA journal_mode=OFF")
         db.execute("PRAGMA synchronous=OFF")
+        db.execute("PRAGMA locking_mode=EXCLUSIVE")
+        db.execute("PRAGMA cache_size=-1048576")
+        db.execute("PRAGMA temp_store=MEMORY")
         db.execute("BEGIN")
         for name in BULK_INDEXES:
             db.execute(f"DROP INDEX {name}")
-        marks = ",".join("?" * len(CASE_COLUMNS))
-        chunk = 50_000
-        for start in range(0, len(cases), chunk):
-            db.executemany(
-                f"INSERT INTO cases ({','.join(CASE_COLUMNS)}) VALUES ({marks})",
-                [tuple(_sqlite_time(v) for v in row) for row in cases[start : start + chunk]],
+        chunk = 100_000
+        for table, columns, rows in (
+            ("cases", CASE_COLUMNS, cases),
+            ("deadlines", DEADLINE_COLUMNS, deadlines),
+        ):
+            sql = (
+                f"INSERT INTO {table} ({','.join(columns)}) VALUES ({','.join('?' * len(columns))})"
             )
-        for start in range(0, len(deadlines), chunk):
-            db.executemany(
-                f"INSERT INTO deadlines ({','.join(DEADLINE_COLUMNS)}) VALUES (?,?,?,?,?)",
-                [tuple(_sqlite_time(v) for v in row) for row in deadlines[start : start + chunk]],
-            )
+            for start in range(0, len(rows), chunk):
+                db.executemany(sql, _sqlite_rows(rows, start, start + chunk))
         for ddl in BULK_INDEXES.values():
             db.execute(ddl)
         db.execute("COMMIT")
         db.execute("ANALYZE")
+        db.execute("PRAGMA locking_mode=NORMAL")
+        db.execute("PRAGMA journal_mode=WAL")
     finally:
         db.close()
 
 
-async def measure(
-    backend: str, url: str, nats_url: str, n_open: int, n_due: int, *, cleanup: Any
-) -> Result:
-    result = Result(backend, n_open, n_due)
+async def build(backend: str, url: str, n_open: int, n_due: int) -> tuple[float, datetime]:
+    """Migrate, seed and bulk-load `url`; the seconds it took and the time the load calls now."""
     t0 = time.perf_counter()
     await asyncio.to_thread(upgrade, MIGRATIONS_DIR, url)
     await seed_org(url)
@@ -252,9 +307,14 @@ async def measure(
     else:
         await asyncio.to_thread(load_sqlite, url.split(":///", 1)[1], cases, deadlines)
     del cases, deadlines
-    result.load_s = time.perf_counter() - t0
-    print(f"[{backend} {n_open:>9,} open] loaded in {result.load_s:.1f}s", flush=True)
+    return time.perf_counter() - t0, now
 
+
+async def measure(
+    backend: str, url: str, nats_url: str, n_open: int, n_due: int, *, now: datetime, cleanup: Any
+) -> Result:
+    """One sweep pass on a freshly built copy, at the time it was built for (a fixed clock)."""
+    result = Result(backend, n_open, n_due)
     nc = await nats.connect(nats_url)
     with contextlib.suppress(NotFoundError):
         await nc.jetstream().delete_stream(PETITIONS_STREAM)
@@ -269,7 +329,7 @@ async def measure(
     sweep = Sweep(
         engine=engine,
         ladder=default_ladder(),
-        clock=SystemClock(),
+        clock=FixedClock(now + timedelta(seconds=1)),
         after_commit=relay.wake,
     )
     try:
@@ -280,8 +340,15 @@ async def measure(
         started = time.perf_counter()
         totals = await sweep.run_once()
         result.sweep_s = time.perf_counter() - started
-        while await relay.backlog():  # noqa: ASYNC110 - polling the database, not an event
-            await asyncio.sleep(0.005)
+        # Wait on the relay's own count (no query competing for SQLite's one connection), then
+        # until its last marks are committed (the count moves just before the commit).
+        while relay.published_total < totals.events:  # noqa: ASYNC110 - a counter, not an event
+            await asyncio.sleep(0.002)
+        for _ in range(1000):
+            result.backlog = await relay.backlog()
+            if not result.backlog:
+                break
+            await asyncio.sleep(0.002)
         result.published_s = time.perf_counter() - started
         result.escalated = totals.escalated
         info = await nc.jetstream().stream_info(
@@ -329,6 +396,43 @@ async def postgres_database(admin_url: str) -> tuple[str, Any]:
     return f"{base}/{name}", drop
 
 
+async def template_copy(backend: str, template: str, workdir: Path, run: int) -> tuple[str, Any]:
+    """A fresh copy of a built database for one measurement, and how to remove it."""
+    if backend == "postgres":
+        admin, name = template.rsplit("/", 1)
+        admin = admin.replace("postgresql+asyncpg://", "postgresql://", 1) + "/postgres"
+        copy = f"{name}_r{run}"
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(f'CREATE DATABASE "{copy}" TEMPLATE "{name}"')
+        finally:
+            await conn.close()
+
+        async def drop() -> None:
+            c = await asyncpg.connect(admin)
+            try:
+                await c.execute(f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)')
+            finally:
+                await c.close()
+
+        return template.rsplit("/", 1)[0] + f"/{copy}", drop
+    source = Path(template.split(":///", 1)[1])
+    path = workdir / f"run-{run}-{source.name}"
+    await asyncio.to_thread(shutil.copyfile, source, path)
+
+    async def remove() -> None:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)  # noqa: ASYNC240
+
+    return f"sqlite+aiosqlite:///{path}", remove
+
+
+def spread(values: list[float]) -> str:
+    if len(values) < 2:
+        return ""
+    return f" (runs: {', '.join(f'{v:.2f}' for v in values)})"
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -338,6 +442,9 @@ async def main() -> int:
     )
     parser.add_argument(
         "--due", type=int, default=10_000, help="cases due together (default 10,000)"
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="measurements per size, each on a fresh copy"
     )
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL)
     parser.add_argument("--no-postgres", action="store_true")
@@ -350,6 +457,7 @@ async def main() -> int:
     )
     server.start()
     results: list[Result] = []
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     try:
         backends = []
         if not args.no_postgres:
@@ -373,16 +481,27 @@ async def main() -> int:
                         for suffix in ("", "-wal", "-shm"):
                             Path(f"{path}{suffix}").unlink(missing_ok=True)  # noqa: ASYNC240
 
-                results.append(
-                    await measure(backend, url, server.url, n_open, args.due, cleanup=cleanup)
-                )
+                try:
+                    load_s, now = await build(backend, url, n_open, args.due)
+                    print(f"[{backend} {n_open:>9,} open] built in {load_s:.1f}s", flush=True)
+                    for run in range(args.repeat):
+                        copy, remove = await template_copy(backend, url, workdir, run)
+                        result = await measure(
+                            backend, copy, server.url, n_open, args.due, now=now, cleanup=remove
+                        )
+                        result.load_s = load_s
+                        results.append(result)
+                finally:
+                    await cleanup()
     finally:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
     print()
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(
-        f"{'backend':<9} {'open':>10} {'due':>7} {'sweep s':>8} {'+publish s':>11} {'ms/case':>8} {'idle ms':>8} {'idle p95':>9}"
+        f"{'backend':<9} {'open':>10} {'due':>7} {'sweep s':>8} {'+publish s':>11} "
+        f"{'ms/case':>8} {'idle ms':>8} {'idle p95':>9}"
     )
     for r in results:
         print(
@@ -390,20 +509,34 @@ async def main() -> int:
             f"{r.ms_per_case:>8.2f} {r.idle_ms:>8.2f} {r.idle_p95_ms:>9.2f}"
         )
     ok = True
+
+    def line(target: str, passed: bool, figure: str) -> None:
+        print(f"  {'PASS' if passed else 'MISS'}  {target}: {figure}")
+
     for backend in sorted({r.backend for r in results}):
-        small, big = (
-            next(r for r in results if r.backend == backend and r.open == n)
-            for n in (args.due, args.open)
+        small = [r for r in results if r.backend == backend and r.open == args.due]
+        big = [r for r in results if r.backend == backend and r.open == args.open]
+        s_best = min(r.published_s for r in small)
+        b_best = min(r.published_s for r in big)
+        ratio = b_best / s_best if s_best else float("inf")
+        idle = min(r.idle_ms for r in big)
+        complete = all(r.escalated == r.due == r.on_stream and not r.backlog for r in small + big)
+        print(f"{backend} (best of {args.repeat}):")
+        big_times = [r.published_s for r in big]
+        small_times = [r.published_s for r in small]
+        line(
+            f"{args.due:,} due among {args.open:,} open ≤ 15 s",
+            b_best <= 15,
+            f"{b_best:.2f} s{spread(big_times)}",
         )
-        ratio = big.published_s / small.published_s if small.published_s else float("inf")
-        verdict = big.published_s <= 15 and ratio <= 1.5 and big.idle_ms < 5
-        complete = all(r.escalated == r.due == r.on_stream for r in (small, big))
-        ok &= verdict and complete
-        print(
-            f"{backend}: {args.open:,} open / {args.due:,} open = {ratio:.2f}x "
-            f"(target ≤ 1.5x); {big.published_s:.1f}s (target ≤ 15s); idle {big.idle_ms:.2f} ms "
-            f"(target < 5 ms); every due case escalated and on the stream: {complete}"
+        line(
+            f"≤ 1.5× the same among {args.due:,} open",
+            ratio <= 1.5,
+            f"{ratio:.2f}× ({b_best:.2f} s / {s_best:.2f} s{spread(small_times)})",
         )
+        line("idle pass < 5 ms", idle < 5, f"{idle:.2f} ms (median of 50)")
+        line("every due case escalated once, its events on the stream", complete, str(complete))
+        ok &= b_best <= 15 and ratio <= 1.5 and idle < 5 and complete
     print("reference: django-helpdesk escalate_tickets spends 12-16 ms per escalated ticket")
     return 0 if ok else 1
 

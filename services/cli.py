@@ -149,6 +149,7 @@ def _print_welcome(stack: Stack, *, demo: bool) -> None:
         "Petitions đã sẵn sàng / is ready",
         f"  Gửi phản ánh / submit a petition     {intake}/",
         f"  Theo dõi / track a petition          {intake}/track/<mã / token> (link after submitting)",
+        f"  Cán bộ / member workspace            {routing}/",
         f"  API cho cán bộ / member API          {routing}/docs",
         f"  Bảng điều khiển / dashboard          {notify}/",
         f"  Hộp thư thử / demo mailbox           {notify}/mail",

@@ -19,6 +19,7 @@ from shared.streams import (
     PETITIONS_STREAM,
     RPC_CONTACT_LOOKUP,
     RPC_ROUTING_MEMBERS,
+    RPC_ROUTING_UNITS,
 )
 
 DOCUMENT = Path(__file__).resolve().parent.parent / "docs" / "asyncapi.yaml"
@@ -83,8 +84,18 @@ def build_document() -> dict[str, Any]:
         "contentType": "application/json",
         "payload": {
             "type": "object",
-            "required": ["petition_id"],
-            "properties": {"petition_id": {"type": "string", "format": "uuid"}},
+            "description": (
+                "Either petition_id (one contact) or petition_ids (up to 500, answered as "
+                "`contacts`: petition id → the single reply)."
+            ),
+            "properties": {
+                "petition_id": {"type": "string", "format": "uuid"},
+                "petition_ids": {
+                    "type": "array",
+                    "items": {"type": "string", "format": "uuid"},
+                    "maxItems": 500,
+                },
+            },
         },
     }
     messages["ContactLookupReply"] = {
@@ -92,8 +103,12 @@ def build_document() -> dict[str, Any]:
         "contentType": "application/json",
         "payload": {
             "type": "object",
-            "required": ["found"],
+            "description": "The single form's reply, or `contacts` for petition_ids.",
             "properties": {
+                "contacts": {
+                    "type": "object",
+                    "additionalProperties": {"type": "object"},
+                },
                 "found": {"type": "boolean"},
                 "name": {"type": ["string", "null"]},
                 "email": {"type": ["string", "null"]},
@@ -114,6 +129,7 @@ def build_document() -> dict[str, Any]:
         },
     }
     _member_lookup(channels, operations, messages)
+    _unit_lookup(channels, operations, messages)
     return {
         "asyncapi": "3.0.0",
         "info": {
@@ -202,6 +218,61 @@ def _member_lookup(
         "reply": {
             "channel": {"$ref": "#/channels/rpc_routing_members"},
             "messages": [{"$ref": "#/channels/rpc_routing_members/messages/MemberLookupReply"}],
+        },
+    }
+
+
+def _unit_lookup(
+    channels: dict[str, Any], operations: dict[str, Any], messages: dict[str, Any]
+) -> None:
+    """notify asks routing for the area tree, to show units by name and to add a unit's
+    figures to those of the units below it."""
+    channels["rpc_routing_units"] = {
+        "address": RPC_ROUTING_UNITS,
+        "description": (
+            "Core NATS request/reply (not in the stream): notify asks routing for the area tree "
+            "(every unit's id, name, kind and parent)."
+        ),
+        "messages": {
+            "UnitLookupRequest": {"$ref": "#/components/messages/UnitLookupRequest"},
+            "UnitLookupReply": {"$ref": "#/components/messages/UnitLookupReply"},
+        },
+    }
+    messages["UnitLookupRequest"] = {
+        "name": "UnitLookupRequest",
+        "contentType": "application/json",
+        "payload": {"type": "object", "description": "Empty: the whole tree."},
+    }
+    messages["UnitLookupReply"] = {
+        "name": "UnitLookupReply",
+        "contentType": "application/json",
+        "payload": {
+            "type": "object",
+            "required": ["units"],
+            "properties": {
+                "units": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["id", "name"],
+                        "properties": {
+                            "id": {"type": "string"},
+                            "name": {"type": "string"},
+                            "kind": {"type": "string"},
+                            "parent_id": {"type": ["string", "null"]},
+                        },
+                    },
+                }
+            },
+        },
+    }
+    operations["notify_requests_units"] = {
+        "action": "send",
+        "channel": {"$ref": "#/channels/rpc_routing_units"},
+        "messages": [{"$ref": "#/channels/rpc_routing_units/messages/UnitLookupRequest"}],
+        "reply": {
+            "channel": {"$ref": "#/channels/rpc_routing_units"},
+            "messages": [{"$ref": "#/channels/rpc_routing_units/messages/UnitLookupReply"}],
         },
     }
 

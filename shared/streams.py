@@ -15,6 +15,8 @@ DUPLICATE_WINDOW_S = 2 * 60 * 60
 RPC_CONTACT_LOOKUP = "rpc.intake.contact.v1"
 # notify asks routing who serves a unit, or for given members' name and work address.
 RPC_ROUTING_MEMBERS = "rpc.routing.members.v1"
+# notify asks routing for the area tree (names and parents), to name and aggregate units.
+RPC_ROUTING_UNITS = "rpc.routing.units.v1"
 
 
 def petitions_stream(*, replicas: int = 1) -> JStream:

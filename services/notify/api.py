@@ -2,6 +2,10 @@
 notifications that could not be delivered (with a retry action), the in-app inbox with its
 unread count, resolution statistics per unit, member and petition, and meeting digests.
 
+Access (`access.py`): a petition's data only for those who may see the petition, answered 404
+otherwise; a unit's figures for those who may see the unit; a member's for the member, their
+leaders and administrators.
+
 No `from __future__ import annotations` here: FastAPI must see the `Annotated` dependency
 aliases, which are built inside `api_router`, as objects rather than strings.
 """
@@ -21,8 +25,11 @@ from shared.auth import Staff
 from shared.clock import Clock
 
 from . import inbox
+from .access import may_see_member, may_see_petition
+from .directory import Directory, DirectoryUnavailable
 from .models import digests, notifications, petition_facts, timeline
 from .stats import petition_report, scope_totals
+from .units import UnitCache
 
 NotificationStatus = Literal["queued", "failed", "sent", "skipped", "dead"]
 # Statistics cover at most this many days per request.
@@ -69,6 +76,8 @@ def api_router(
     zone: ZoneInfo,
     current_staff: Callable[..., Staff],
     wake_delivery: Callable[[], None],
+    directory: Directory,
+    unit_cache: UnitCache,
 ) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["notify"])
     StaffUser = Annotated[Staff, Depends(current_staff)]
@@ -79,22 +88,17 @@ def api_router(
         return staff
 
     Admin = Annotated[Staff, Depends(admin)]
-
-    def leadership(staff: StaffUser) -> Staff:
-        if staff.role not in ("leader", "admin"):
-            raise HTTPException(403, "Chỉ lãnh đạo / Leaders only")
-        return staff
-
-    Leader = Annotated[Staff, Depends(leadership)]
     From = Annotated[date | None, Query(alias="from", description="first local day, YYYY-MM-DD")]
     To = Annotated[date | None, Query(alias="to", description="last local day, YYYY-MM-DD")]
 
     @router.get("/petitions/{petition_id}/timeline")
-    async def petition_timeline(petition_id: uuid.UUID, _: StaffUser) -> dict[str, Any]:
+    async def petition_timeline(petition_id: uuid.UUID, staff: StaffUser) -> dict[str, Any]:
         """A petition's events in the order they happened, and every notification about it."""
         pid = str(petition_id)
         t, n = timeline, notifications
         async with engine.connect() as conn:
+            if not await may_see_petition(conn, staff, pid):
+                raise HTTPException(404, "Không có phản ánh này / No such petition")
             events = (
                 (
                     await conn.execute(
@@ -211,26 +215,62 @@ def api_router(
 
     @router.get("/stats/units/{unit_id}")
     async def unit_stats(
-        unit_id: str, _: Leader, start: From = None, end: To = None
+        unit_id: str,
+        staff: StaffUser,
+        start: From = None,
+        end: To = None,
+        sub_units: Annotated[
+            bool, Query(description="add the figures of every unit below this one")
+        ] = False,
     ) -> dict[str, Any]:
         """A unit's counters over local days `from`..`to`, with the on-time rate (on-time
-        resolutions over resolutions plus deadline escalations) and averages."""
+        resolutions over resolutions plus deadline escalations) and averages; with
+        `sub_units=true`, the unit and every unit below it added up. For those who may see
+        the unit (a leader: their unit and those below; a member: their own)."""
+        if not staff.may_see_unit(unit_id):
+            raise HTTPException(403, "Không xem được đơn vị này / Not a unit you may see")
         first, last = date_range(start, end, today=today())
+        counted = [unit_id]
+        if sub_units:
+            tree = await unit_cache.tree()
+            if tree is None:
+                raise HTTPException(
+                    503, "Chưa lấy được cây đơn vị / The unit tree is not available"
+                )
+            counted = [u for u in tree.subtree(unit_id) if staff.may_see_unit(u)]
         async with engine.connect() as conn:
-            totals = await scope_totals(conn, scope="unit", scope_id=unit_id, start=first, end=last)
-        return {"unit_id": unit_id, "from": first.isoformat(), "to": last.isoformat(), **totals}
+            totals = await scope_totals(
+                conn, scope="unit", scope_ids=counted, start=first, end=last
+            )
+        return {
+            "unit_id": unit_id,
+            "units": counted,
+            "from": first.isoformat(),
+            "to": last.isoformat(),
+            **totals,
+        }
 
     @router.get("/stats/members/{member_id}")
     async def member_stats(
         member_id: str, staff: StaffUser, start: From = None, end: To = None
     ) -> dict[str, Any]:
-        """A member's counters; members see their own, leaders and administrators anyone's."""
-        if staff.role == "member" and staff.member_id != member_id:
-            raise HTTPException(403, "Chỉ xem được số liệu của mình / Only your own statistics")
+        """A member's counters: for the member, a leader whose units include the member's
+        unit, and administrators."""
+        unit_id = None
+        if staff.role == "leader" and staff.member_id != member_id:
+            try:
+                found = await directory.members(member_ids=[member_id])
+            except DirectoryUnavailable:
+                raise HTTPException(
+                    503, "Chưa hỏi được routing / Routing did not answer, try again"
+                ) from None
+            unit_id = found[0].unit_id if found else None
+        if not may_see_member(staff, member_id, unit_id):
+            raise HTTPException(403, "Không xem được số liệu này / Not figures you may see")
         first, last = date_range(start, end, today=today())
         async with engine.connect() as conn:
             totals = await scope_totals(
-                conn, scope="member", scope_id=member_id, start=first, end=last
+                conn, scope="member", scope_ids=[member_id], start=first, end=last
             )
         return {
             "member_id": member_id,
@@ -240,11 +280,13 @@ def api_router(
         }
 
     @router.get("/stats/petitions/{petition_id}")
-    async def petition_stats(petition_id: uuid.UUID, _: StaffUser) -> dict[str, Any]:
+    async def petition_stats(petition_id: uuid.UUID, staff: StaffUser) -> dict[str, Any]:
         """Time to first response and to resolution, each rung on time or late, reopen count
         and the resident's satisfaction."""
         pf = petition_facts
         async with engine.connect() as conn:
+            if not await may_see_petition(conn, staff, str(petition_id)):
+                raise HTTPException(404, "Không có phản ánh này / No such petition")
             row = (
                 (await conn.execute(select(pf).where(pf.c.petition_id == str(petition_id))))
                 .mappings()
@@ -255,12 +297,16 @@ def api_router(
         return petition_report(dict(row), now=clock.now())
 
     @router.get("/digests/{digest_id}")
-    async def digest(digest_id: int, _: StaffUser) -> dict[str, Any]:
+    async def digest(digest_id: int, staff: StaffUser) -> dict[str, Any]:
+        """A meeting digest, for those who may see its unit."""
         d = digests
         async with engine.connect() as conn:
-            content = await conn.scalar(select(d.c.content).where(d.c.id == digest_id))
-        if content is None:
+            row = (
+                await conn.execute(select(d.c.unit_id, d.c.content).where(d.c.id == digest_id))
+            ).first()
+        if row is None or not staff.may_see_unit(row.unit_id):
             raise HTTPException(404, "Không có bản tổng hợp này / No such digest")
+        content = row.content
         result: dict[str, Any] = json.loads(content)
         return {"id": digest_id, **result}
 

@@ -32,7 +32,8 @@ from .models import tables
 from .queueing import Queueing
 from .scheduled import Scheduler
 from .settings import Settings
-from .web import pages_router
+from .units import UnitCache
+from .web import install_sign_in_redirect, pages_router
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -99,6 +100,7 @@ def create_app(
         routing_url=settings.routing_url,
     )
     directory = Directory(runtime.broker, timeout_s=settings.contact_lookup_timeout_s)
+    unit_cache = UnitCache(directory)
     worker = DeliveryWorker(
         engine=runtime.engine,
         directory=directory,
@@ -140,6 +142,7 @@ def create_app(
     app.state.scheduler = scheduler
     app.state.config = config
     install_problem_handlers(app)
+    install_sign_in_redirect(app)
     current_staff = staff_dependency(settings.secret_key.get_secret_value)
     app.include_router(
         ops_router(runtime, extra_checks=lambda: worker.running and scheduler.running)
@@ -152,6 +155,8 @@ def create_app(
             zone=config.zone,
             current_staff=current_staff,
             wake_delivery=worker.wake,
+            directory=directory,
+            unit_cache=unit_cache,
         )
     )
     app.include_router(
@@ -161,6 +166,7 @@ def create_app(
             config=config,
             clock=runtime.clock,
             scheduler=scheduler,
+            unit_cache=unit_cache,
         )
     )
     return app

@@ -1,9 +1,11 @@
-"""The delivery worker: claims due notifications, looks up the addresses (a resident's from
-intake, a member's from routing when the event did not carry it) just before sending, sends,
-and records the outcome.
+"""The delivery worker: claims due notifications in batches, looks up the addresses (residents'
+from intake, in one request for the whole batch; a member's from routing when the event did not
+carry it) just before sending, sends with bounded concurrency, and records the outcome.
 
 - A batch (same recipient, channel and template, due together) leaves as one message.
 - Quiet hours hold a message, without spending an attempt, until they end.
+- A look-up that finds no directory (intake or routing down or too slow) is not the message's
+  fault: it is retried within a second or two, then with backoff, and spends no attempt.
 - A failure worth retrying is retried with exponential backoff and jitter, up to
   `delivery_max_attempts`; then, or at once for a permanent refusal, the notification is parked
   as `dead` (listed for administrators, with a retry action) and the recipient's next channel is
@@ -11,11 +13,11 @@ and records the outcome.
 - A resident intake does not know, who was erased, or who asked for no updates is never
   contacted: the notification is `skipped` and no other channel is tried.
 
-At-least-once, made as close to once as the outside world allows: a notification is marked sent
-in its own transaction right after the send succeeds. If the process dies between the two, the
-claim's lease runs out and the message goes again, with the same Message-ID or webhook delivery
-id (derived from the idempotency key), so the receiving side can drop it; the embedded mailbox
-overwrites the same file.
+At-least-once, made as close to once as the outside world allows: the notifications a round sent
+are marked sent in one transaction as soon as the round's sends are done. If the process dies
+before that, the claim's lease runs out and the messages go again, with the same Message-ID or
+webhook delivery id (derived from the idempotency key), so the receiving side can drop them; the
+embedded mailbox overwrites the same file.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ import asyncio
 import hashlib
 import json
 import random
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -45,7 +48,7 @@ from .channels import (
     Unreachable,
     render,
 )
-from .directory import Directory
+from .directory import Contact, Directory, DirectoryUnavailable
 from .models import notifications, petition_facts
 from .notifications import PlannedNotification, batched_template, quiet_until, retry_delay
 from .queueing import Queueing, queue_on_channel
@@ -54,6 +57,7 @@ from .settings import Settings
 log = structlog.get_logger(__name__)
 
 RETRYABLE = ("queued", "failed")
+RECIPIENT_KINDS = ("member", "resident")
 Row = Mapping[str, Any]
 
 
@@ -71,6 +75,22 @@ class Prepared:
     secrets: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class Lookups:
+    """What a round asked once for all its messages: the references petitions are known by,
+    and residents' contacts (one bulk request to intake), or why intake could not be asked."""
+
+    references: Mapping[str, tuple[str, str | None]]
+    contacts: Mapping[str, Contact | None] = field(default_factory=dict)
+    contacts_error: str | None = None
+
+    def contact(self, petition_id: str) -> Contact | None:
+        """The resident's contact; raises `DirectoryUnavailable` when intake did not answer."""
+        if self.contacts_error is not None:
+            raise DirectoryUnavailable(self.contacts_error)
+        return self.contacts.get(petition_id)
+
+
 class DeliveryWorker:
     def __init__(
         self,
@@ -81,7 +101,6 @@ class DeliveryWorker:
         queueing: Queueing,
         channels: Mapping[str, Channel],
         rand: Callable[[], float] = random.random,
-        batch_size: int = 50,
     ) -> None:
         self._engine = engine
         self._directory = directory
@@ -90,40 +109,98 @@ class DeliveryWorker:
         self._clock: Clock = queueing.clock
         self.channels = dict(channels)
         self._rand = rand
-        self._batch_size = batch_size
-        self._loop = Worker("notify-delivery", self._step, idle_s=settings.delivery_poll_s)
+        self._batch_size = settings.delivery_batch_size
+        # One limit for both loops: at most this many sends at once.
+        self._sending = asyncio.Semaphore(settings.delivery_concurrency)
+        # Residents' messages wait for intake's answer, members' do not: each kind has its own
+        # loop, so a slow intake never holds up a member's message.
+        self._loops = [
+            Worker(f"notify-delivery-{kind}", self._step(kind), idle_s=settings.delivery_poll_s)
+            for kind in RECIPIENT_KINDS
+        ]
 
     def wake(self) -> None:
         """Something was queued: look now instead of at the next poll."""
-        self._loop.wake()
+        for loop in self._loops:
+            loop.wake()
 
     @property
     def running(self) -> bool:
-        return self._loop.running
+        return all(loop.running for loop in self._loops)
 
     def start(self) -> None:
-        self._loop.start()
+        for loop in self._loops:
+            loop.start()
 
     async def stop(self) -> None:
-        await self._loop.stop()
+        for loop in self._loops:
+            await loop.stop()
 
-    async def _step(self) -> bool:
-        return await self.deliver_due() >= self._batch_size
+    def _step(self, kind: str) -> Callable[[], Awaitable[bool]]:
+        async def step() -> bool:
+            return await self._round(kind) >= self._batch_size
+
+        return step
 
     async def deliver_due(self) -> int:
-        """Claim the due notifications (one round) and try each group; returns rows tried."""
-        groups = await self._claim()
-        await asyncio.gather(*(self._deliver(group) for group in groups))
-        return sum(len(g) for g in groups)
+        """One round for members and one for residents; returns rows tried."""
+        return sum([await self._round(kind) for kind in RECIPIENT_KINDS])
 
-    async def _claim(self) -> list[list[Row]]:
-        """Take due rows by pushing their next attempt a lease away, so the send happens outside
-        any transaction and a dead worker's rows come back on their own. A batch is claimed
-        whole. Rows in their recipient's quiet hours are put back until the hours end.
-        PostgreSQL replicas skip each other's locked rows; SQLite has one writer."""
+    async def _round(self, kind: str) -> int:
+        """Claim the due notifications for `kind` (one round), ask for what they need in one
+        go, send at most `delivery_concurrency` at once, and record the sent ones together;
+        returns rows tried."""
+        groups, references = await self._claim(kind)
+        if not groups:
+            return 0
+        started = time.monotonic()
+        lookups = Lookups(references=references)
+        if kind == "resident":
+            try:
+                contacts = await self._directory.contacts(
+                    sorted({g[0]["petition_id"] for g in groups})
+                )
+            except DirectoryUnavailable as exc:
+                lookups = Lookups(references=references, contacts_error=str(exc))
+            else:
+                lookups = Lookups(references=references, contacts=contacts)
+        # The common outcomes, sent and skipped, are written for the whole round in one
+        # transaction: on a busy SQLite each transaction waits its turn behind the consumers.
+        done: dict[tuple[str, str | None], list[Row]] = {}
+
+        async def one(group: list[Row]) -> None:
+            async with self._sending:
+                outcome = await self._deliver(group, lookups)
+            if outcome is not None:
+                done.setdefault(outcome, []).extend(group)
+
+        try:
+            await asyncio.gather(*(one(group) for group in groups))
+        finally:
+            if done:
+                await self._finish(done)
+        rows = sum(len(g) for g in groups)
+        log.debug(
+            "delivery_round",
+            kind=kind,
+            rows=rows,
+            sent=len(done.get(("sent", None), ())),
+            seconds=round(time.monotonic() - started, 3),
+        )
+        return rows
+
+    async def _claim(self, kind: str) -> tuple[list[list[Row]], dict[str, tuple[str, str | None]]]:
+        """Take due rows for one kind of recipient by pushing their next attempt a lease away,
+        so the send happens outside any transaction and a dead worker's rows come back on
+        their own. A batch is claimed whole. Rows in their recipient's quiet hours are put back
+        until the hours end. PostgreSQL replicas skip each other's locked rows; SQLite has one
+        writer. Also returns the references of the petitions concerned, read in the same
+        transaction (on a busy SQLite every transaction waits its turn)."""
         n = notifications
         now = self._clock.now()
-        due = and_(n.c.status.in_(RETRYABLE), n.c.next_attempt_at <= now)
+        due = and_(
+            n.c.status.in_(RETRYABLE), n.c.next_attempt_at <= now, n.c.recipient_kind == kind
+        )
         query = select(n).where(due).order_by(n.c.next_attempt_at, n.c.id).limit(self._batch_size)
         locking = not is_sqlite(self._engine)
         if locking:
@@ -139,7 +216,7 @@ class DeliveryWorker:
                     rest = rest.with_for_update(skip_locked=True)
                 rows += [dict(r) for r in (await conn.execute(rest)).mappings().all()]
             if not rows:
-                return []
+                return [], {}
             claimed: list[Row] = []
             for row in rows:
                 held = quiet_until(
@@ -164,12 +241,15 @@ class DeliveryWorker:
                         attempts=n.c.attempts + 1, next_attempt_at=lease_until, hold_reason=None
                     )
                 )
+            references = await _references(conn, claimed)
         groups: dict[Any, list[Row]] = {}
         for row in claimed:
             groups.setdefault(row["batch_key"] or ("single", row["id"]), []).append(row)
-        return [sorted(g, key=lambda r: r["id"]) for g in groups.values()]
+        return [sorted(g, key=lambda r: r["id"]) for g in groups.values()], references
 
-    async def _deliver(self, group: list[Row]) -> None:
+    async def _deliver(self, group: list[Row], lookups: Lookups) -> tuple[str, str | None] | None:
+        """Send one message (a group leaves as one). Returns the status and error to record
+        for the group when it was sent or skipped; any other outcome is recorded here."""
         first = group[0]
         bound = log.bind(
             notification_ids=[r["id"] for r in group],
@@ -186,12 +266,14 @@ class DeliveryWorker:
                 raise PermanentDeliveryError(
                     f"kênh chưa cấu hình / channel '{first['channel']}' is not configured"
                 )
-            prepared = await self._prepare(group)
+            prepared = await self._prepare(group, lookups)
             secrets = prepared.secrets
             await channel.send(prepared.message)
+        except DirectoryUnavailable as exc:
+            await self._lookup_failed(group, str(exc), bound)
         except Skip as skip:
-            await self._finish(group, status="skipped", error=skip.reason)
             bound.info("notification_skipped", reason=skip.reason)
+            return ("skipped", skip.reason)
         except Unreachable as exc:
             await self._give_up(group, status="skipped", error=str(exc))
             bound.info("notification_unreachable", reason=str(exc))
@@ -202,18 +284,21 @@ class DeliveryWorker:
             # The delivery log is shown to staff; a resident's address never goes in it.
             await self._failed(group, _scrub(f"{type(exc).__name__}: {exc}", secrets), bound)
         else:
-            await self._finish(group, status="sent", error=None)
             bound.info("notification_sent", messages=len(group))
+            return ("sent", None)
+        return None
 
-    async def _prepare(self, group: list[Row]) -> Prepared:
+    async def _prepare(self, group: list[Row], lookups: Lookups) -> Prepared:
         first = group[0]
         contexts = [json.loads(r["context"]) for r in group]
-        await self._refresh_references(group, contexts)
+        for row, ctx in zip(group, contexts, strict=True):
+            if row["petition_id"] in lookups.references:
+                ctx["reference"], ctx["title"] = lookups.references[row["petition_id"]]
         if first["recipient_kind"] == "member":
             recipient = await self._member(first, contexts[0])
             secrets: tuple[str, ...] = tuple(a for a in (recipient.email,) if a)
         else:
-            contact = await self._directory.contact(first["petition_id"])
+            contact = lookups.contact(first["petition_id"])
             if contact is None:
                 raise Skip(
                     "không liên lạc: intake không biết hoặc đã xóa dữ liệu / "
@@ -266,38 +351,22 @@ class DeliveryWorker:
             address, name = found[0].email or "", found[0].name
         return Recipient(kind="member", ref=row["recipient_ref"], name=name, email=address or None)
 
-    async def _refresh_references(self, group: list[Row], contexts: list[dict[str, Any]]) -> None:
-        """A message queued before the submission arrived names the petition by a short id;
-        by send time the reference the resident was given is usually known."""
-        ids = {r["petition_id"] for r in group if r["petition_id"]}
-        if not ids:
-            return
-        pf = petition_facts
-        async with self._engine.connect() as conn:
-            rows = (
+    async def _finish(self, outcomes: Mapping[tuple[str, str | None], Sequence[Row]]) -> None:
+        """Record sent and skipped rows, by (status, error), in one transaction."""
+        n = notifications
+        now = self._clock.now()
+        async with self._engine.begin() as conn:
+            for (status, error), rows in outcomes.items():
                 await conn.execute(
-                    select(pf.c.petition_id, pf.c.reference, pf.c.title).where(
-                        pf.c.petition_id.in_(ids)
+                    update(n)
+                    .where(and_(n.c.id.in_([r["id"] for r in rows]), n.c.status.in_(RETRYABLE)))
+                    .values(
+                        status=status,
+                        last_error=error[:2000] if error else None,
+                        sent_at=now if status == "sent" else None,
+                        lookup_failures=0,
                     )
                 )
-            ).all()
-        known = {pid: (ref, title) for pid, ref, title in rows if ref}
-        for row, ctx in zip(group, contexts, strict=True):
-            if row["petition_id"] in known:
-                ctx["reference"], ctx["title"] = known[row["petition_id"]]
-
-    async def _finish(self, group: Sequence[Row], *, status: str, error: str | None) -> None:
-        n = notifications
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                update(n)
-                .where(and_(n.c.id.in_([r["id"] for r in group]), n.c.status.in_(RETRYABLE)))
-                .values(
-                    status=status,
-                    last_error=error[:2000] if error else None,
-                    sent_at=self._clock.now() if status == "sent" else None,
-                )
-            )
 
     async def _give_up(self, group: Sequence[Row], *, status: str, error: str) -> None:
         """This channel cannot deliver: record why and queue each row on the next channel."""
@@ -343,6 +412,40 @@ class DeliveryWorker:
             fallback_of=row["id"],
         )
 
+    async def _lookup_failed(self, group: Sequence[Row], error: str, bound: Any) -> None:
+        """The directory did not answer: try again soon, then back off, and give the attempt
+        back, so that an intake restart or a burst never uses up a message's attempts."""
+        failures = max(int(r["lookup_failures"]) for r in group) + 1
+        delay = retry_delay(
+            failures,
+            base_s=self._settings.lookup_retry_s,
+            max_s=self._settings.retry_max_s,
+            rand=self._rand,
+        )
+        bound.warning("notification_lookup_retry", delay_s=round(delay, 2), error=error)
+        n = notifications
+        retry_at = self._clock.now() + timedelta(seconds=delay)
+        async with self._engine.begin() as conn:
+            for row in group:
+                await conn.execute(
+                    update(n)
+                    .where(
+                        and_(
+                            n.c.id == row["id"],
+                            n.c.status.in_(RETRYABLE),
+                            # Only the claim that made this attempt may give it back.
+                            n.c.attempts == row["attempts"],
+                        )
+                    )
+                    .values(
+                        status="failed",
+                        attempts=n.c.attempts - 1,
+                        lookup_failures=failures,
+                        last_error=error[:2000],
+                        next_attempt_at=retry_at,
+                    )
+                )
+
     async def _failed(self, group: Sequence[Row], error: str, bound: Any) -> None:
         now = self._clock.now()
         exhausted = [r for r in group if r["attempts"] >= self._settings.delivery_max_attempts]
@@ -379,6 +482,23 @@ class DeliveryWorker:
                         next_attempt_at=now + timedelta(seconds=delay),
                     )
                 )
+
+
+async def _references(
+    conn: AsyncConnection, rows: Sequence[Row]
+) -> dict[str, tuple[str, str | None]]:
+    """A message queued before the submission arrived names the petition by a short id;
+    by send time the reference the resident was given is usually known."""
+    ids = {r["petition_id"] for r in rows if r["petition_id"]}
+    if not ids:
+        return {}
+    pf = petition_facts
+    known = (
+        await conn.execute(
+            select(pf.c.petition_id, pf.c.reference, pf.c.title).where(pf.c.petition_id.in_(ids))
+        )
+    ).all()
+    return {pid: (ref, title) for pid, ref, title in known if ref}
 
 
 def _scrub(text: str, secrets: Sequence[str]) -> str:

@@ -11,7 +11,10 @@ from typing import Any
 
 from faststream.nats import NatsBroker
 
-from shared.streams import RPC_CONTACT_LOOKUP, RPC_ROUTING_MEMBERS
+from shared.streams import RPC_CONTACT_LOOKUP, RPC_ROUTING_MEMBERS, RPC_ROUTING_UNITS
+
+# Petitions per bulk contact look-up; intake answers at most this many at once.
+MAX_CONTACTS_PER_REQUEST = 500
 
 
 class DirectoryUnavailable(Exception):
@@ -55,6 +58,39 @@ def parse_contact(reply: Mapping[str, Any]) -> Contact | None:
     )
 
 
+@dataclass(frozen=True)
+class Unit:
+    id: str
+    name: str
+    parent_id: str | None
+
+
+def parse_contacts(
+    reply: Mapping[str, Any], petition_ids: Sequence[str]
+) -> dict[str, Contact | None]:
+    """intake's answer to a bulk look-up: every asked petition, None where there is nobody to
+    contact (a petition missing from the answer is one intake does not know)."""
+    contacts = reply.get("contacts")
+    if not isinstance(contacts, dict):
+        raise DirectoryUnavailable("reply has no contacts object")
+    found: dict[str, Contact | None] = {}
+    for pid in petition_ids:
+        one = contacts.get(pid)
+        found[pid] = parse_contact(one) if isinstance(one, dict) else None
+    return found
+
+
+def parse_units(reply: Mapping[str, Any]) -> list[Unit]:
+    units = reply.get("units")
+    if not isinstance(units, list):
+        raise DirectoryUnavailable("reply has no units list")
+    return [
+        Unit(id=str(u["id"]), name=str(u.get("name") or u["id"]), parent_id=u.get("parent_id"))
+        for u in units
+        if isinstance(u, dict) and u.get("id")
+    ]
+
+
 def parse_members(reply: Mapping[str, Any]) -> list[Member]:
     members = reply.get("members")
     if not isinstance(members, list):
@@ -88,9 +124,21 @@ class Directory:
             raise DirectoryUnavailable(f"{subject}: reply is not a JSON object")
         return data
 
-    async def contact(self, petition_id: str) -> Contact | None:
-        """Ask intake, the only keeper of residents' contacts; the answer serves this one send."""
-        return parse_contact(await self._ask(RPC_CONTACT_LOOKUP, {"petition_id": petition_id}))
+    async def contacts(self, petition_ids: Sequence[str]) -> dict[str, Contact | None]:
+        """Ask intake, the only keeper of residents' contacts, for several at once (one request
+        per `MAX_CONTACTS_PER_REQUEST`): what the delivery worker asks for a claimed batch,
+        instead of one round trip per message. The answers serve this round's sends."""
+        ids = list(dict.fromkeys(petition_ids))
+        found: dict[str, Contact | None] = {}
+        for start in range(0, len(ids), MAX_CONTACTS_PER_REQUEST):
+            chunk = ids[start : start + MAX_CONTACTS_PER_REQUEST]
+            reply = await self._ask(RPC_CONTACT_LOOKUP, {"petition_ids": chunk})
+            found.update(parse_contacts(reply, chunk))
+        return found
+
+    async def units(self) -> list[Unit]:
+        """The area tree as routing keeps it."""
+        return parse_units(await self._ask(RPC_ROUTING_UNITS, {}))
 
     async def members(
         self, *, unit_id: str | None = None, member_ids: Sequence[str] = ()

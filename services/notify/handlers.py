@@ -1,6 +1,7 @@
-"""Every petition event lands on the petition's timeline, updates its resolution facts and the
-unit and member counters, and queues whatever notifications it calls for, all in the one
-transaction the consumer opens with the inbox row: an event is taken in fully or not at all."""
+"""Every petition event lands on the petition's timeline, records who may see the petition,
+updates its resolution facts and the unit and member counters, and queues whatever
+notifications it calls for, all in the one transaction the consumer opens with the inbox row:
+an event is taken in fully or not at all."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from shared.events import CATALOGUE, Event
 from shared.runtime import Runtime
 
+from .access import record_access
 from .models import timeline
 from .notifications import plan_notifications
 from .queueing import Queueing, insert_ignoring, queue_planned
@@ -54,6 +56,7 @@ def when_event_received_record_timeline_update_stats_and_queue_notifications(
     async def handle(conn: AsyncConnection, event: Event) -> None:
         petition_id = str(event.petition_id)
         await append_to_timeline(conn, event)
+        await record_access(conn, event)
         facts = await refresh_petition(conn, petition_id, zone=q.config.zone, now=q.clock.now())
         for planned in plan_notifications(event, facts):
             await queue_planned(

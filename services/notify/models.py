@@ -78,9 +78,25 @@ notifications = Table(
     Column("fallbacks", Text, nullable=False, server_default="[]"),
     # The notification whose permanent failure queued this one.
     Column("fallback_of", _id, nullable=True),
+    # Times in a row the contact look-up found no directory (intake down or slow): retried
+    # soon and without spending a delivery attempt, since the message itself is not at fault.
+    Column("lookup_failures", Integer, nullable=False, server_default="0"),
     Index("ix_notifications_due", "status", "next_attempt_at"),
     Index("ix_notifications_petition", "petition_id"),
     Index("ix_notifications_batch", "batch_key", "status"),
+)
+
+# Who may see a petition besides administrators: the units it concerned (the resident's, and
+# each unit that held it at some rung) and every member who held it. Filled from the events in
+# the consumer's transaction, so access checks and filtered lists need no replay.
+petition_access = Table(
+    "petition_access",
+    metadata,
+    Column("petition_id", String(36), primary_key=True),
+    # "unit" or "member"
+    Column("scope", String(10), primary_key=True),
+    Column("ref", String(100), primary_key=True),
+    Index("ix_petition_access_ref", "scope", "ref"),
 )
 
 staff_inbox = Table(

@@ -51,6 +51,20 @@ class Settings(CommonSettings):
     delivery_poll_s: float = Field(
         default=1.0, gt=0, validation_alias="PETITIONS_NOTIFY_DELIVERY_POLL_S"
     )
+    # Rows claimed per round (a batch's contacts are asked of intake in one request) and how
+    # many of them are sent at once (SMTP connections, webhook calls, mailbox writes).
+    delivery_batch_size: int = Field(
+        default=100, ge=1, le=1000, validation_alias="PETITIONS_NOTIFY_DELIVERY_BATCH_SIZE"
+    )
+    delivery_concurrency: int = Field(
+        default=20, ge=1, le=500, validation_alias="PETITIONS_NOTIFY_DELIVERY_CONCURRENCY"
+    )
+    # A look-up that found no directory (intake or routing down or slow) is retried after
+    # between half of this and this, doubling each time up to `retry_max_s`, without spending
+    # a delivery attempt.
+    lookup_retry_s: float = Field(
+        default=2.0, gt=0, validation_alias="PETITIONS_NOTIFY_LOOKUP_RETRY_S"
+    )
     contact_lookup_timeout_s: float = Field(
         default=2.0, gt=0, validation_alias="PETITIONS_NOTIFY_CONTACT_LOOKUP_TIMEOUT_S"
     )

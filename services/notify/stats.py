@@ -433,9 +433,10 @@ def summarise_counters(totals: Mapping[str, int]) -> dict[str, Any]:
 
 
 async def scope_totals(
-    conn: AsyncConnection, *, scope: str, scope_id: str, start: date, end: date
+    conn: AsyncConnection, *, scope: str, scope_ids: Sequence[str], start: date, end: date
 ) -> dict[str, Any]:
-    """One unit's or member's counters summed over the local days `start`..`end` inclusive."""
+    """The counters of these units (a unit with those below it) or members, summed over the
+    local days `start`..`end` inclusive."""
     s = stats_daily
     row = (
         (
@@ -443,7 +444,7 @@ async def scope_totals(
                 select(*(func.coalesce(func.sum(s.c[n]), 0).label(n) for n in STAT_COUNTERS)).where(
                     and_(
                         s.c.scope == scope,
-                        s.c.scope_id == scope_id,
+                        s.c.scope_id.in_(list(scope_ids)),
                         s.c.day >= start,
                         s.c.day <= end,
                     )
@@ -457,10 +458,19 @@ async def scope_totals(
 
 
 async def all_scope_totals(
-    conn: AsyncConnection, *, scope: str, start: date, end: date
+    conn: AsyncConnection,
+    *,
+    scope: str,
+    start: date,
+    end: date,
+    only: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Every unit's (or member's) counters over the range, for the dashboard."""
+    """Every unit's (or member's) counters over the range, or those of `only`, for the
+    dashboard."""
     s = stats_daily
+    where = and_(s.c.scope == scope, s.c.day >= start, s.c.day <= end)
+    if only is not None:
+        where = and_(where, s.c.scope_id.in_(list(only)))
     rows = (
         (
             await conn.execute(
@@ -468,7 +478,7 @@ async def all_scope_totals(
                     s.c.scope_id,
                     *(func.sum(s.c[n]).label(n) for n in STAT_COUNTERS),
                 )
-                .where(and_(s.c.scope == scope, s.c.day >= start, s.c.day <= end))
+                .where(where)
                 .group_by(s.c.scope_id)
                 .order_by(s.c.scope_id)
             )
@@ -477,7 +487,11 @@ async def all_scope_totals(
         .all()
     )
     return [
-        {"id": r["scope_id"], **summarise_counters({n: int(r[n] or 0) for n in STAT_COUNTERS})}
+        {
+            "id": r["scope_id"],
+            "counters": {n: int(r[n] or 0) for n in STAT_COUNTERS},
+            **summarise_counters({n: int(r[n] or 0) for n in STAT_COUNTERS}),
+        }
         for r in rows
     ]
 

@@ -1,56 +1,27 @@
 """Staff JSON API: sign-in, the cases a member may see, and the actions a holder takes.
 
-Members see the cases they hold or held; leaders also every case of their unit and the units
-below it; administrators see everything. Each action is a compare-and-set transition whose
-event goes out through the outbox.
+The rules live in `services.routing.actions`, shared with the workspace pages; this module
+only reads requests and turns refusals into RFC 9457 problem details.
 """
 
 # No `from __future__ import annotations` here: FastAPI must evaluate the `Annotated`
 # dependencies, which refer to names local to `build_router`.
-import asyncio
 import uuid
-from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Literal, TypeVar
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import AwareDatetime, BaseModel, Field
-from sqlalchemy import and_, select, update
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.routing import models
-from services.routing.assignment import Choice
-from services.routing.cases import (
-    CaseConflict,
-    Entry,
-    Organisation,
-    envelope,
-    get_case,
-    history,
-    load_organisation,
-    past_holders,
-)
-from services.routing.ladder import Ladder
-from services.routing.lifecycle import Action, IllegalTransition, transition
-from services.routing.transitions import Move, apply, escalate, move_to, pause
+from services.routing.actions import ActionError, CaseActions
+from services.routing.cases import Organisation
 from shared.auth import Staff, issue_token
-from shared.events import (
-    CaseAccepted,
-    CaseDeclined,
-    CaseNoteAdded,
-    CaseRejected,
-    CaseResolved,
-)
 from shared.events.routing import DeclineReason
-from shared.runtime import Runtime
 from shared.web import ProblemError
 
-_hasher = PasswordHasher()
-# Verified against when the username is unknown, so a wrong name costs as long as a wrong password.
-_DUMMY_HASH = _hasher.hash("not-a-password")
+T = TypeVar("T")
 
 
 class NoteIn(BaseModel):
@@ -88,14 +59,19 @@ class AbsenceIn(BaseModel):
     until: AwareDatetime | None = None
 
 
-def _verify(password_hash: str, password: str) -> bool:
+def as_problem(exc: ActionError) -> ProblemError:
+    return ProblemError(exc.status, exc.bilingual, type_=exc.type, **exc.extra)
+
+
+async def answer(call: Awaitable[T]) -> T:
+    """The action's result, or its refusal as problem details."""
     try:
-        return _hasher.verify(password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
+        return await call
+    except ActionError as exc:
+        raise as_problem(exc) from exc
 
 
-def _case_json(case: RowMapping, org: Organisation) -> dict[str, Any]:
+def case_json(case: RowMapping, org: Organisation) -> dict[str, Any]:
     holder = org.member(case["holder_member_id"]) if case["holder_member_id"] else None
     return {
         "id": case["id"],
@@ -123,79 +99,30 @@ def _case_json(case: RowMapping, org: Organisation) -> dict[str, Any]:
     }
 
 
-def _leads(staff: Staff, case: RowMapping, org: Organisation) -> bool:
-    """A leader of the case's unit or of a unit above it; an administrator."""
-    if staff.is_admin:
-        return True
-    return (
-        staff.role == "leader"
-        and staff.unit_id is not None
-        and staff.unit_id in org.chain(case["unit_id"])
-    )
-
-
-def _leadership(staff: Staff, case: RowMapping, org: Organisation) -> bool:
-    """An administrator, or a leader of a unit above the case's own (the ward and up)."""
-    if staff.is_admin:
-        return True
-    return (
-        staff.role == "leader"
-        and staff.unit_id is not None
-        and staff.unit_id in org.chain(case["unit_id"])[1:]
-    )
-
-
-def _may_act(staff: Staff, case: RowMapping, org: Organisation) -> bool:
-    return case["holder_member_id"] == staff.member_id or _leads(staff, case, org)
-
-
-def _illegal(exc: IllegalTransition | CaseConflict, action: str) -> ProblemError:
-    return ProblemError(
-        409,
-        f"Không thể {action} hồ sơ ở trạng thái '{exc.current_status}' / "
-        f"cannot {action} a case that is '{exc.current_status}'",
-        type_="urn:petitions:problem:illegal-transition",
-        current_status=exc.current_status,
-    )
-
-
 def build_router(
-    runtime: Runtime,
-    current_staff: Callable[..., Staff],
-    *,
-    ladder: Ladder,
-    wake_sweep: Callable[[], None] = lambda: None,
+    actions: CaseActions, current_staff: Callable[..., Staff], *, secret: Callable[[], str]
 ) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["staff"])
-    engine = runtime.engine
-    secret = runtime.settings.secret_key
     StaffDep = Annotated[Staff, Depends(current_staff)]
 
+    async def done(call: Awaitable[tuple[RowMapping, Organisation]]) -> dict[str, Any]:
+        case, org = await answer(call)
+        return case_json(case, org)
+
     @router.post("/auth/token")
-    async def sign_in(form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> dict[str, str]:
-        """Staff sign-in with username and password; answers a bearer token."""
-        m = models.members
-        username = form.username.strip().lower()
-        async with engine.connect() as conn:
-            row = (await conn.execute(select(m).where(m.c.username == username))).mappings().first()
-        ok = await asyncio.to_thread(
-            _verify, row["password_hash"] if row else _DUMMY_HASH, form.password
-        )
-        if row is None or not ok or not row["active"]:
-            raise ProblemError(
-                401,
-                "Sai tên đăng nhập hoặc mật khẩu / Wrong username or password",
-                type_="urn:petitions:problem:bad-credentials",
+    async def sign_in(
+        request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()]
+    ) -> dict[str, str]:
+        """Staff sign-in with username and password; answers a bearer token. Failures count
+        against the same per-username and address limit as the sign-in page."""
+        staff = await answer(
+            actions.sign_in(
+                username=form.username,
+                password=form.password,
+                client=request.client.host if request.client else "",
             )
-        staff = Staff(
-            username=row["username"],
-            member_id=row["id"],
-            role=row["role"],
-            unit_id=row["unit_id"],
-            name=row["name"],
         )
-        token = issue_token(staff, secret=secret.get_secret_value())
-        return {"access_token": token, "token_type": "bearer"}
+        return {"access_token": issue_token(staff, secret=secret()), "token_type": "bearer"}
 
     @router.get("/me")
     async def me(staff: StaffDep) -> dict[str, Any]:
@@ -205,6 +132,7 @@ def build_router(
             "role": staff.role,
             "unit_id": staff.unit_id,
             "name": staff.name,
+            "units": list(staff.units),
         }
 
     @router.get("/cases")
@@ -217,418 +145,89 @@ def build_router(
     ) -> list[dict[str, Any]]:
         """The caller's cases; `scope=unit` gives a leader every case of their unit and below
         (an administrator: every case)."""
-        k = models.cases
-        async with engine.connect() as conn:
-            org = await load_organisation(conn, ladder)
-            conditions = []
-            if scope == "mine":
-                conditions.append(k.c.holder_member_id == staff.member_id)
-            elif not staff.is_admin:
-                if staff.role != "leader" or staff.unit_id is None:
-                    raise HTTPException(403, "Chỉ trưởng đơn vị / Unit leaders only")
-                conditions.append(k.c.unit_id.in_(org.subtree(staff.unit_id)))
-            if petition_id is not None:
-                conditions.append(k.c.petition_id == str(petition_id))
-            if status is not None:
-                conditions.append(k.c.status == status)
-            rows = (
-                (
-                    await conn.execute(
-                        select(k)
-                        .where(and_(True, *conditions))
-                        .order_by(k.c.opened_at.desc())
-                        .limit(limit)
-                    )
-                )
-                .mappings()
-                .all()
+        rows, org = await answer(
+            actions.list_cases(
+                staff,
+                scope=scope,
+                petition_id=str(petition_id) if petition_id else None,
+                statuses=[status] if status is not None else None,
+                limit=limit,
             )
-        return [_case_json(r, org) for r in rows]
-
-    async def _visible(
-        conn: AsyncConnection, staff: Staff, case_id: str
-    ) -> tuple[RowMapping, Organisation]:
-        case = await get_case(conn, case_id)
-        org = await load_organisation(conn, ladder)
-        if case is None:
-            raise HTTPException(404, "Không tìm thấy hồ sơ / No such case")
-        if not _may_act(staff, case, org) and staff.member_id not in await past_holders(
-            conn, case["id"]
-        ):
-            # Not "forbidden": whether a case exists is itself not for everyone to know.
-            raise HTTPException(404, "Không tìm thấy hồ sơ / No such case")
-        return case, org
+        )
+        return [case_json(r, org) for r in rows]
 
     @router.get("/cases/{case_id}")
     async def case_detail(case_id: uuid.UUID, staff: StaffDep) -> dict[str, Any]:
-        async with engine.connect() as conn:
-            case, org = await _visible(conn, staff, str(case_id))
-            body = _case_json(case, org)
-            body["history"] = await history(conn, case["id"])
-            n = models.notes
-            body["notes"] = [
-                dict(r)
-                for r in (
-                    await conn.execute(
-                        select(n.c.member_id, n.c.note, n.c.at)
-                        .where(n.c.case_id == case["id"])
-                        .order_by(n.c.id)
-                    )
-                )
-                .mappings()
-                .all()
-            ]
+        view = await answer(actions.view(staff, str(case_id)))
+        body = case_json(view.case, view.org)
+        body["history"] = view.history
+        body["notes"] = view.notes
         return body
-
-    async def _act(
-        staff: Staff,
-        case_id: uuid.UUID,
-        action: Action,
-        verb: str,
-        build: Callable[[AsyncConnection, RowMapping, Organisation, str], Any],
-    ) -> dict[str, Any]:
-        now = runtime.clock.now()
-        try:
-            async with engine.begin() as conn:
-                case, org = await _visible(conn, staff, str(case_id))
-                if not _may_act(staff, case, org):
-                    raise HTTPException(
-                        403, "Chỉ người giữ hồ sơ hoặc lãnh đạo / Only the holder or a leader"
-                    )
-                new_status = transition(case["status"], action)
-                move: Move = await build(conn, case, org, new_status)
-                await apply(conn, case, move, now=now)
-                fresh = await get_case(conn, case["id"])
-                assert fresh is not None
-                body = _case_json(fresh, org)
-        except (IllegalTransition, CaseConflict) as exc:
-            raise _illegal(exc, verb) from exc
-        runtime.relay.wake()
-        wake_sweep()
-        return body
-
-    def _env(case: RowMapping, kind: str, now: Any) -> dict[str, Any]:
-        return envelope(
-            case, kind=kind, rung=case["rung"], seq=case["version"] + 1, now=now, causation_id=None
-        )
 
     @router.post("/cases/{case_id}/accept")
     async def accept(case_id: uuid.UUID, staff: StaffDep) -> dict[str, Any]:
-        async def build(
-            conn: AsyncConnection, case: RowMapping, org: Organisation, status: str
-        ) -> Move:
-            event = CaseAccepted(
-                **_env(case, "accepted", runtime.clock.now()), member_id=_mid(staff)
-            )
-            return Move(
-                values={"status": status, "ack_due_at": None},
-                entries=[Entry(event, "accepted", actor=staff.username, member_id=_mid(staff))],
-                cancel="ack",
-            )
-
-        return await _act(staff, case_id, "accept", "nhận / accept", build)
+        return await done(actions.accept(staff, case_id=str(case_id)))
 
     @router.post("/cases/{case_id}/notes")
     async def add_note(case_id: uuid.UUID, body: NoteIn, staff: StaffDep) -> dict[str, Any]:
-        async def build(
-            conn: AsyncConnection, case: RowMapping, org: Organisation, status: str
-        ) -> Move:
-            now = runtime.clock.now()
-            event = CaseNoteAdded(**_env(case, "note", now), member_id=_mid(staff), note=body.note)
-            await conn.execute(
-                models.notes.insert().values(
-                    case_id=case["id"],
-                    event_id=str(event.event_id),
-                    member_id=_mid(staff),
-                    note=body.note,
-                    at=now,
-                )
-            )
-            return Move(
-                values={},
-                entries=[Entry(event, "note", actor=staff.username, member_id=_mid(staff))],
-                cancel=None,
-            )
-
-        return await _act(staff, case_id, "note", "ghi chú / add a note to", build)
+        return await done(actions.add_note(staff, case_id=str(case_id), note=body.note))
 
     @router.post("/cases/{case_id}/resolve")
     async def resolve(case_id: uuid.UUID, body: ResolveIn, staff: StaffDep) -> dict[str, Any]:
-        async def build(
-            conn: AsyncConnection, case: RowMapping, org: Organisation, status: str
-        ) -> Move:
-            event = CaseResolved(
-                **_env(case, "resolved", runtime.clock.now()),
-                member_id=_mid(staff),
-                explanation=body.explanation,
-            )
-            # Nothing is due while the resident is asked to confirm: every deadline of the
-            # rung ends here, in the same transaction, so a resolved case never escalates.
-            return Move(
-                values={
-                    "status": status,
-                    "due_at": None,
-                    "ack_due_at": None,
-                    "flag": None,
-                    "question_id": None,
-                    "paused_remaining_s": None,
-                },
-                entries=[
-                    Entry(
-                        event,
-                        "resolved",
-                        actor=staff.username,
-                        member_id=_mid(staff),
-                        detail={"explanation": body.explanation},
-                    )
-                ],
-            )
-
-        return await _act(staff, case_id, "resolve", "giải quyết / resolve", build)
+        """Resolve with an explanation; a case still waiting to be accepted is accepted first."""
+        return await done(
+            actions.resolve(staff, case_id=str(case_id), explanation=body.explanation)
+        )
 
     @router.post("/cases/{case_id}/reassign")
     async def reassign(case_id: uuid.UUID, body: ReassignIn, staff: StaffDep) -> dict[str, Any]:
         """A leader (or an administrator) hands the case to someone who serves its unit or a
         unit above it; the rung follows the new holder."""
-
-        async def build(
-            conn: AsyncConnection, case: RowMapping, org: Organisation, status: str
-        ) -> Move:
-            if not _leads(staff, case, org):
-                raise HTTPException(403, "Chỉ lãnh đạo đơn vị / Unit leaders only")
-            target = (
-                org.member(body.member_id)
-                if body.member_id
-                else org.by_username(body.username or "")
+        return await done(
+            actions.reassign(
+                staff, case_id=str(case_id), member_id=body.member_id, username=body.username
             )
-            rung = org.rung_of(target, case["unit_id"], case["category_id"]) if target else None
-            if target is None or target.role == "admin" or not target.active or rung is None:
-                raise ProblemError(
-                    422,
-                    "Người nhận không phục vụ đơn vị này / The member does not serve this unit",
-                    type_="urn:petitions:problem:bad-assignee",
-                )
-            choice = Choice(target, rung, target.unit_id, "initial")
-            return move_to(
-                case,
-                choice,
-                org,
-                runtime.clock.now(),
-                reason="reassigned",
-                actor=staff.username,
-            )
-
-        return await _act(staff, case_id, "assign", "giao lại / reassign", build)
+        )
 
     @router.post("/cases/{case_id}/decline")
     async def decline(case_id: uuid.UUID, body: DeclineIn, staff: StaffDep) -> dict[str, Any]:
-        """The holder hands the case back with a reason; it goes at once to someone else at the
-        rung who has not declined it, else one rung up. A case declined too often at the first
-        rung goes to the unit's leader instead of bouncing between members."""
-
-        async def build(
-            conn: AsyncConnection, case: RowMapping, org: Organisation, status: str
-        ) -> Move:
-            if case["holder_member_id"] != staff.member_id:
-                raise HTTPException(403, "Chỉ người giữ hồ sơ / Only the holder may decline")
-            now = runtime.clock.now()
-            event = CaseDeclined(
-                **_env(case, "declined", now),
-                member_id=_mid(staff),
-                reason_code=body.reason_code,
-                comment=body.comment,
+        """The holder hands the case back with a reason (see `actions.CaseActions.decline`)."""
+        return await done(
+            actions.decline(
+                staff, case_id=str(case_id), reason_code=body.reason_code, comment=body.comment
             )
-            entry = Entry(
-                event,
-                "declined",
-                actor=staff.username,
-                member_id=_mid(staff),
-                rung=case["rung"],
-                detail={"reason_code": body.reason_code, "comment": body.comment},
-            )
-            before = await decliners(conn, case["id"])
-            rung = case["rung"]
-            if rung == 0 and len(before) >= ladder.policy.declines_before_leader:
-                rung = 1
-            choice = org.place(
-                rung,
-                unit_id=case["unit_id"],
-                category_id=case["category_id"],
-                now=now,
-                exclude={*before, _mid(staff)},
-            )
-            if choice is None:
-                return Move(
-                    values={
-                        "status": "unassigned",
-                        "holder_member_id": None,
-                        "flag": "unassigned",
-                        "due_at": None,
-                        "ack_due_at": None,
-                    },
-                    entries=[entry],
-                )
-            return move_to(
-                case,
-                choice,
-                org,
-                now,
-                reason="declined",
-                escalation="declined",
-                actor=staff.username,
-                before=[entry],
-            )
-
-        return await _act(staff, case_id, "decline", "từ chối / decline", build)
+        )
 
     @router.post("/cases/{case_id}/ask")
     async def ask(case_id: uuid.UUID, body: AskIn, staff: StaffDep) -> dict[str, Any]:
-        """Ask the resident for information (shown on their tracking page): the deadline clock
-        stops until they answer, or at most the policy's longest wait."""
-
-        async def build(
-            conn: AsyncConnection, case: RowMapping, org: Organisation, status: str
-        ) -> Move:
-            return pause(
-                case,
-                org,
-                runtime.clock.now(),
-                member_id=_mid(staff),
-                question=body.question,
-                actor=staff.username,
-            )
-
-        return await _act(staff, case_id, "ask", "hỏi người dân / ask the resident about", build)
+        """Ask the resident for information; the deadline clock stops until they answer."""
+        return await done(actions.ask(staff, case_id=str(case_id), question=body.question))
 
     @router.post("/cases/{case_id}/escalate")
     async def escalate_case(
         case_id: uuid.UUID, body: EscalateIn, staff: StaffDep
     ) -> dict[str, Any]:
         """A leader moves the case one rung up (or further while nobody can take a rung)."""
-
-        async def build(
-            conn: AsyncConnection, case: RowMapping, org: Organisation, status: str
-        ) -> Move:
-            if not _leads(staff, case, org):
-                raise HTTPException(403, "Chỉ lãnh đạo đơn vị / Unit leaders only")
-            move = escalate(
-                case, org, runtime.clock.now(), reason="leader_decision", actor=staff.username
-            )
-            if move is None:
-                raise ProblemError(
-                    409,
-                    "Hồ sơ đã ở cấp cao nhất / The case is already at the top rung",
-                    type_="urn:petitions:problem:top-rung",
-                )
-            if body.comment:
-                move.entries[0].detail["comment"] = body.comment
-            return move
-
-        return await _act(staff, case_id, "assign", "chuyển cấp / escalate", build)
+        return await done(actions.escalate(staff, case_id=str(case_id), comment=body.comment))
 
     @router.post("/cases/{case_id}/take-over")
     async def take_over(case_id: uuid.UUID, staff: StaffDep) -> dict[str, Any]:
-        """A leader takes the case on themselves, at their own rung; taking it from a lower
-        rung is an escalation by decision."""
-
-        async def build(
-            conn: AsyncConnection, case: RowMapping, org: Organisation, status: str
-        ) -> Move:
-            me = org.member(staff.member_id or "")
-            rung = org.rung_of(me, case["unit_id"], case["category_id"]) if me else None
-            if me is None or me.role != "leader" or not _leads(staff, case, org) or rung is None:
-                raise HTTPException(403, "Chỉ lãnh đạo đơn vị / Unit leaders only")
-            return move_to(
-                case,
-                Choice(me, rung, me.unit_id, "initial"),
-                org,
-                runtime.clock.now(),
-                reason="escalated" if rung > case["rung"] else "reassigned",
-                escalation="leader_decision",
-                actor=staff.username,
-                acknowledged=True,
-            )
-
-        return await _act(staff, case_id, "assign", "tiếp nhận / take over", build)
+        """A leader takes the case on themselves, at their own rung."""
+        return await done(actions.take_over(staff, case_id=str(case_id)))
 
     @router.post("/cases/{case_id}/reject")
     async def reject(case_id: uuid.UUID, body: RejectIn, staff: StaffDep) -> dict[str, Any]:
-        """Leadership (a leader of a unit above the case's, or an administrator) rejects the
-        petition with a reason: out of scope, abusive, a duplicate handled elsewhere."""
-
-        async def build(
-            conn: AsyncConnection, case: RowMapping, org: Organisation, status: str
-        ) -> Move:
-            if not _leadership(staff, case, org):
-                raise HTTPException(403, "Chỉ lãnh đạo cấp trên / Leadership only")
-            now = runtime.clock.now()
-            event = CaseRejected(
-                **_env(case, "rejected", now), actor=staff.username, reason=body.reason
-            )
-            return Move(
-                values={
-                    "status": status,
-                    "closed_at": now,
-                    "due_at": None,
-                    "ack_due_at": None,
-                    "flag": None,
-                },
-                entries=[
-                    Entry(event, "rejected", actor=staff.username, detail={"reason": body.reason})
-                ],
-            )
-
-        return await _act(staff, case_id, "reject", "từ chối xử lý / reject", build)
+        """Leadership (a leader of a unit above the case's, or an administrator) rejects it."""
+        return await done(actions.reject(staff, case_id=str(case_id), reason=body.reason))
 
     @router.post("/members/{member_id}/absence")
     async def set_absence(member_id: str, body: AbsenceIn, staff: StaffDep) -> dict[str, Any]:
-        """A leader of the member's unit (or above) or an administrator marks a member away:
-        they get no new cases while away, and their open cases go to the leader when the
-        absence starts."""
-        if body.until is not None and body.until <= body.from_:
-            raise ProblemError(
-                422,
-                "Ngày về phải sau ngày đi / 'until' must be after 'from'",
-                type_="urn:petitions:problem:validation",
-            )
-        m = models.members
-        async with engine.begin() as conn:
-            org = await load_organisation(conn, ladder, member_ids=())
-            member = org.member(member_id)
-            if member is None:
-                raise HTTPException(404, "Không có thành viên này / No such member")
-            allowed = staff.is_admin or (
-                staff.role == "leader"
-                and staff.unit_id is not None
-                and staff.unit_id in org.chain(member.unit_id)
-            )
-            if not allowed:
-                raise HTTPException(403, "Chỉ lãnh đạo đơn vị / Unit leaders only")
-            await conn.execute(
-                update(m)
-                .where(m.c.id == member_id)
-                .values(away_from=body.from_, away_until=body.until, absence_applied_from=None)
-            )
-        wake_sweep()
-        return {
-            "member_id": member_id,
-            "away_from": body.from_,
-            "away_until": body.until,
-        }
+        """Mark a member away: they get no new cases while away, and their open cases go to
+        the leader when the absence starts. A member marks themselves; leaders of the member's
+        unit or above and administrators mark anyone."""
+        await answer(
+            actions.set_absence(staff, member_id=member_id, from_=body.from_, until=body.until)
+        )
+        return {"member_id": member_id, "away_from": body.from_, "away_until": body.until}
 
     return router
-
-
-async def decliners(conn: AsyncConnection, case_id: str) -> list[str]:
-    """Members who declined the case, once per decline (oldest first)."""
-    h = models.case_history
-    rows = await conn.scalars(
-        select(h.c.member_id)
-        .where(and_(h.c.case_id == case_id, h.c.kind == "declined"))
-        .order_by(h.c.id)
-    )
-    return [str(r) for r in rows.all()]
-
-
-def _mid(staff: Staff) -> str:
-    return staff.member_id or staff.username

@@ -10,6 +10,7 @@ import structlog
 from fastapi import FastAPI
 
 from services.routing import models
+from services.routing.actions import CaseActions
 from services.routing.api import build_router
 from services.routing.handlers import CaseHandlers
 from services.routing.ladder import load_ladder_file
@@ -20,9 +21,10 @@ from services.routing.org import (
     has_units,
     import_org,
 )
-from services.routing.rpc import register_member_lookup
+from services.routing.rpc import register_member_lookup, register_unit_lookup
 from services.routing.scheduled import Sweep, tune_sqlite
 from services.routing.settings import Settings
+from services.routing.web import workspace_router
 from shared.clock import Clock, clock_from_env
 from shared.events import (
     EscalationRequested,
@@ -76,6 +78,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         interval_s=settings.sweep_interval_s,
         batch_size=settings.sweep_batch,
         after_commit=runtime.relay.wake,
+        quiet_close_days=settings.quiet_close_days,
     )
     handlers = CaseHandlers(clock=runtime.clock, ladder=ladder)
     runtime.consumers.add(PetitionSubmitted, handlers.when_petition_submitted_open_case_and_assign)
@@ -86,6 +89,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         EscalationRequested, handlers.when_escalation_requested_escalate_overdue_case
     )
     register_member_lookup(runtime.broker, runtime.engine)
+    register_unit_lookup(runtime.broker, runtime.engine)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -120,5 +124,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(ops_router(runtime, extra_checks=lambda: sweep.running))
     app.include_router(dead_letter_router(runtime, current_staff))
-    app.include_router(build_router(runtime, current_staff, ladder=ladder, wake_sweep=sweep.wake))
+    actions = CaseActions(
+        engine=runtime.engine,
+        clock=runtime.clock,
+        ladder=ladder,
+        after_commit=runtime.relay.wake,
+        wake_sweep=sweep.wake,
+    )
+    secret = settings.secret_key.get_secret_value
+    app.include_router(build_router(actions, current_staff, secret=secret))
+    app.include_router(workspace_router(actions, settings))
     return app

@@ -349,6 +349,9 @@ async def change(
         raise CaseConflict(str(current))
     if cancel is not None:
         await cancel_deadlines(conn, [case["id"]], now=now, kind="ack" if cancel == "ack" else None)
+    if values.get("status") == "resolved":
+        # The quiet period starts now: the sweep plans the close in the unit's working days.
+        schedule = (*schedule, Planned("resolved", now))
     await add_deadlines(
         conn, case["id"], case["rung"] if "rung" not in values else values["rung"], schedule
     )
@@ -358,8 +361,10 @@ async def change(
 async def cancel_deadlines(
     conn: AsyncConnection, case_ids: Collection[str], *, now: datetime, kind: str | None = None
 ) -> None:
-    """Finish the pending deadlines of `case_ids` (of one kind, or all)."""
-    if not case_ids:
+    """Finish the pending deadlines of `case_ids` (all of them; "ack" finishes none: the
+    acknowledgement travels in the rung's chain of deadlines with the later ones, and the sweep
+    passes over it once the case is accepted)."""
+    if not case_ids or kind == "ack":
         return
     d = models.deadlines
     condition = and_(d.c.case_id.in_(list(case_ids)), d.c.done_at.is_(None))
@@ -369,16 +374,21 @@ async def cancel_deadlines(
 
 
 def deadline_rows(case_id: str, rung: int, planned: Sequence[Planned]) -> list[dict[str, Any]]:
+    """One pending row for a rung's deadlines: the first to come is the row (`due_at`, in the
+    due index), the others ride on it in `later`; the sweep plants the next when it fires."""
+    if not planned:
+        return []
+    first, *rest = sorted(planned, key=lambda p: p.due_at)
     return [
         {
             "case_id": case_id,
             "rung": rung,
-            "kind": p.kind,
-            "due_at": p.due_at,
-            "fraction": p.fraction,
+            "kind": first.kind,
+            "due_at": first.due_at,
+            "fraction": first.fraction,
             "done_at": None,
+            "later": [p.as_json() for p in rest] or None,
         }
-        for p in planned
     ]
 
 

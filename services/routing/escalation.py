@@ -15,13 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Literal
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any, Literal
 
 from services.routing.calendar import WorkingCalendar
 from services.routing.ladder import Policy, Rung
 
-DeadlineKind = Literal["ack", "resolve", "reminder", "heads_up", "max_wait", "top_daily"]
+DeadlineKind = Literal[
+    "ack", "resolve", "reminder", "heads_up", "max_wait", "top_daily", "resolved", "quiet_close"
+]
 OPEN_STATUSES = frozenset(
     {"unassigned", "assigned", "accepted", "waiting_for_resident", "reopened"}
 )
@@ -33,6 +36,15 @@ class Planned:
     due_at: datetime
     fraction: float | None = None
 
+    def as_json(self) -> list[Any]:
+        """As kept in a deadline row's `later`: [kind, due_at (ISO, UTC), fraction]."""
+        return [self.kind, self.due_at.astimezone(UTC).isoformat(), self.fraction]
+
+    @staticmethod
+    def from_json(item: Sequence[Any]) -> Planned:
+        kind, due_at, fraction = item
+        return Planned(kind, datetime.fromisoformat(due_at), fraction)
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -41,6 +53,7 @@ class Plan:
     rows: tuple[Planned, ...]
 
 
+@lru_cache(maxsize=4096)
 def plan_rung(
     calendar: WorkingCalendar,
     rung: Rung,
@@ -55,6 +68,9 @@ def plan_rung(
 
     `remaining` is the working time left to resolve when the clock restarts after a pause;
     reminders already passed before the pause are not planned again.
+
+    Memoised: a sweep places thousands of cases at the same `start` on a handful of calendars
+    and rungs, and the plan (immutable) is the same for all of them.
     """
     total = rung.resolve.span(calendar)
     left = total if remaining is None else max(remaining, timedelta())
@@ -88,6 +104,25 @@ class DueRow:
     rung: int
     due_at: datetime
     fraction: float | None = None
+    # "" for the row itself; for a deadline that rode on the row (`later`), what tells it apart
+    # from the row's others, so each notice gets an id of its own.
+    key: str = ""
+
+
+def unfold(
+    row: DueRow, later: Sequence[Any] | None, now: datetime
+) -> tuple[list[DueRow], list[Planned]]:
+    """A due row and the deadlines riding on it: those due by `now` (all due together, as the
+    separate rows they stand for would be) and those still to come, in order."""
+    due: list[DueRow] = [row]
+    rest: list[Planned] = []
+    for i, item in enumerate(later or ()):
+        p = Planned.from_json(item)
+        if p.due_at <= now and not rest:
+            due.append(DueRow(row.id, p.kind, row.rung, p.due_at, p.fraction, key=f"{i}:{p.kind}"))
+        else:
+            rest.append(p)
+    return due, rest
 
 
 @dataclass(frozen=True)
@@ -111,15 +146,37 @@ class Decision:
     # Reminders that came due outside office hours: they wait for the next opening.
     postpone: tuple[int, ...] = ()
     reason: str = ""
+    # A resolved case: the quiet period starts at this row's time (plan the close) …
+    quiet_from: DueRow | None = None
+    # … or it has passed without a word from the resident: close the case.
+    close: bool = False
 
     @property
     def acts(self) -> bool:
-        return bool(self.escalate or self.resume or self.remind or self.heads_up or self.top_daily)
+        return bool(
+            self.escalate
+            or self.resume
+            or self.remind
+            or self.heads_up
+            or self.top_daily
+            or self.quiet_from
+            or self.close
+        )
 
 
 def decide(case: CaseView, due: Sequence[DueRow], *, in_office_hours: bool) -> Decision:
     """The effect of the deadline rows `due` (all due now) on `case`."""
     ids = tuple(r.id for r in due)
+    if case.status == "resolved":
+        current = [r for r in due if r.rung == case.rung]
+        quiet = [r for r in current if r.kind == "quiet_close"]
+        marks = [r for r in current if r.kind == "resolved"]
+        return Decision(
+            close=bool(quiet),
+            quiet_from=marks[-1] if marks and not quiet else None,
+            done=ids,
+            reason="quiet period" if current else "stale",
+        )
     if case.status not in OPEN_STATUSES:
         return Decision(done=ids, reason="case closed")
     current = [r for r in due if r.rung == case.rung]

@@ -127,8 +127,8 @@ case_history = Table(
     Index("ix_case_history_case", "case_id", "id"),
 )
 
-# Deadline rows are the truth of what is due: one row per thing that must happen at `due_at`
-# unless the case moves first. The sweep reads only rows that are due (the partial index), so its
+# Deadline rows are the truth of what is due: the next thing that must happen at `due_at`
+# unless the case moves first (the rung's later deadlines ride on it). The sweep reads only rows that are due (the partial index), so its
 # cost follows the due cases, not the open ones. A row is finished (done_at) when it fires or when
 # the case leaves the rung; the case row's lock guards its deadline rows.
 deadlines = Table(
@@ -142,6 +142,9 @@ deadlines = Table(
     Column("due_at", UtcDateTime, nullable=False),
     Column("fraction", Float, nullable=True),
     Column("done_at", UtcDateTime, nullable=True),
+    # The rung's deadlines after this one, [[kind, due_at, fraction], …] in order: a case has
+    # one pending row, and the sweep plants the next when this one fires.
+    Column("later", JSON, nullable=True),
     Index(
         "ix_deadlines_due",
         "due_at",

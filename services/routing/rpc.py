@@ -1,5 +1,6 @@
 """Answers notify's member look-up: who serves a unit (for the meeting digest), or given members'
-names and work addresses (for reminders, escalations and overdue notices). Staff data only."""
+names and work addresses (for reminders, escalations and overdue notices); and its unit look-up:
+the area tree, so notify can name units and add up a unit with those below it. Staff data only."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.routing import models
-from shared.streams import RPC_ROUTING_MEMBERS
+from shared.streams import RPC_ROUTING_MEMBERS, RPC_ROUTING_UNITS
 
 log = structlog.get_logger(__name__)
 
@@ -46,8 +47,26 @@ async def lookup_members(engine: AsyncEngine, body: bytes) -> dict[str, Any]:
     return {"members": [{**dict(r), "active": bool(r["active"])} for r in rows]}
 
 
+async def lookup_units(engine: AsyncEngine) -> dict[str, Any]:
+    """The whole area tree: every unit's id, name, kind and parent (a few thousand rows at most)."""
+    u = models.units
+    async with engine.connect() as conn:
+        rows = (
+            (await conn.execute(select(u.c.id, u.c.name, u.c.kind, u.c.parent_id).order_by(u.c.id)))
+            .mappings()
+            .all()
+        )
+    return {"units": [dict(r) for r in rows]}
+
+
 def register_member_lookup(broker: NatsBroker, engine: AsyncEngine) -> None:
     # A queue group, so that with several routing replicas exactly one answers each request.
     @broker.subscriber(RPC_ROUTING_MEMBERS, queue="routing-member-lookup", title="member-lookup")
     async def member_lookup(msg: NatsMessage) -> dict[str, Any]:
         return await lookup_members(engine, msg.body)
+
+
+def register_unit_lookup(broker: NatsBroker, engine: AsyncEngine) -> None:
+    @broker.subscriber(RPC_ROUTING_UNITS, queue="routing-unit-lookup", title="unit-lookup")
+    async def unit_lookup(msg: NatsMessage) -> dict[str, Any]:
+        return await lookup_units(engine)

@@ -41,8 +41,15 @@ from services.routing.cases import (
     load_organisation,
     with_open_counts,
 )
-from services.routing.escalation import CaseView, DueRow, decide
-from services.routing.ladder import Ladder
+from services.routing.escalation import (
+    OPEN_STATUSES,
+    CaseView,
+    DueRow,
+    Planned,
+    decide,
+    unfold,
+)
+from services.routing.ladder import Duration, Ladder
 from services.routing.transitions import (
     Move,
     apply,
@@ -54,7 +61,7 @@ from services.routing.transitions import (
 )
 from shared.clock import Clock
 from shared.db import is_sqlite
-from shared.events import CaseReminderDue, derived_id
+from shared.events import CaseClosed, CaseReminderDue, derived_id
 from shared.messaging import add_to_outbox
 
 log = structlog.get_logger(__name__)
@@ -77,7 +84,10 @@ class Totals:
     resumed: int = 0
     top_daily: int = 0
     absences: int = 0
+    closed: int = 0
     batches: int = 0
+    # Events written to the outbox.
+    events: int = 0
     by_rung: dict[tuple[int, int], int] = field(default_factory=dict)
 
     @property
@@ -90,6 +100,7 @@ class Totals:
             + self.resumed
             + self.top_daily
             + self.absences
+            + self.closed
         )
 
 
@@ -106,8 +117,11 @@ class Sweep:
         interval_s: float = 5.0,
         batch_size: int = 500,
         after_commit: Callable[[], None] | None = None,
+        quiet_close_days: float = 7.0,
     ) -> None:
         self._engine = engine
+        # A resolved case the resident says nothing about is closed after this many working days.
+        self._quiet = Duration(quiet_close_days, "d")
         self._ladder = ladder
         self._clock = clock
         self._interval_s = interval_s
@@ -115,6 +129,9 @@ class Sweep:
         self._after_commit = after_commit
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # One pass at a time per Sweep (the loop's and a caller's `run_once`): a pass that
+        # started while another held cases would skip them and return before they are done.
+        self._pass_lock = asyncio.Lock()
         self.passes = 0
         self.last_error: str | None = None
         # The organisation as read at the start of a pass (people, units); open-case counts are
@@ -167,6 +184,10 @@ class Sweep:
 
     async def run_once(self) -> Totals:
         """One pass: absences that started, then every due case, batch by batch."""
+        async with self._pass_lock:
+            return await self._pass()
+
+    async def _pass(self) -> Totals:
         totals = Totals()
         started = time.perf_counter()
         self._org = None
@@ -204,6 +225,7 @@ class Sweep:
                 resumed=totals.resumed,
                 top_daily=totals.top_daily,
                 absences=totals.absences,
+                closed=totals.closed,
                 ms=round((time.perf_counter() - started) * 1000, 1),
             )
         return totals
@@ -231,14 +253,18 @@ class Sweep:
                 return 0
             ids = [c["id"] for c in cases]
             due: dict[str, list[DueRow]] = defaultdict(list)
+            # What rides on each due row and is not due yet: the row that follows it.
+            rest: dict[int, list[Planned]] = {}
             for r in (
                 await conn.execute(
-                    select(d.c.id, d.c.case_id, d.c.kind, d.c.rung, d.c.due_at, d.c.fraction).where(
-                        and_(d.c.case_id.in_(ids), d.c.done_at.is_(None), d.c.due_at <= now)
-                    )
+                    select(
+                        d.c.id, d.c.case_id, d.c.kind, d.c.rung, d.c.due_at, d.c.fraction, d.c.later
+                    ).where(and_(d.c.case_id.in_(ids), d.c.done_at.is_(None), d.c.due_at <= now))
                 )
             ).all():
-                due[r.case_id].append(DueRow(r.id, r.kind, r.rung, r.due_at, r.fraction))
+                row = DueRow(r.id, r.kind, r.rung, r.due_at, r.fraction)
+                items, rest[r.id] = unfold(row, r.later, now)
+                due[r.case_id].extend(items)
             if self._org is None:
                 self._org = await load_organisation(conn, self._ladder, member_ids=())
             org = self._org
@@ -250,15 +276,17 @@ class Sweep:
             )
             writes = _Writes()
             for case in cases:
-                self._one(case, due.get(case["id"], []), org, now, writes, totals)
+                self._one(case, due.get(case["id"], []), rest, org, now, writes, totals)
             await writes.flush(conn, now)
             totals.cases += len(cases)
+            totals.events += len(writes.events)
         return len(cases)
 
     def _one(
         self,
         case: RowMapping,
         due: list[DueRow],
+        rest: dict[int, list[Planned]],
         org: Organisation,
         now: datetime,
         writes: _Writes,
@@ -270,10 +298,25 @@ class Sweep:
             due,
             in_office_hours=calendar.in_office_hours(now),
         )
-        writes.done.extend(decision.done)
-        if decision.postpone:
+        # A postponed row keeps what rides on it; it comes round again at the opening.
+        postponed = set(decision.postpone)
+        writes.done.extend(i for i in dict.fromkeys(decision.done) if i not in postponed)
+        if postponed:
             opening = calendar.next_office_time(now)
-            writes.postpone.extend((i, opening) for i in decision.postpone)
+            writes.postpone.extend((i, opening) for i in sorted(postponed))
+        if decision.close:
+            writes.move(case, _quiet_close(case, now))
+            totals.closed += 1
+            return
+        if decision.quiet_from is not None:
+            closes_at = calendar.add_working(decision.quiet_from.due_at, self._quiet.span(calendar))
+            if closes_at <= now:
+                writes.move(case, _quiet_close(case, now))
+                totals.closed += 1
+            else:
+                planned = [Planned("quiet_close", closes_at)]
+                writes.new_rows.extend(deadline_rows(case["id"], case["rung"], planned))
+            return
         if decision.escalate:
             move = escalate(case, org, now, reason="deadline_passed")
             if move is None:
@@ -307,6 +350,13 @@ class Sweep:
             writes.notice(case, entry)
             writes.new_rows.extend(deadline_rows(case["id"], case["rung"], [following]))
             totals.top_daily += 1
+        if case["status"] in OPEN_STATUSES and case["status"] != "waiting_for_resident":
+            # The case stays where it is: the rung's next deadline becomes its pending row.
+            for row_id in dict.fromkeys(r.id for r in due if r.rung == case["rung"]):
+                if row_id not in postponed:
+                    writes.new_rows.extend(
+                        deadline_rows(case["id"], case["rung"], rest.get(row_id, []))
+                    )
 
     async def _absences(self, now: datetime, totals: Totals) -> None:
         """Members whose absence has started hand their open cases to the leader (or, for a
@@ -401,8 +451,12 @@ def _reminder(case: RowMapping, row: DueRow, member_id: str, now: datetime) -> E
                 now=now,
                 causation_id=None,
             ),
-            # One reminder per deadline row, whatever pass or replica sends it.
-            "event_id": derived_id(case["id"], "deadline", row.id),
+            # One reminder per deadline, whatever pass or replica sends it.
+            "event_id": (
+                derived_id(case["id"], "deadline", row.id, row.key)
+                if row.key
+                else derived_id(case["id"], "deadline", row.id)
+            ),
         },
         member_id=member_id,
         rung=case["rung"],
@@ -416,6 +470,25 @@ def _reminder(case: RowMapping, row: DueRow, member_id: str, now: datetime) -> E
         member_id=member_id,
         rung=case["rung"],
         detail={"fraction": row.fraction},
+    )
+
+
+def _quiet_close(case: RowMapping, now: datetime) -> Move:
+    """The quiet period after "resolved" passed without a word from the resident."""
+    event = CaseClosed(
+        **envelope(
+            case,
+            kind="closed",
+            rung=case["rung"],
+            seq=case["version"] + 1,
+            now=now,
+            causation_id=None,
+        ),
+        reason="quiet_period",
+    )
+    return Move(
+        values={"status": "closed", "closed_at": now, "due_at": None, "flag": None},
+        entries=[Entry(event, "closed", rung=case["rung"], detail={"reason": "quiet_period"})],
     )
 
 

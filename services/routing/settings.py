@@ -57,6 +57,13 @@ class Settings(CommonSettings):
         le=10_000,
         validation_alias=AliasChoices("PETITIONS_ROUTING_SWEEP_BATCH", "sweep_batch"),
     )
+    # A resolved case the resident says nothing about is closed after this many working days.
+    quiet_close_days: float = Field(
+        default=7,
+        gt=0,
+        le=365,
+        validation_alias=AliasChoices("PETITIONS_ROUTING_QUIET_CLOSE_DAYS", "quiet_close_days"),
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -26,10 +26,10 @@ from services.notify.app import create_app
 from services.notify.channels import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from services.notify.config import NotifyConfig, parse_config
 from services.notify.settings import Settings
-from shared.auth import Staff, issue_token
+from shared.auth import SESSION_COOKIE, Staff, issue_token
 from shared.clock import Clock
 from shared.events import Event
-from shared.streams import RPC_CONTACT_LOOKUP, RPC_ROUTING_MEMBERS
+from shared.streams import RPC_CONTACT_LOOKUP, RPC_ROUTING_MEMBERS, RPC_ROUTING_UNITS
 
 SECRET = "notify-test-secret-of-at-least-32-chars"
 WEBHOOK_SECRET = "webhook-test-secret-of-at-least-32-chars"
@@ -61,9 +61,44 @@ def make_settings(nats_url: str, database_url: str, tmp_path: Path, **overrides:
     return Settings(**values)
 
 
-def token(role: str = "leader", member_id: str = "m-test") -> dict[str, str]:
-    staff = Staff(username=f"test-{role}", member_id=member_id, role=role, unit_id="u")  # type: ignore[arg-type]
-    return {"Authorization": f"Bearer {issue_token(staff, secret=SECRET)}"}
+def staff_token(
+    role: str = "leader",
+    member_id: str = "m-test",
+    *,
+    unit_id: str = "u",
+    units: tuple[str, ...] | None = None,
+) -> str:
+    """A signed staff token; `units` defaults to the person's own unit."""
+    staff = Staff(
+        username=f"test-{role}-{member_id}",
+        member_id=member_id,
+        role=role,  # type: ignore[arg-type]
+        unit_id=unit_id,
+        units=(unit_id,) if units is None else units,
+    )
+    return issue_token(staff, secret=SECRET)
+
+
+def token(
+    role: str = "leader",
+    member_id: str = "m-test",
+    *,
+    unit_id: str = "u",
+    units: tuple[str, ...] | None = None,
+) -> dict[str, str]:
+    value = staff_token(role, member_id, unit_id=unit_id, units=units)
+    return {"Authorization": f"Bearer {value}"}
+
+
+def session(
+    role: str = "admin",
+    member_id: str = "m-test",
+    *,
+    unit_id: str = "u",
+    units: tuple[str, ...] | None = None,
+) -> dict[str, str]:
+    """The cookie routing's sign-in page sets, for the staff pages."""
+    return {SESSION_COOKIE: staff_token(role, member_id, unit_id=unit_id, units=units)}
 
 
 @dataclass
@@ -101,7 +136,9 @@ class Running:
         return [r for r in result if channel is None or r["channel"] == channel]
 
     async def timeline(self, petition_id: object) -> dict[str, Any] | None:
-        response = await self.http.get(f"/api/v1/petitions/{petition_id}/timeline", headers=token())
+        response = await self.http.get(
+            f"/api/v1/petitions/{petition_id}/timeline", headers=token("admin")
+        )
         if response.status_code == 404:
             return None
         response.raise_for_status()
@@ -129,18 +166,39 @@ async def running_notify(
 class FakeIntake:
     contacts: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    # Requests to leave unanswered (the asker times out), as an intake under load would.
+    unanswered: int = 0
+
+    def asked_for(self) -> list[str]:
+        """Every petition id asked about, in either form."""
+        ids: list[str] = []
+        for request in self.requests:
+            ids += request.get("petition_ids") or [request.get("petition_id")]
+        return ids
 
 
 @asynccontextmanager
 async def fake_intake(nats_url: str) -> AsyncIterator[FakeIntake]:
-    """Answers notify's contact look-ups the way intake does, from a dict."""
+    """Answers notify's contact look-ups the way intake does (the single and the bulk form),
+    from a dict."""
     intake = FakeIntake()
     nc = await nats.connect(nats_url)
 
     async def answer(msg: Any) -> None:
         request = json.loads(msg.data)
         intake.requests.append(request)
-        reply = intake.contacts.get(request.get("petition_id"), {"found": False})
+        if intake.unanswered > 0:
+            intake.unanswered -= 1
+            return
+        if "petition_ids" in request:
+            reply: dict[str, Any] = {
+                "contacts": {
+                    pid: intake.contacts.get(pid, {"found": False})
+                    for pid in request["petition_ids"]
+                }
+            }
+        else:
+            reply = intake.contacts.get(request.get("petition_id"), {"found": False})
         await msg.respond(json.dumps(reply).encode())
 
     await nc.subscribe(RPC_CONTACT_LOOKUP, cb=answer)
@@ -176,6 +234,11 @@ async def smtp_server(port: int) -> AsyncIterator[SmtpInbox]:
 class FakeRouting:
     members: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    # The area tree routing answers `rpc.routing.units.v1` with.
+    units: list[dict[str, Any]] = field(default_factory=list)
+
+    def add_unit(self, unit_id: str, name: str, parent_id: str | None = None) -> None:
+        self.units.append({"id": unit_id, "name": name, "kind": "unit", "parent_id": parent_id})
 
     def add(self, member_id: str, name: str, unit_id: str, *, email: str | None = None) -> None:
         self.members[member_id] = {
@@ -204,7 +267,11 @@ async def fake_routing(nats_url: str) -> AsyncIterator[FakeRouting]:
             found = [routing.members[i] for i in ids if i in routing.members]
         await msg.respond(json.dumps({"members": found}).encode())
 
+    async def answer_units(msg: Any) -> None:
+        await msg.respond(json.dumps({"units": routing.units}).encode())
+
     await nc.subscribe(RPC_ROUTING_MEMBERS, cb=answer)
+    await nc.subscribe(RPC_ROUTING_UNITS, cb=answer_units)
     await nc.flush()
     try:
         yield routing

@@ -25,6 +25,7 @@ from .conftest import (
     make_config,
     make_settings,
     running_notify,
+    session,
     smtp_server,
     token,
     webhook_receiver,
@@ -574,7 +575,12 @@ async def test_meeting_digest_before_the_meeting_by_email_in_app_and_printable(
         assert f"/digests/{digest_id}" in text
         assert "PA-C" not in text
 
-        page = await notify.http.get(f"/digests/{digest_id}")
+        # The unit's leader sees its digest; someone of another unit is told there is none.
+        leader = session("leader", "m-hoa", unit_id=unit)
+        outsider = session("leader", "m-khac", unit_id="other")
+        assert (await notify.http.get(f"/digests/{digest_id}")).status_code == 303
+        assert (await notify.http.get(f"/digests/{digest_id}", cookies=outsider)).status_code == 404
+        page = await notify.http.get(f"/digests/{digest_id}", cookies=leader)
         assert page.status_code == 200
         for expected in (
             "Chi bộ ấp Mỹ Khánh 2",
@@ -585,12 +591,19 @@ async def test_meeting_digest_before_the_meeting_by_email_in_app_and_printable(
         ):
             assert expected in page.text
         assert "PA-C" not in page.text
-        api = await notify.http.get(f"/api/v1/digests/{digest_id}", headers=token())
+        api = await notify.http.get(
+            f"/api/v1/digests/{digest_id}", headers=token("member", "m-nam", unit_id=unit)
+        )
+        other = await notify.http.get(
+            f"/api/v1/digests/{digest_id}", headers=token("leader", unit_id="other")
+        )
+        assert other.status_code == 404
         assert api.json()["totals"] == {"open": 2, "overdue": 1, "escalated": 0, "resolved": 0}
         inbox = await notify.http.get("/api/v1/inbox", headers=token("member", "m-hoa"))
         titles = [m["title_en"] for m in inbox.json()["messages"]]
         assert any(t.startswith("Digest before the Chi bộ ấp Mỹ Khánh 2 meeting") for t in titles)
-        preview = await notify.http.get(f"/units/{unit}/digest")
+        preview = await notify.http.get(f"/units/{unit}/digest", cookies=leader)
         assert preview.status_code == 200
         assert "xem trước / preview" in preview.text
-        assert (await notify.http.get("/units/nowhere/digest")).status_code == 404
+        assert (await notify.http.get(f"/units/{unit}/digest", cookies=outsider)).status_code == 404
+        assert (await notify.http.get("/units/nowhere/digest", cookies=leader)).status_code == 404

@@ -20,7 +20,7 @@ from shared.events import (
 from shared.messaging import Consumers
 from tests.support import eventually, free_port
 
-from .conftest import fake_intake, make_settings, running_notify, smtp_server, token
+from .conftest import fake_intake, make_settings, running_notify, session, smtp_server, token
 
 T0 = datetime(2025, 3, 3, 1, 0, tzinfo=UTC)
 
@@ -131,7 +131,8 @@ async def test_resolution_mails_the_resident_with_the_tracking_link_and_keeps_no
             body = mail.get_body((part,))
             assert body is not None
             assert "http://127.0.0.1:8000/track/tok-abc" in body.get_content()
-        assert intake.requests == [{"petition_id": str(pid)}]
+        # Asked for in the bulk form, once, for this one petition.
+        assert intake.requests == [{"petition_ids": [str(pid)]}]
 
     # Nothing of the resident's contact is kept in notify's database.
     engine = create_engine(settings.database_url)
@@ -381,7 +382,7 @@ async def test_overview_and_mailbox_pages(nats_url: str, sqlite_url: str, tmp_pa
         await eventually(mailed, what="mail written")
 
         async def assigned_shown() -> str | None:
-            page = await notify.http.get("/")
+            page = await notify.http.get("/", cookies=session("admin"))
             return page.text if "Đã giao xử lý" in page.text else None
 
         page = await eventually(assigned_shown, what="the overview shows the latest status")
@@ -393,13 +394,19 @@ async def test_overview_and_mailbox_pages(nats_url: str, sqlite_url: str, tmp_pa
         # 01:01 UTC is 08:01 in Asia/Ho_Chi_Minh.
         assert "03/03/2025 08:01" in page
 
+        # The demo mailbox is open (development only, as it says).
         box = await notify.http.get("/mail")
         assert box.status_code == 200
+        assert "Development only" in box.text
         assert "lan@example.org" in box.text
         [name] = [p.name for p in notify.mail_dir.glob("*.eml")]
         message = await notify.http.get(f"/mail/{name}")
         assert message.status_code == 200
         assert "Kính gửi Nguyễn Thị Lan" in message.text
+        # A proportional font keeps Vietnamese diacritics in place; links are clickable.
+        assert '<div class="mail-body">' in message.text
+        assert "<pre>" not in message.text
+        assert '<a href="http://127.0.0.1:8001/' in message.text
         raw = await notify.http.get(f"/mail/{name}/raw")
         assert raw.headers["content-type"].startswith("message/rfc822")
         assert (await notify.http.get("/mail/..%2Fetc%2Fpasswd")).status_code == 404

@@ -48,7 +48,7 @@ from shared.events import (
 )
 from tests.support import eventually
 
-from .conftest import fake_intake, fake_routing, make_settings, running_notify, token
+from .conftest import fake_intake, fake_routing, make_settings, running_notify, session, token
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 T = datetime(2025, 3, 3, 8, 0, tzinfo=VN).astimezone(UTC)
@@ -266,7 +266,7 @@ async def test_statistics_api_matches_the_hand_computed_fixture(
             body = await notify.http.get(
                 "/api/v1/stats/units/khom",
                 params={"from": "2025-03-01", "to": "2025-03-31"},
-                headers=token("leader"),
+                headers=token("leader", "bithu", unit_id="khom"),
             )
             data = body.json()
             return body.status_code == 200 and data["resolved"] == 4 and data["received"] == 3
@@ -293,7 +293,7 @@ async def test_statistics_api_matches_the_hand_computed_fixture(
             await notify.http.get(
                 "/api/v1/stats/members/bithu",
                 params={"from": "2025-03-04", "to": "2025-03-05"},
-                headers=token("leader"),
+                headers=token("leader", "bithu", unit_id="khom"),
             )
         ).json()
         assert (bithu["assigned"], bithu["resolved"], bithu["from"]) == (1, 2, "2025-03-04")
@@ -301,26 +301,35 @@ async def test_statistics_api_matches_the_hand_computed_fixture(
             await notify.http.get(
                 "/api/v1/stats/members/tai",
                 params={"from": "2025-03-03", "to": "2025-03-03"},
-                headers=token("leader"),
+                headers=token("leader", "bithu", unit_id="khom"),
             )
         ).json()
         assert tai_first_day["escalated"] == 0
         assert tai_first_day["on_time_rate"] is None
 
-        p3 = (await notify.http.get(f"/api/v1/stats/petitions/{P3}", headers=token())).json()
+        p3 = (
+            await notify.http.get(
+                f"/api/v1/stats/petitions/{P3}", headers=token("leader", unit_id="khom")
+            )
+        ).json()
         assert p3["time_to_first_response_s"] == 1800
         assert p3["time_to_resolution_s"] == 86400
         assert p3["reopen_count"] == 1
         assert p3["satisfied"] is False
         assert [r["verdict"] for r in p3["rungs"]] == ["late", "on_time"]
 
-        # Members see their own figures only; unit figures are for leaders.
-        own = await notify.http.get("/api/v1/stats/members/lan", headers=token("member", "lan"))
+        # Members see their own figures and their own unit's; not a colleague's.
+        lan = token("member", "lan", unit_id="khom")
+        own = await notify.http.get("/api/v1/stats/members/lan", headers=lan)
         assert own.status_code == 200
-        other = await notify.http.get("/api/v1/stats/members/tai", headers=token("member", "lan"))
+        other = await notify.http.get("/api/v1/stats/members/tai", headers=lan)
         assert other.status_code == 403
-        unit = await notify.http.get("/api/v1/stats/units/khom", headers=token("member", "lan"))
-        assert unit.status_code == 403
+        unit = await notify.http.get("/api/v1/stats/units/khom", headers=lan)
+        assert unit.status_code == 200
+        elsewhere = await notify.http.get(
+            "/api/v1/stats/units/khom", headers=token("leader", "x", unit_id="other")
+        )
+        assert elsewhere.status_code == 403
         backwards = await notify.http.get(
             "/api/v1/stats/units/khom",
             params={"from": "2025-03-05", "to": "2025-03-01"},
@@ -328,7 +337,9 @@ async def test_statistics_api_matches_the_hand_computed_fixture(
         )
         assert backwards.status_code == 422
 
-        page = await notify.http.get("/", params={"from": "2025-03-01", "to": "2025-03-31"})
+        page = await notify.http.get(
+            "/", params={"from": "2025-03-01", "to": "2025-03-31"}, cookies=session("admin")
+        )
         assert "khom" in page.text
         assert "60%" in page.text
 

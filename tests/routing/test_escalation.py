@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from services.routing import models
 from services.routing.app import create_app
 from services.routing.cases import get_case
+from services.routing.escalation import Planned
 from services.routing.scheduled import Sweep
 from services.routing.settings import Settings
 from shared.clock import FixedClock
@@ -97,6 +98,28 @@ async def routing(nats_url: str, database_url: str) -> AsyncIterator[Clocked]:
             await nc.close()
 
 
+async def pending_deadlines(
+    routing: Clocked, case_id: str
+) -> dict[tuple[str, float | None], datetime]:
+    """The case's pending deadlines: its row and those riding on it."""
+    async with routing.runtime.engine.connect() as conn:
+        d = models.deadlines
+        rows = (
+            await conn.execute(
+                select(d.c.kind, d.c.fraction, d.c.due_at, d.c.later).where(
+                    d.c.case_id == case_id, d.c.done_at.is_(None)
+                )
+            )
+        ).all()
+    planned = {}
+    for r in rows:
+        planned[(r.kind, r.fraction)] = r.due_at
+        for item in r.later or ():
+            p = Planned.from_json(item)
+            planned[(p.kind, p.fraction)] = p.due_at
+    return planned
+
+
 def escalations(events: list[dict[str, Any]], case_id: str) -> list[tuple[int, int, str]]:
     return [(e["from_rung"], e["to_rung"], e["reason"]) for e in events if e["case_id"] == case_id]
 
@@ -163,15 +186,18 @@ async def test_a_case_resolved_just_before_its_deadline_never_escalates(routing:
     routing.clock.set(due - timedelta(seconds=1))
     resolved = await routing.act(ROADS_MEMBER, case_id, "resolve", {"explanation": "Đã thay bóng"})
     assert resolved.status_code == 200
-    await routing.at(due + timedelta(days=30))
+    # Two days on, well inside the quiet period: nothing of the rung is pending any more.
+    await routing.at(due + timedelta(days=2))
     assert (await routing.case(case_id))["status"] == "resolved"
     assert await routing.flushed("escalated") == []
     async with routing.runtime.engine.connect() as conn:
         d = models.deadlines
-        pending = await conn.scalar(
-            select(func.count()).where(d.c.case_id == case_id, d.c.done_at.is_(None))
-        )
-    assert pending == 0
+        pending = (
+            await conn.scalars(
+                select(d.c.kind).where(d.c.case_id == case_id, d.c.done_at.is_(None))
+            )
+        ).all()
+    assert pending == ["quiet_close"]
 
 
 async def test_two_sweeps_at_once_escalate_each_case_once(routing: Clocked) -> None:
@@ -193,16 +219,7 @@ async def test_two_sweeps_at_once_escalate_each_case_once(routing: Clocked) -> N
 async def test_reminders_go_in_office_hours_and_the_next_rung_is_warned(routing: Clocked) -> None:
     case_id = (await open_case(routing, submitted()))["case_id"]
     await routing.act(ROADS_MEMBER, case_id, "accept")
-    async with routing.runtime.engine.connect() as conn:
-        d = models.deadlines
-        rows = (
-            await conn.execute(
-                select(d.c.kind, d.c.fraction, d.c.due_at).where(
-                    d.c.case_id == case_id, d.c.done_at.is_(None)
-                )
-            )
-        ).all()
-    planned = {(r.kind, r.fraction): r.due_at for r in rows}
+    planned = await pending_deadlines(routing, case_id)
     half = planned[("reminder", 0.5)]
     # Due in office hours; the sweep only comes round that evening: it waits for the morning.
     evening = half.astimezone(VN).replace(hour=19, minute=0)

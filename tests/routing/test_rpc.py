@@ -9,7 +9,7 @@ import nats
 
 from services.routing.app import create_app
 from services.routing.settings import Settings
-from shared.streams import RPC_ROUTING_MEMBERS
+from shared.streams import RPC_ROUTING_MEMBERS, RPC_ROUTING_UNITS
 
 HAMLET = "my-hoa-hung-my-khanh-2"
 
@@ -43,3 +43,25 @@ async def test_members_of_a_unit_and_by_id(nats_url: str, sqlite_url: str) -> No
             assert (await ask({"member_ids": "x"}))["members"] == []
         finally:
             await nc.close()
+
+
+async def test_the_area_tree_for_notify(nats_url: str, sqlite_url: str) -> None:
+    settings = Settings(env="test", nats_url=nats_url, database_url=sqlite_url, seed_demo=True)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        nc = await nats.connect(nats_url)
+        try:
+            reply = await nc.request(RPC_ROUTING_UNITS, b"{}", timeout=5)
+            units = {u["id"]: u for u in json.loads(reply.data)["units"]}
+        finally:
+            await nc.close()
+    hamlet = units[HAMLET]
+    assert set(hamlet) == {"id", "name", "kind", "parent_id"}
+    assert "Mỹ Khánh 2" in hamlet["name"]
+    # Up the tree from the hamlet to a root, every parent known.
+    seen, current = set(), hamlet
+    while current["parent_id"] is not None:
+        assert current["id"] not in seen
+        seen.add(current["id"])
+        current = units[current["parent_id"]]
+    assert len(seen) >= 2

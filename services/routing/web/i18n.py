@@ -1,0 +1,174 @@
+"""Workspace texts, Vietnamese first. A page speaks one language; refusals show the other
+language's sentence beneath, as the staff API's problems carry both."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Lang = Literal["vi", "en"]
+
+TEXTS: dict[str, tuple[str, str]] = {
+    "site_title": ("Cán bộ – Phản ánh, kiến nghị", "Staff – Petitions"),
+    "switch_lang": ("English", "Tiếng Việt"),
+    "signin_heading": ("Đăng nhập cho cán bộ", "Staff sign-in"),
+    "username": ("Tên đăng nhập", "Username"),
+    "password": ("Mật khẩu", "Password"),
+    "signin": ("Đăng nhập", "Sign in"),
+    "signout": ("Đăng xuất", "Sign out"),
+    "my_cases": ("Hồ sơ của tôi", "My cases"),
+    "unit_cases": ("Hồ sơ của đơn vị", "Unit's cases"),
+    "all_cases": ("Tất cả hồ sơ", "All cases"),
+    "absence": ("Vắng mặt", "Away"),
+    "filter": ("Lọc", "Filter"),
+    "status_open": ("Đang mở", "Open"),
+    "status_all": ("Tất cả", "All"),
+    "no_cases": ("Không có hồ sơ nào.", "No cases."),
+    "overdue": ("Quá hạn", "Overdue"),
+    "due": ("Hạn xử lý", "Due by"),
+    "ack_due": ("Hạn nhận", "Accept by"),
+    "no_due": ("Đang tạm dừng hoặc không có hạn", "Paused or no deadline"),
+    "reference": ("Mã số", "Reference"),
+    "status": ("Trạng thái", "Status"),
+    "rung": ("Cấp xử lý", "Level"),
+    "holder": ("Người đang giữ", "Held by"),
+    "nobody": ("Chưa có ai", "Nobody"),
+    "unit": ("Địa bàn", "Area"),
+    "category": ("Lĩnh vực", "Category"),
+    "opened": ("Ngày gửi", "Submitted"),
+    "description": ("Nội dung", "Description"),
+    "location": ("Địa điểm", "Location"),
+    "history": ("Quá trình xử lý", "History"),
+    "notes": ("Ghi chú nội bộ", "Internal notes"),
+    "no_notes": ("Chưa có ghi chú.", "No notes yet."),
+    "actions": ("Thao tác", "Actions"),
+    "no_actions": (
+        "Bạn không có thao tác nào với hồ sơ này lúc này.",
+        "There is nothing for you to do on this case now.",
+    ),
+    "accept": ("Nhận hồ sơ", "Accept"),
+    "note": ("Ghi chú", "Note"),
+    "add_note": ("Thêm ghi chú", "Add note"),
+    "resolve": ("Báo đã giải quyết", "Resolve"),
+    "explanation": (
+        "Đã giải quyết thế nào (người dân sẽ đọc)",
+        "How it was resolved (the resident reads this)",
+    ),
+    "resolve_from_assigned": (
+        "Báo đã giải quyết cũng đồng thời nhận hồ sơ.",
+        "Resolving also accepts the case.",
+    ),
+    "decline": ("Trả lại hồ sơ", "Decline"),
+    "reason": ("Lý do", "Reason"),
+    "comment": ("Ghi chú thêm (không bắt buộc)", "Comment (optional)"),
+    "ask": ("Hỏi thêm người dân", "Ask the resident"),
+    "question": (
+        "Câu hỏi (hiện trên trang theo dõi của người dân; hạn xử lý tạm dừng)",
+        "Question (shown on the resident's tracking page; the deadline pauses)",
+    ),
+    "reassign": ("Giao lại", "Reassign"),
+    "assignee": ("Giao cho", "Hand to"),
+    "no_assignees": ("Không có ai khác để giao.", "Nobody else to hand it to."),
+    "escalate": ("Chuyển lên cấp trên", "Escalate"),
+    "take_over": ("Tôi trực tiếp xử lý", "Take over"),
+    "reject": ("Từ chối xử lý", "Reject"),
+    "reject_reason": (
+        "Lý do từ chối (người dân sẽ đọc)",
+        "Why it is rejected (the resident reads this)",
+    ),
+    "done_accept": ("Đã nhận hồ sơ.", "Case accepted."),
+    "done_note": ("Đã thêm ghi chú.", "Note added."),
+    "done_resolve": (
+        "Đã báo giải quyết. Người dân sẽ được hỏi xác nhận.",
+        "Marked resolved. The resident will be asked to confirm.",
+    ),
+    "done_decline": (
+        "Đã trả lại hồ sơ; hồ sơ được giao cho người khác.",
+        "Case declined; it has been handed to someone else.",
+    ),
+    "done_ask": (
+        "Đã gửi câu hỏi cho người dân; hạn xử lý tạm dừng đến khi họ trả lời.",
+        "Question sent to the resident; the deadline is paused until they answer.",
+    ),
+    "done_reassign": ("Đã giao lại hồ sơ.", "Case reassigned."),
+    "done_escalate": ("Đã chuyển hồ sơ lên cấp trên.", "Case escalated."),
+    "done_take-over": ("Bạn đã trực tiếp nhận xử lý hồ sơ.", "You have taken the case over."),
+    "done_reject": ("Đã từ chối xử lý hồ sơ.", "Case rejected."),
+    "done_absence": ("Đã lưu thời gian vắng mặt.", "Absence saved."),
+    "done_back": ("Đã ghi nhận bạn đã trở lại.", "Welcome back: you are no longer marked away."),
+    "absence_heading": ("Thời gian vắng mặt", "Time away"),
+    "absence_intro": (
+        "Trong thời gian vắng mặt bạn không nhận hồ sơ mới; hồ sơ đang mở được chuyển cho "
+        "lãnh đạo đơn vị khi bắt đầu vắng.",
+        "While away you get no new cases; your open cases go to the unit leader when the "
+        "absence starts.",
+    ),
+    "away_from": ("Từ ngày", "From"),
+    "away_until": ("Đến hết ngày (không bắt buộc)", "Until the end of (optional)"),
+    "save": ("Lưu", "Save"),
+    "back": ("Tôi đã trở lại", "I am back"),
+    "currently_away": ("Đang đặt vắng mặt", "Marked away"),
+    "not_away": ("Bạn không đặt vắng mặt.", "You are not marked away."),
+    "open_ended": ("chưa hẹn ngày về", "no return date"),
+    "bad_date": ("Ngày không hợp lệ.", "Invalid date."),
+    "not_found": ("Không tìm thấy hồ sơ.", "No such case."),
+    "forbidden": (
+        "Yêu cầu bị từ chối: phiên làm việc đã hết hạn hoặc trang gửi từ nơi khác. Hãy tải "
+        "lại trang và thử lại.",
+        "Request refused: the session has expired or the form came from elsewhere. Reload "
+        "the page and try again.",
+    ),
+    "too_large": ("Nội dung gửi quá lớn.", "What was sent is too large."),
+    "back_to_cases": ("Về danh sách hồ sơ", "Back to the cases"),
+    "time_zone_note": ("Giờ Việt Nam (UTC+7)", "Vietnam time (UTC+7)"),
+    "by": ("bởi", "by"),
+    "role_member": ("cán bộ", "member"),
+    "role_leader": ("lãnh đạo", "leader"),
+    "role_admin": ("quản trị", "administrator"),
+}
+
+RUNG_WORDS: tuple[tuple[str, str], ...] = (
+    ("Cán bộ phụ trách địa bàn", "Member serving the area"),
+    ("Lãnh đạo đơn vị", "Unit leader"),
+    ("Lãnh đạo phường, xã", "Ward or commune leadership"),
+)
+
+DECLINE_REASONS: dict[str, tuple[str, str]] = {
+    "not_my_area": ("Không thuộc địa bàn tôi phụ trách", "Not my area"),
+    "not_my_category": ("Không thuộc lĩnh vực tôi phụ trách", "Not my category"),
+    "conflict_of_interest": ("Tôi có xung đột lợi ích", "Conflict of interest"),
+    "needs_other_agency": ("Cần cơ quan khác xử lý", "Needs another agency"),
+    "away": ("Tôi vắng mặt", "I am away"),
+}
+
+HISTORY_WORDS: dict[str, tuple[str, str]] = {
+    "submitted": ("Người dân gửi phản ánh", "Submitted by the resident"),
+    "assigned": ("Giao hồ sơ", "Assigned"),
+    "accepted": ("Nhận hồ sơ", "Accepted"),
+    "note": ("Ghi chú", "Note"),
+    "resolved": ("Báo đã giải quyết", "Resolved"),
+    "reopened": ("Người dân báo chưa giải quyết; mở lại", "Not resolved, says the resident"),
+    "escalated": ("Chuyển lên cấp trên", "Escalated"),
+    "closed": ("Đóng hồ sơ", "Closed"),
+    "declined": ("Trả lại hồ sơ", "Declined"),
+    "question_asked": ("Hỏi thêm người dân", "Question to the resident"),
+    "resident_answered": ("Người dân trả lời", "The resident answered"),
+    "resumed": ("Tiếp tục tính hạn", "Deadline running again"),
+    "rejected": ("Từ chối xử lý", "Rejected"),
+    "withdrawn": ("Người dân rút phản ánh", "Withdrawn by the resident"),
+    "overdue_at_top": ("Quá hạn ở cấp cao nhất", "Overdue at the top level"),
+    "escalation_requested": ("Người dân đề nghị chuyển cấp", "The resident asked to escalate"),
+    "reminder_due": ("Nhắc hạn", "Reminder"),
+}
+
+
+def text(key: str, lang: Lang) -> str:
+    vi, en = TEXTS[key]
+    return en if lang == "en" else vi
+
+
+def pick(pair: tuple[str, str], lang: Lang) -> str:
+    return pair[1] if lang == "en" else pair[0]
+
+
+def rung_words(rung: int, lang: Lang) -> str:
+    return pick(RUNG_WORDS[min(rung, len(RUNG_WORDS) - 1)], lang)

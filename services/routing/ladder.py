@@ -15,9 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, time, timedelta
 from pathlib import Path
-from typing import Any, Literal
-
-import yaml
+from typing import Literal
 
 from services.routing.assignment import RungHolder
 from services.routing.calendar import (
@@ -27,6 +25,7 @@ from services.routing.calendar import (
     CalendarSpec,
     WorkingCalendar,
 )
+from services.routing.yamlfile import Located, YamlFileError, parse_mapping, read_mapping
 
 DEFAULT_LADDER_FILE = Path(__file__).with_name("default_ladder.yaml")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhd])\s*$")
@@ -34,15 +33,8 @@ _HOLDER = re.compile(r"^(member|leader|parent)(?:-(\d+))?$")
 _PERIOD = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 
 
-class LadderFileError(ValueError):
+class LadderFileError(YamlFileError):
     """A ladder file that cannot be used; the message names the file, the line and the problem."""
-
-    def __init__(self, path: Path | str, line: int | None, problem: str) -> None:
-        where = f"{path}:{line}" if line else str(path)
-        super().__init__(f"{where}: {problem}")
-        self.path = str(path)
-        self.line = line
-        self.problem = problem
 
 
 @dataclass(frozen=True)
@@ -146,54 +138,17 @@ class Ladder:
 
 def load_ladder_file(path: Path) -> Ladder:
     """Read and check a ladder file; raises LadderFileError naming the file and line."""
-    try:
-        source = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise LadderFileError(path, None, f"không đọc được tệp / cannot read: {exc}") from exc
-    return parse_ladder(source, path=str(path))
+    return _Reader(str(path)).ladder(read_mapping(path, error=LadderFileError))
 
 
 def parse_ladder(source: str, *, path: str = "<ladder>") -> Ladder:
-    loader = _Loader(source)
-    loader.name = path
-    try:
-        doc = loader.get_single_data()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        raise LadderFileError(
-            path,
-            mark.line + 1 if mark else None,
-            f"YAML không hợp lệ / invalid YAML: {exc.problem}",
-        ) from exc
-    finally:
-        loader.dispose()
-    if not isinstance(doc, _Located):
-        raise LadderFileError(path, 1, "tệp phải là một bảng / the file must be a mapping")
-    return _Reader(path).ladder(doc)
+    return _Reader(path).ladder(parse_mapping(source, path=path, error=LadderFileError))
 
 
 def with_calendar_file(base: Ladder, path: Path) -> Ladder:
     """`base` with the calendars of another file (its `calendar` and `units: {id: {calendar}}`
     sections; anything else there is refused), for trying a calendar change on its own."""
-    try:
-        source = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise LadderFileError(path, None, f"không đọc được tệp / cannot read: {exc}") from exc
-    loader = _Loader(source)
-    loader.name = str(path)
-    try:
-        doc = loader.get_single_data()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        raise LadderFileError(
-            path,
-            mark.line + 1 if mark else None,
-            f"YAML không hợp lệ / invalid YAML: {exc.problem}",
-        ) from exc
-    finally:
-        loader.dispose()
-    if not isinstance(doc, _Located):
-        raise LadderFileError(path, 1, "tệp phải là một bảng / the file must be a mapping")
+    doc = read_mapping(path, error=LadderFileError)
     r = _Reader(str(path))
     r.keys(doc, {"calendar", "units"}, "a calendar file")
     calendar = r.calendar(r.mapping(doc, "calendar"), base.calendar)
@@ -219,44 +174,6 @@ def _rank(holder: Holder) -> tuple[int, int]:
     return holder.level, 0 if holder.role == "member" else 1
 
 
-class _Located(dict[str, Any]):
-    line: int = 0
-    key_lines: dict[str, int]
-
-    def at(self, key: str) -> int:
-        return self.key_lines.get(key, self.line)
-
-
-class _Loader(yaml.SafeLoader):
-    pass
-
-
-def _mapping(loader: _Loader, node: yaml.MappingNode) -> _Located:
-    loader.flatten_mapping(node)
-    seen: set[str] = set()
-    for key_node, _ in node.value:
-        key = str(loader.construct_object(key_node))
-        if key in seen:
-            raise LadderFileError(
-                loader.name, key_node.start_mark.line + 1, f"khóa trùng / duplicate key '{key}'"
-            )
-        seen.add(key)
-    out = _Located({str(k): v for k, v in loader.construct_mapping(node, deep=True).items()})
-    out.line = node.start_mark.line + 1
-    out.key_lines = {str(k.value): k.start_mark.line + 1 for k, _ in node.value}
-    return out
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
-
-
-# Dates stay text until checked here, so a bad one is reported with its line, not a traceback.
-def _text(loader: _Loader, node: yaml.ScalarNode) -> str:
-    return str(loader.construct_scalar(node))
-
-
-_Loader.add_constructor("tag:yaml.org,2002:timestamp", _text)
-
 _TOP_KEYS = {"calendar", "policy", "ladder", "categories", "units"}
 _RUNG_KEYS = {"holder", "acknowledge", "resolve"}
 _CALENDAR_KEYS = {"timezone", "office_hours", "make_up_days", "days_off", "public_holidays"}
@@ -277,7 +194,7 @@ class _Reader:
     def fail(self, line: int | None, problem: str) -> LadderFileError:
         return LadderFileError(self.path, line, problem)
 
-    def keys(self, item: _Located, allowed: set[str], what: str) -> None:
+    def keys(self, item: Located, allowed: set[str], what: str) -> None:
         for key in item:
             if key not in allowed:
                 raise self.fail(
@@ -286,15 +203,15 @@ class _Reader:
                     f"(expected one of: {', '.join(sorted(allowed))})",
                 )
 
-    def mapping(self, parent: _Located, key: str) -> _Located | None:
+    def mapping(self, parent: Located, key: str) -> Located | None:
         value = parent.get(key)
         if value is None:
             return None
-        if not isinstance(value, _Located):
+        if not isinstance(value, Located):
             raise self.fail(parent.at(key), f"'{key}' phải là một bảng / must be a mapping")
         return value
 
-    def ladder(self, doc: _Located) -> Ladder:
+    def ladder(self, doc: Located) -> Ladder:
         self.keys(doc, _TOP_KEYS, "the ladder file")
         if "ladder" not in doc:
             raise self.fail(doc.line, "thiếu mục / missing section 'ladder' (the default rungs)")
@@ -333,7 +250,7 @@ class _Reader:
             path=self.path,
         )
 
-    def rungs(self, parent: _Located, key: str) -> tuple[Rung, ...]:
+    def rungs(self, parent: Located, key: str) -> tuple[Rung, ...]:
         value = parent.get(key)
         line = parent.at(key)
         if not isinstance(value, list) or not value:
@@ -342,7 +259,7 @@ class _Reader:
             )
         out: list[Rung] = []
         for index, item in enumerate(value):
-            if not isinstance(item, _Located):
+            if not isinstance(item, Located):
                 raise self.fail(
                     line, f"bậc {index} phải là một bảng / rung {index} must be a mapping"
                 )
@@ -367,7 +284,7 @@ class _Reader:
             out.append(Rung(holder=holder, acknowledge=ack, resolve=resolve))
         return tuple(out)
 
-    def holder(self, item: _Located, index: int) -> Holder:
+    def holder(self, item: Located, index: int) -> Holder:
         raw = str(item.get("holder", "")).strip()
         match = _HOLDER.match(raw)
         if match is None or (match.group(1) != "parent" and match.group(2)):
@@ -382,7 +299,7 @@ class _Reader:
             return Holder(n, "leader")
         return Holder(0, "member" if kind == "member" else "leader")
 
-    def duration(self, item: _Located, key: str) -> Duration:
+    def duration(self, item: Located, key: str) -> Duration:
         raw = item.get(key)
         if isinstance(raw, int | float) and not isinstance(raw, bool):
             raw = f"{raw}h"
@@ -396,7 +313,7 @@ class _Reader:
         unit: Literal["m", "h", "d"] = match.group(2)  # type: ignore[assignment]
         return Duration(float(match.group(1)), unit)
 
-    def calendar(self, item: _Located | None, base: CalendarSpec) -> CalendarSpec:
+    def calendar(self, item: Located | None, base: CalendarSpec) -> CalendarSpec:
         if item is None:
             return base
         self.keys(item, _CALENDAR_KEYS, "calendar")
@@ -442,7 +359,7 @@ class _Reader:
             raise self.fail(item.line, f"lịch không hợp lệ / invalid calendar: {exc}") from None
         return spec
 
-    def days(self, item: _Located, key: str) -> frozenset[date]:
+    def days(self, item: Located, key: str) -> frozenset[date]:
         raw = item.get(key) or []
         if not isinstance(raw, list):
             raise self.fail(
@@ -461,7 +378,7 @@ class _Reader:
                 ) from None
         return frozenset(out)
 
-    def policy(self, item: _Located | None) -> Policy:
+    def policy(self, item: Located | None) -> Policy:
         base = Policy()
         if item is None:
             return base

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, insert, select, update
@@ -20,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.routing import models
 from services.routing.assignment import ALL_CATEGORIES
+from services.routing.yamlfile import Located, YamlFileError, read_mapping
 
 DEMO_ORG_FILE = Path(__file__).with_name("demo_org.yaml")
 DEMO_PASSWORD = "demo"  # noqa: S105 - the demo accounts' password, refused in production
@@ -28,15 +28,8 @@ _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
 
 
-class OrgFileError(ValueError):
+class OrgFileError(YamlFileError):
     """An organisation file that cannot be imported; the message says where and why."""
-
-    def __init__(self, path: Path | str, line: int | None, problem: str) -> None:
-        where = f"{path}:{line}" if line else str(path)
-        super().__init__(f"{where}: {problem}")
-        self.path = str(path)
-        self.line = line
-        self.problem = problem
 
 
 class DemoPasswordRefused(ValueError):
@@ -95,40 +88,6 @@ class OrgImportSummary:
     members_updated: int
 
 
-class _Located(dict[str, Any]):
-    """A YAML mapping that remembers the line it started on, for error messages."""
-
-    line: int = 0
-    key_lines: dict[str, int]
-
-    def at(self, key: str) -> int:
-        """The line of `key` in this mapping, else the mapping's first line."""
-        return self.key_lines.get(key, self.line)
-
-
-class _Loader(yaml.SafeLoader):
-    pass
-
-
-def _mapping(loader: _Loader, node: yaml.MappingNode) -> _Located:
-    loader.flatten_mapping(node)
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        if key in seen:
-            raise OrgFileError(
-                loader.name, key_node.start_mark.line + 1, f"khóa trùng / duplicate key '{key}'"
-            )
-        seen.add(key)
-    out = _Located({str(k): v for k, v in loader.construct_mapping(node, deep=True).items()})
-    out.line = node.start_mark.line + 1
-    out.key_lines = {str(k.value): k.start_mark.line + 1 for k, _ in node.value}
-    return out
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
-
-
 class _Reader:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -136,21 +95,21 @@ class _Reader:
     def fail(self, line: int | None, problem: str) -> OrgFileError:
         return OrgFileError(self.path, line, problem)
 
-    def items(self, doc: _Located, key: str) -> list[_Located]:
+    def items(self, doc: Located, key: str) -> list[Located]:
         value = doc.get(key)
         if value is None:
             raise self.fail(doc.line, f"thiếu mục / missing section '{key}'")
         if not isinstance(value, list):
             raise self.fail(doc.line, f"'{key}' phải là danh sách / '{key}' must be a list")
         for item in value:
-            if not isinstance(item, _Located):
+            if not isinstance(item, Located):
                 raise self.fail(
                     doc.line,
                     f"mỗi mục của '{key}' phải là một bảng / each '{key}' entry must be a mapping",
                 )
         return value
 
-    def text(self, item: _Located, key: str, *, required: bool = True) -> str | None:
+    def text(self, item: Located, key: str, *, required: bool = True) -> str | None:
         value = item.get(key)
         if value is None or value == "":
             if required:
@@ -160,7 +119,7 @@ class _Reader:
             raise self.fail(item.at(key), f"'{key}' phải là chuỗi / '{key}' must be text")
         return str(value).strip()
 
-    def req(self, item: _Located, key: str) -> str:
+    def req(self, item: Located, key: str) -> str:
         value = self.text(item, key)
         assert value is not None
         return value
@@ -168,29 +127,10 @@ class _Reader:
 
 def load_org_file(path: Path) -> OrgConfig:
     """Read and check an organisation file; raises OrgFileError naming the file and line."""
-    try:
-        source = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise OrgFileError(path, None, f"không đọc được tệp / cannot read the file: {exc}") from exc
-    loader = _Loader(source)
-    loader.name = str(path)
-    try:
-        doc = loader.get_single_data()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        raise OrgFileError(
-            path,
-            mark.line + 1 if mark else None,
-            f"YAML không hợp lệ / invalid YAML: {exc.problem}",
-        ) from exc
-    finally:
-        loader.dispose()
-    if not isinstance(doc, _Located):
-        raise OrgFileError(path, 1, "tệp phải là một bảng / the file must be a mapping")
-    return _check(_Reader(path), doc)
+    return _check(_Reader(path), read_mapping(path, error=OrgFileError))
 
 
-def _check(r: _Reader, doc: _Located) -> OrgConfig:
+def _check(r: _Reader, doc: Located) -> OrgConfig:
     units: dict[str, UnitSpec] = {}
     for item in r.items(doc, "units"):
         uid = r.req(item, "id")

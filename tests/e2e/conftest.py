@@ -3,8 +3,11 @@ nats-server and real databases, driven over HTTP."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,3 +56,46 @@ def stack(tmp_path: Path, backend_env: dict[str, str]) -> Iterator[Stack]:
         yield s
     finally:
         s.stop()
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def sqlite_stack(tmp_path: Path) -> Iterator[Stack]:
+    """The stack on SQLite only, for the browser tests."""
+    s = make_stack(tmp_path / "var")
+    s.start()
+    try:
+        s.wait_ready(timeout=90)
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture
+def page() -> Iterator[Any]:
+    """A phone-sized page in the machine's Chromium, JavaScript off (the pages must not need it)."""
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is missing: .ci/run installs it")
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        context = browser.new_context(
+            viewport={"width": 390, "height": 844}, java_script_enabled=False
+        )
+        yield context.new_page()
+        context.close()
+        browser.close()

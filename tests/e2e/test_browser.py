@@ -3,59 +3,15 @@ typed, and the tracking page that follows the case."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from services.stack import Stack
-from tests.e2e.conftest import make_stack
 from tests.support import eventually_sync
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture
-def sqlite_stack(tmp_path: Path) -> Iterator[Stack]:
-    s = make_stack(tmp_path / "var")
-    s.start()
-    try:
-        s.wait_ready(timeout=90)
-        yield s
-    finally:
-        s.stop()
-
-
-@pytest.fixture
-def page(tmp_path: Path) -> Iterator[object]:
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is missing: .ci/run installs it")
-        pytest.skip("Chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        context = browser.new_context(
-            viewport={"width": 390, "height": 844}, java_script_enabled=False
-        )
-        yield context.new_page()
-        context.close()
-        browser.close()
 
 
 def test_resident_submits_from_a_phone_and_follows_the_case(

@@ -5,8 +5,6 @@ it resolved. The three services run as separate processes."""
 from __future__ import annotations
 
 import os
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,60 +13,24 @@ import pytest
 
 from services.stack import Stack
 from tests.e2e.client import DEMO_PETITION, mails
-from tests.e2e.conftest import make_stack
 from tests.support import eventually_sync
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SHOTS = Path(os.environ.get("PETITIONS_SCREENSHOTS", "/tmp/workspace-shots"))
-
-
-@pytest.fixture
-def sqlite_stack(tmp_path: Path) -> Iterator[Stack]:
-    s = make_stack(tmp_path / "var")
-    s.start()
-    try:
-        s.wait_ready(timeout=90)
-        yield s
-    finally:
-        s.stop()
-
-
-@pytest.fixture
-def page() -> Iterator[object]:
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is missing: .ci/run installs it")
-        pytest.skip("Chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        context = browser.new_context(
-            viewport={"width": 390, "height": 844}, java_script_enabled=False
-        )
-        yield context.new_page()
-        context.close()
-        browser.close()
+# Screenshots for a person to look at, when asked for.
+SHOTS = (
+    Path(os.environ["PETITIONS_SCREENSHOTS"]) if os.environ.get("PETITIONS_SCREENSHOTS") else None
+)
 
 
 def test_member_follows_the_email_link_accepts_and_resolves_on_a_phone(
-    sqlite_stack: Stack, page: object
+    sqlite_stack: Stack, page: object, tmp_path: Path
 ) -> None:
     from playwright.sync_api import Page, expect
 
     assert isinstance(page, Page)
-    SHOTS.mkdir(parents=True, exist_ok=True)
+    shots = SHOTS or tmp_path
+    shots.mkdir(parents=True, exist_ok=True)
     intake, routing = sqlite_stack.url("intake"), sqlite_stack.url("routing")
     with httpx.Client(timeout=15.0) as http:
         submitted = http.post(
@@ -107,7 +69,7 @@ def test_member_follows_the_email_link_accepts_and_resolves_on_a_phone(
         page.click("button[type=submit]")
         expect(page.locator("[role=alert]")).to_contain_text("Sai tên đăng nhập hoặc mật khẩu")
         expect(page.locator("#username")).to_have_value(case["holder_username"])
-        page.screenshot(path=str(SHOTS / "1-signin-error.png"), full_page=True)
+        page.screenshot(path=str(shots / "1-signin-error.png"), full_page=True)
         page.fill("#password", "demo")
         page.click("button[type=submit]")
         expect(page).to_have_url(link)
@@ -117,13 +79,13 @@ def test_member_follows_the_email_link_accepts_and_resolves_on_a_phone(
         page.goto(f"{routing}/cases")
         expect(page.locator("ul.cases")).to_contain_text(DEMO_PETITION["title"])
         expect(page.locator("ul.cases")).to_contain_text("Hạn nhận")
-        page.screenshot(path=str(SHOTS / "3-my-cases.png"), full_page=True)
+        page.screenshot(path=str(shots / "3-my-cases.png"), full_page=True)
         page.goto(link)
 
         page.click("#accept")
         expect(page.locator("[role=status]")).to_contain_text("Đã nhận hồ sơ.")
         expect(page.locator("#status")).to_contain_text("đang xử lý")
-        page.screenshot(path=str(SHOTS / "2-case-accepted.png"), full_page=True)
+        page.screenshot(path=str(shots / "2-case-accepted.png"), full_page=True)
 
         page.fill("#explanation", "Điện lực đã thay bóng đèn đầu hẻm 3.")
         page.click("#resolve")

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import structlog
 from fastapi import APIRouter, Cookie, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -123,6 +123,32 @@ class _CatchAll:
             )
             if not started:
                 await problem(500, "Lỗi máy chủ / Internal error")(scope, receive, send)
+
+
+DOCS_ASSETS = "/docs-assets"
+
+
+def offline_docs(app: FastAPI) -> None:
+    """Serve `/docs` (Swagger UI) from files installed with the service, not from a CDN: the
+    embedded mode runs on machines without internet, and a city's network may block CDNs."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.router.routes[:] = [
+        r for r in app.router.routes if getattr(r, "path", None) not in ("/docs", "/redoc")
+    ]
+    app.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+        )
 
 
 def ops_router(runtime: Runtime, *, extra_checks: Callable[[], bool] | None = None) -> APIRouter:

@@ -35,7 +35,13 @@ from shared.events import (
 )
 from shared.migrate import upgrade_async
 from shared.runtime import Runtime, build_runtime, running
-from shared.web import dead_letter_router, install_problem_handlers, ops_router, staff_dependency
+from shared.web import (
+    dead_letter_router,
+    install_problem_handlers,
+    offline_docs,
+    ops_router,
+    staff_dependency,
+)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -122,6 +128,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.state.ladder = ladder
     current_staff = staff_dependency(lambda: settings.secret_key.get_secret_value())
     install_problem_handlers(app)
+    offline_docs(app)
     app.include_router(ops_router(runtime, extra_checks=lambda: sweep.running))
     app.include_router(dead_letter_router(runtime, current_staff))
     actions = CaseActions(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -140,22 +140,28 @@ async def submit_petition(
             language=submission.language,
             wants_updates=submission.wants_updates,
         )
+        # Every row is built before the transaction opens: on SQLite the one connection is held
+        # only for the statements themselves.
+        rows = _petition_rows(submission, petition_id, reference, token, event, now)
+        key_row = (
+            {
+                "key": idempotency_key,
+                "petition_id": str(petition_id),
+                "request_hash": fingerprint,
+                "created_at": now,
+            }
+            if idempotency_key is not None
+            else None
+        )
         try:
             async with engine.begin() as conn:
                 if idempotency_key is not None:
                     earlier = await _replay(conn, idempotency_key, fingerprint, now, public_url)
                     if earlier is not None:
                         return earlier
-                await _insert_petition(conn, submission, petition_id, reference, token, event, now)
-                if idempotency_key is not None:
-                    await conn.execute(
-                        insert(idempotency_keys).values(
-                            key=idempotency_key,
-                            petition_id=str(petition_id),
-                            request_hash=fingerprint,
-                            created_at=now,
-                        )
-                    )
+                await _insert_petition(conn, rows, event)
+                if key_row is not None:
+                    await conn.execute(_INSERT_IDEMPOTENCY_KEY, key_row)
         except IntegrityError:
             if idempotency_key is not None:
                 async with engine.begin() as conn:
@@ -223,55 +229,123 @@ async def _replay(
     )
 
 
-async def _insert_petition(
-    conn: AsyncConnection,
+@dataclass(frozen=True)
+class _PetitionRows:
+    petition: dict[str, Any]
+    contact: dict[str, Any]
+    timeline: dict[str, Any]
+
+
+# Built once: executed with a parameter dict, so SQLAlchemy finds the compiled form in its cache
+# without rebuilding and hashing a `.values(...)` clause on every submission.
+_INSERT_PETITION = insert(petitions)
+_INSERT_CONTACT = insert(contacts)
+_INSERT_TIMELINE = insert(public_timeline)
+_INSERT_IDEMPOTENCY_KEY = insert(idempotency_keys)
+
+_PETITION_COLUMNS = (
+    "id",
+    "reference",
+    "tracking_token_hash",
+    "unit_id",
+    "category_id",
+    "title",
+    "description",
+    "location",
+    "language",
+    "status",
+    "status_changed_at",
+    "status_event_at",
+    "correlation_id",
+    "submitted_at",
+    "created_at",
+)
+_CONTACT_COLUMNS = ("petition_id", "name", "phone", "email", "wants_updates", "tracking_token")
+_TIMELINE_COLUMNS = (
+    "petition_id",
+    "event_id",
+    "kind",
+    "occurred_at",
+    "message_vi",
+    "message_en",
+    "detail",
+)
+
+
+def _bound(prefix: str, columns: tuple[str, ...]) -> dict[str, Any]:
+    return {c: bindparam(f"{prefix}{c}") for c in columns}
+
+
+# PostgreSQL: the petition, its contact and its timeline line in one statement (data-modifying
+# CTEs; foreign keys are checked at the end of the statement), one round trip instead of three.
+_INSERT_PETITION_PG = (
+    insert(public_timeline)
+    .values(_bound("t_", _TIMELINE_COLUMNS))
+    .add_cte(insert(petitions).values(_bound("p_", _PETITION_COLUMNS)).cte("new_petition"))
+    .add_cte(insert(contacts).values(_bound("c_", _CONTACT_COLUMNS)).cte("new_contact"))
+)
+
+
+def _petition_rows(
     s: Submission,
     petition_id: uuid.UUID,
     reference: str,
     token: str,
     event: PetitionSubmitted,
     now: datetime,
+) -> _PetitionRows:
+    pid = str(petition_id)
+    event_id = str(event.event_id)
+    return _PetitionRows(
+        petition={
+            "id": pid,
+            "reference": reference,
+            "tracking_token_hash": hash_token(token),
+            "unit_id": s.unit_id,
+            "category_id": s.category_id,
+            "title": s.title,
+            "description": s.description,
+            "location": s.location,
+            "language": s.language,
+            "status": "submitted",
+            "status_changed_at": now,
+            "status_event_at": None,
+            "correlation_id": event_id,
+            "submitted_at": now,
+            "created_at": now,
+        },
+        contact={
+            "petition_id": pid,
+            "name": s.name,
+            "phone": s.phone,
+            "email": s.email,
+            "wants_updates": s.wants_updates,
+            "tracking_token": token,
+        },
+        timeline={
+            "petition_id": pid,
+            "event_id": event_id,
+            "kind": "submitted",
+            "occurred_at": now,
+            "message_vi": f"Đã tiếp nhận phản ánh, mã số {reference}.",
+            "message_en": f"Petition received, reference {reference}.",
+            "detail": None,
+        },
+    )
+
+
+async def _insert_petition(
+    conn: AsyncConnection, rows: _PetitionRows, event: PetitionSubmitted
 ) -> None:
-    await conn.execute(
-        insert(petitions).values(
-            id=str(petition_id),
-            reference=reference,
-            tracking_token_hash=hash_token(token),
-            unit_id=s.unit_id,
-            category_id=s.category_id,
-            title=s.title,
-            description=s.description,
-            location=s.location,
-            language=s.language,
-            status="submitted",
-            status_changed_at=now,
-            status_event_at=None,
-            correlation_id=str(event.event_id),
-            submitted_at=now,
-            created_at=now,
-        )
-    )
-    await conn.execute(
-        insert(contacts).values(
-            petition_id=str(petition_id),
-            name=s.name,
-            phone=s.phone,
-            email=s.email,
-            wants_updates=s.wants_updates,
-            tracking_token=token,
-        )
-    )
-    await conn.execute(
-        insert(public_timeline).values(
-            petition_id=str(petition_id),
-            event_id=str(event.event_id),
-            kind="submitted",
-            occurred_at=now,
-            message_vi=f"Đã tiếp nhận phản ánh, mã số {reference}.",
-            message_en=f"Petition received, reference {reference}.",
-            detail=None,
-        )
-    )
+    if conn.dialect.name == "postgresql":
+        params = {f"p_{k}": v for k, v in rows.petition.items()}
+        params.update({f"c_{k}": v for k, v in rows.contact.items()})
+        params.update({f"t_{k}": v for k, v in rows.timeline.items()})
+        await conn.execute(_INSERT_PETITION_PG, params)
+    else:
+        await conn.execute(_INSERT_PETITION, rows.petition)
+        await conn.execute(_INSERT_CONTACT, rows.contact)
+        await conn.execute(_INSERT_TIMELINE, rows.timeline)
     await add_to_outbox(conn, messaging.outbox, event)
 
 

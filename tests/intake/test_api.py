@@ -59,6 +59,29 @@ async def test_submitted_petition_is_stored_and_announced_on_jetstream(intake: I
     assert contact["wants_updates"] is True
 
 
+async def test_one_submission_writes_its_rows_together(intake: Intake) -> None:
+    """The petition, its contact, its first timeline line and its outbox event, each once and
+    pointing at one another (one statement on PostgreSQL, several on SQLite)."""
+    body = await intake.submit()
+    assert await row_counts(intake) == dict.fromkeys(
+        ("petitions", "contacts", "public_timeline", "outbox"), 1
+    )
+    async with intake.runtime.engine.connect() as conn:
+        stored = (await conn.execute(select(petitions))).mappings().one()
+        contact = (await conn.execute(select(contacts))).mappings().one()
+        line = (await conn.execute(select(public_timeline))).mappings().one()
+        outbox = (await conn.execute(select(messaging.outbox))).mappings().one()
+    event = PetitionSubmitted.model_validate_json(outbox["payload"])
+    assert stored["id"] == contact["petition_id"] == line["petition_id"] == body["petition_id"]
+    assert stored["correlation_id"] == line["event_id"] == outbox["event_id"]
+    assert str(event.event_id) == outbox["event_id"]
+    assert (stored["status"], line["kind"]) == ("submitted", "submitted")
+    assert stored["submitted_at"] == stored["status_changed_at"] == line["occurred_at"]
+    assert stored["submitted_at"].tzinfo is not None
+    assert line["message_en"] == f"Petition received, reference {body['reference']}."
+    assert (contact["name"], contact["email"]) == (VALID["name"], VALID["email"])
+
+
 async def test_notify_without_a_way_to_reach_the_resident_wants_no_updates(
     intake: Intake,
 ) -> None:

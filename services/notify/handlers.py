@@ -57,7 +57,9 @@ def when_event_received_record_timeline_update_stats_and_queue_notifications(
         petition_id = str(event.petition_id)
         await append_to_timeline(conn, event)
         await record_access(conn, event)
-        facts = await refresh_petition(conn, petition_id, zone=q.config.zone, now=q.clock.now())
+        facts = await refresh_petition(
+            conn, petition_id, zone=q.config.zone, now=q.clock.now(), event=event
+        )
         for planned in plan_notifications(event, facts):
             await queue_planned(
                 conn,

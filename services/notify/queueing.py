@@ -46,10 +46,18 @@ async def insert_ignoring(
     conn: AsyncConnection, table: Table, values: Mapping[str, Any], *, unique: str
 ) -> bool:
     """Insert unless a row with the same `unique` column exists; True when a row was added."""
-    insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
-    stmt = insert(table).values(**values).on_conflict_do_nothing(index_elements=[unique])
-    result = await conn.execute(stmt)
+    key = (conn.dialect.name, table.name, unique)
+    stmt = _IGNORING.get(key)
+    if stmt is None:
+        # Built once and executed with parameters: constructing a statement per row cost more
+        # than running it.
+        insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+        stmt = _IGNORING[key] = insert(table).on_conflict_do_nothing(index_elements=[unique])
+    result = await conn.execute(stmt, dict(values))
     return bool(result.rowcount)
+
+
+_IGNORING: dict[tuple[str, str, str], Any] = {}
 
 
 async def release_time(

@@ -20,13 +20,14 @@ Definitions (docs/notifications.md):
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, and_, func, select, update
+from sqlalchemy import Table, and_, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -335,76 +336,185 @@ def _insert(conn: AsyncConnection, table: Table) -> Any:
     return (sqlite_insert if conn.dialect.name == "sqlite" else pg_insert)(table)
 
 
+# Statements built once per dialect and executed with parameters: building and hashing a fresh
+# SQLAlchemy construct for every event cost more than running it.
+_STATEMENTS: dict[tuple[str, str], Any] = {}
+
+
+def _statement(conn: AsyncConnection, name: str) -> Any:
+    key = (conn.dialect.name, name)
+    stmt = _STATEMENTS.get(key)
+    if stmt is None:
+        stmt = _STATEMENTS[key] = _build(conn, name)
+    return stmt
+
+
+def _build(conn: AsyncConnection, name: str) -> Any:
+    pf = petition_facts
+    if name == "add_counters":
+        # Every counter, zero where unchanged: one statement shape for every row, so a whole
+        # delta goes in one executemany and adding 0 leaves the other counters as they were.
+        stmt = _insert(conn, stats_daily)
+        return stmt.on_conflict_do_update(
+            index_elements=["scope", "scope_id", "day"],
+            set_={n: stats_daily.c[n] + stmt.excluded[n] for n in STAT_COUNTERS},
+        )
+    if name == "facts_row":
+        return _insert(conn, pf).on_conflict_do_nothing(index_elements=["petition_id"])
+    if name == "lock":
+        lock = select(pf.c.contributions).where(pf.c.petition_id == bindparam("pid"))
+        if conn.dialect.name != "sqlite":
+            # One petition's events are handled one at a time; SQLite has one writer anyway.
+            lock = lock.with_for_update()
+        return lock
+    if name == "events":
+        t = timeline
+        return (
+            select(t.c.subject, t.c.payload)
+            .where(t.c.petition_id == bindparam("pid"))
+            .order_by(t.c.occurred_at, t.c.id)
+        )
+    if name == "event_ids":
+        t = timeline
+        return (
+            select(t.c.event_id)
+            .where(t.c.petition_id == bindparam("pid"))
+            .order_by(t.c.occurred_at, t.c.id)
+        )
+    if name == "update_facts":
+        return (
+            update(pf)
+            .where(pf.c.petition_id == bindparam("pid"))
+            .values({c: bindparam(c) for c in _FACT_COLUMNS})
+        )
+    raise KeyError(name)
+
+
+_FACT_COLUMNS = (
+    "reference",
+    "title",
+    "origin_unit_id",
+    "unit_id",
+    "member_id",
+    "rung",
+    "status",
+    "submitted_at",
+    "first_response_at",
+    "resolved_at",
+    "closed_at",
+    "due_at",
+    "reopen_count",
+    "escalation_count",
+    "satisfied",
+    "rungs",
+    "contributions",
+    "updated_at",
+)
+
+
 async def _add_counters(conn: AsyncConnection, delta: Mapping[str, Counters]) -> None:
+    if not delta:
+        return
+    rows = []
     # A fixed order, so two transactions never wait for each other's rows crosswise.
     for key in sorted(delta):
         scope, scope_id, day = key.split("|", 2)
         changes = delta[key]
-        stmt = _insert(conn, stats_daily).values(
-            scope=scope, scope_id=scope_id, day=date.fromisoformat(day), **changes
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["scope", "scope_id", "day"],
-            set_={name: stats_daily.c[name] + stmt.excluded[name] for name in changes},
-        )
-        await conn.execute(stmt)
+        row: dict[str, Any] = {"scope": scope, "scope_id": scope_id, "day": date.fromisoformat(day)}
+        for name in STAT_COUNTERS:
+            row[name] = changes.get(name, 0)
+        rows.append(row)
+    await conn.execute(_statement(conn, "add_counters"), rows)
+
+
+class _ParsedEvents:
+    """Events already parsed in this process, by id. An event never changes, so a petition's
+    replay parses only what it has not seen (each event is parsed once, not once per later
+    event of its petition); bounded, oldest first out."""
+
+    def __init__(self, size: int = 50_000) -> None:
+        self._size = size
+        self._events: OrderedDict[str, Event] = OrderedDict()
+
+    def get(self, event_id: str) -> Event | None:
+        return self._events.get(event_id)
+
+    def put(self, event: Event) -> None:
+        key = str(event.event_id)
+        self._events[key] = event
+        self._events.move_to_end(key)
+        while len(self._events) > self._size:
+            self._events.popitem(last=False)
+
+
+_PARSED = _ParsedEvents()
 
 
 async def load_events(conn: AsyncConnection, petition_id: str) -> list[Event]:
-    t = timeline
-    rows = (
-        await conn.execute(
-            select(t.c.subject, t.c.payload)
-            .where(t.c.petition_id == petition_id)
-            .order_by(t.c.occurred_at, t.c.id)
-        )
-    ).all()
-    return [parse_event(subject, payload.encode()) for subject, payload in rows]
+    """The petition's events in the order they happened (ties in timeline order)."""
+    rows = (await conn.execute(_statement(conn, "event_ids"), {"pid": petition_id})).all()
+    missing = [event_id for (event_id,) in rows if _PARSED.get(event_id) is None]
+    if missing:
+        for subject, payload in (
+            await conn.execute(_statement(conn, "events"), {"pid": petition_id})
+        ).all():
+            _PARSED.put(parse_event(subject, payload.encode()))
+    events = []
+    for (event_id,) in rows:
+        event = _PARSED.get(event_id)
+        assert event is not None, event_id
+        events.append(event)
+    return events
 
 
 async def refresh_petition(
-    conn: AsyncConnection, petition_id: str, *, zone: ZoneInfo, now: datetime
+    conn: AsyncConnection,
+    petition_id: str,
+    *,
+    zone: ZoneInfo,
+    now: datetime,
+    event: Event | None = None,
 ) -> Facts:
     """Bring one petition's facts and its share of the counters up to date, in the caller's
-    transaction (after its event is on the timeline)."""
-    pf = petition_facts
-    await conn.execute(
-        _insert(conn, pf)
-        .values(petition_id=petition_id, status="unknown", updated_at=now)
-        .on_conflict_do_nothing(index_elements=["petition_id"])
-    )
-    lock = select(pf.c.contributions).where(pf.c.petition_id == petition_id)
-    if conn.dialect.name != "sqlite":
-        # One petition's events are handled one at a time; SQLite has one writer anyway.
-        lock = lock.with_for_update()
-    previous = json.loads(await conn.scalar(lock) or "{}")
+    transaction (after its event, `event` when given, is on the timeline)."""
+    if event is not None:
+        _PARSED.put(event)
+    lock = _statement(conn, "lock")
+    stored = (await conn.execute(lock, {"pid": petition_id})).first()
+    if stored is None:
+        await conn.execute(
+            _statement(conn, "facts_row"),
+            {"petition_id": petition_id, "status": "unknown", "updated_at": now},
+        )
+        stored = (await conn.execute(lock, {"pid": petition_id})).first()
+    previous = json.loads((stored[0] if stored is not None else None) or "{}")
     facts = replay(petition_id, await load_events(conn, petition_id))
     now_contrib = contributions(facts, zone)
     await _add_counters(conn, difference(previous, now_contrib))
     current = facts.current
     await conn.execute(
-        update(pf)
-        .where(pf.c.petition_id == petition_id)
-        .values(
-            reference=facts.reference,
-            title=facts.title,
-            origin_unit_id=facts.origin_unit_id,
-            unit_id=current.unit_id if current else None,
-            member_id=current.member_id if current else None,
-            rung=current.rung if current else None,
-            status=facts.status,
-            submitted_at=facts.submitted_at,
-            first_response_at=facts.first_response_at,
-            resolved_at=facts.resolved_at,
-            closed_at=facts.closed_at,
-            due_at=current.due_at if current else None,
-            reopen_count=facts.reopen_count,
-            escalation_count=len(facts.escalations),
-            satisfied=facts.satisfied,
-            rungs=json.dumps([p.as_json() for p in facts.rungs], ensure_ascii=False),
-            contributions=json.dumps(now_contrib, sort_keys=True),
-            updated_at=now,
-        )
+        _statement(conn, "update_facts"),
+        {
+            "pid": petition_id,
+            "reference": facts.reference,
+            "title": facts.title,
+            "origin_unit_id": facts.origin_unit_id,
+            "unit_id": current.unit_id if current else None,
+            "member_id": current.member_id if current else None,
+            "rung": current.rung if current else None,
+            "status": facts.status,
+            "submitted_at": facts.submitted_at,
+            "first_response_at": facts.first_response_at,
+            "resolved_at": facts.resolved_at,
+            "closed_at": facts.closed_at,
+            "due_at": current.due_at if current else None,
+            "reopen_count": facts.reopen_count,
+            "escalation_count": len(facts.escalations),
+            "satisfied": facts.satisfied,
+            "rungs": json.dumps([p.as_json() for p in facts.rungs], ensure_ascii=False),
+            "contributions": json.dumps(now_contrib, sort_keys=True),
+            "updated_at": now,
+        },
     )
     return facts
 

@@ -4,6 +4,7 @@ policy and the dead-letter record. Every service uses these; none re-implements 
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,12 +18,15 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Index,
+    Insert,
     Integer,
     MetaData,
+    Select,
     String,
     Table,
     Text,
     and_,
+    bindparam,
     func,
     insert,
     select,
@@ -240,20 +244,24 @@ class OutboxRelay:
         return int(value or 0)
 
 
+@functools.cache
+def _inbox_statements(inbox: Table) -> tuple[Select[tuple[str]], Insert]:
+    # Built once per table: constructing statements was a quarter of a consumer's time.
+    seen = select(inbox.c.event_id).where(
+        and_(inbox.c.consumer == bindparam("consumer"), inbox.c.event_id == bindparam("event_id"))
+    )
+    return seen, insert(inbox)
+
+
 async def claim_inbox(
     conn: AsyncConnection, inbox: Table, *, consumer: str, event_id: uuid.UUID
 ) -> bool:
     """Record that `consumer` handles `event_id` in this transaction; False if it already did."""
-    seen = await conn.scalar(
-        select(inbox.c.event_id).where(
-            and_(inbox.c.consumer == consumer, inbox.c.event_id == str(event_id))
-        )
-    )
-    if seen is not None:
+    seen, add = _inbox_statements(inbox)
+    key = {"consumer": consumer, "event_id": str(event_id)}
+    if await conn.scalar(seen, key) is not None:
         return False
-    await conn.execute(
-        insert(inbox).values(consumer=consumer, event_id=str(event_id), handled_at=utcnow())
-    )
+    await conn.execute(add, {**key, "handled_at": utcnow()})
     return True
 
 

@@ -22,7 +22,13 @@ from services.intake.web import pages_router
 from services.intake.web.i18n import Lang, text
 from shared.clock import Clock, clock_from_env
 from shared.runtime import build_runtime, running
-from shared.web import dead_letter_router, install_problem_handlers, ops_router, staff_dependency
+from shared.web import (
+    dead_letter_router,
+    install_problem_handlers,
+    offline_docs,
+    ops_router,
+    staff_dependency,
+)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -54,6 +60,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.state.runtime = runtime
     app.state.catalog = catalog
     install_problem_handlers(app)
+    offline_docs(app)
     app.include_router(ops_router(runtime))
     app.include_router(
         dead_letter_router(

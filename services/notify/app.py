@@ -11,7 +11,13 @@ from fastapi import FastAPI
 
 from shared.clock import Clock
 from shared.runtime import build_runtime, running
-from shared.web import dead_letter_router, install_problem_handlers, ops_router, staff_dependency
+from shared.web import (
+    dead_letter_router,
+    install_problem_handlers,
+    offline_docs,
+    ops_router,
+    staff_dependency,
+)
 
 from .api import api_router
 from .channels import (
@@ -142,6 +148,7 @@ def create_app(
     app.state.scheduler = scheduler
     app.state.config = config
     install_problem_handlers(app)
+    offline_docs(app)
     install_sign_in_redirect(app)
     current_staff = staff_dependency(settings.secret_key.get_secret_value)
     app.include_router(

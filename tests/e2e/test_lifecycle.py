@@ -74,6 +74,12 @@ async def test_submitted_assigned_accepted_resolved_confirmed_closed(
     for service in ("intake", "routing", "notify"):
         spec = await client.http.get(client.url(service, "/openapi.json"))
         assert spec.status_code == 200, (service, spec.text)
+        docs = await client.http.get(client.url(service, "/docs"))
+        assert docs.status_code == 200
+        assert "/docs-assets/swagger-ui-bundle.js" in docs.text  # no CDN
+        assert (
+            await client.http.get(client.url(service, "/docs-assets/swagger-ui-bundle.js"))
+        ).status_code == 200
         parked = await client.as_staff("admin", "GET", service, "/api/v1/admin/dead-letters")
         assert parked.status_code == 200, (service, parked.text)
         assert parked.json() == []

@@ -68,21 +68,18 @@ def build_document() -> dict[str, Any]:
             "summary": f"{producer} publishes through its transactional outbox",
             "channel": {"$ref": f"#/channels/{channel_id}"},
         }
-    channels["rpc_intake_contact"] = {
-        "address": RPC_CONTACT_LOOKUP,
-        "description": (
+    doc = {"channels": channels, "operations": operations, "messages": messages}
+    _request_reply(
+        doc,
+        channel_id="rpc_intake_contact",
+        address=RPC_CONTACT_LOOKUP,
+        description=(
             "Core NATS request/reply (not in the stream): notify asks intake for a resident's "
             "contact just before sending; the answer is used once and never stored."
         ),
-        "messages": {
-            "ContactLookupRequest": {"$ref": "#/components/messages/ContactLookupRequest"},
-            "ContactLookupReply": {"$ref": "#/components/messages/ContactLookupReply"},
-        },
-    }
-    messages["ContactLookupRequest"] = {
-        "name": "ContactLookupRequest",
-        "contentType": "application/json",
-        "payload": {
+        operation="notify_requests_contact",
+        request="ContactLookupRequest",
+        request_payload={
             "type": "object",
             "description": (
                 "Either petition_id (one contact) or petition_ids (up to 500, answered as "
@@ -97,11 +94,8 @@ def build_document() -> dict[str, Any]:
                 },
             },
         },
-    }
-    messages["ContactLookupReply"] = {
-        "name": "ContactLookupReply",
-        "contentType": "application/json",
-        "payload": {
+        reply="ContactLookupReply",
+        reply_payload={
             "type": "object",
             "description": "The single form's reply, or `contacts` for petition_ids.",
             "properties": {
@@ -118,18 +112,84 @@ def build_document() -> dict[str, Any]:
                 "tracking_url": {"type": "string"},
             },
         },
-    }
-    operations["notify_requests_contact"] = {
-        "action": "send",
-        "channel": {"$ref": "#/channels/rpc_intake_contact"},
-        "messages": [{"$ref": "#/channels/rpc_intake_contact/messages/ContactLookupRequest"}],
-        "reply": {
-            "channel": {"$ref": "#/channels/rpc_intake_contact"},
-            "messages": [{"$ref": "#/channels/rpc_intake_contact/messages/ContactLookupReply"}],
+    )
+    # notify asks routing for a unit's members (the meeting digest) or for given members'
+    # names and work addresses (notices whose event carries no address).
+    _request_reply(
+        doc,
+        channel_id="rpc_routing_members",
+        address=RPC_ROUTING_MEMBERS,
+        description=(
+            "Core NATS request/reply (not in the stream): notify asks routing who serves a unit, "
+            "or for given members' names and work addresses, just before sending."
+        ),
+        operation="notify_requests_members",
+        request="MemberLookupRequest",
+        request_payload={
+            "type": "object",
+            "description": "Either unit_id (its active members) or member_ids (those members).",
+            "properties": {
+                "unit_id": {"type": "string"},
+                "member_ids": {"type": "array", "items": {"type": "string"}, "maxItems": 500},
+            },
         },
-    }
-    _member_lookup(channels, operations, messages)
-    _unit_lookup(channels, operations, messages)
+        reply="MemberLookupReply",
+        reply_payload={
+            "type": "object",
+            "required": ["members"],
+            "properties": {
+                "members": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["id", "name"],
+                        "properties": {
+                            "id": {"type": "string"},
+                            "name": {"type": "string"},
+                            "email": {"type": ["string", "null"]},
+                            "unit_id": {"type": "string"},
+                            "role": {"type": "string", "enum": ["member", "leader", "admin"]},
+                            "active": {"type": "boolean"},
+                        },
+                    },
+                }
+            },
+        },
+    )
+    # notify asks routing for the area tree, to show units by name and to add a unit's figures
+    # to those of the units below it.
+    _request_reply(
+        doc,
+        channel_id="rpc_routing_units",
+        address=RPC_ROUTING_UNITS,
+        description=(
+            "Core NATS request/reply (not in the stream): notify asks routing for the area tree "
+            "(every unit's id, name, kind and parent)."
+        ),
+        operation="notify_requests_units",
+        request="UnitLookupRequest",
+        request_payload={"type": "object", "description": "Empty: the whole tree."},
+        reply="UnitLookupReply",
+        reply_payload={
+            "type": "object",
+            "required": ["units"],
+            "properties": {
+                "units": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["id", "name"],
+                        "properties": {
+                            "id": {"type": "string"},
+                            "name": {"type": "string"},
+                            "kind": {"type": "string"},
+                            "parent_id": {"type": ["string", "null"]},
+                        },
+                    },
+                }
+            },
+        },
+    )
     return {
         "asyncapi": "3.0.0",
         "info": {
@@ -158,121 +218,41 @@ def build_document() -> dict[str, Any]:
     }
 
 
-def _member_lookup(
-    channels: dict[str, Any], operations: dict[str, Any], messages: dict[str, Any]
+def _request_reply(
+    doc: dict[str, dict[str, Any]],
+    *,
+    channel_id: str,
+    address: str,
+    description: str,
+    operation: str,
+    request: str,
+    request_payload: dict[str, Any],
+    reply: str,
+    reply_payload: dict[str, Any],
 ) -> None:
-    """notify asks routing for a unit's members (the meeting digest) or for given members'
-    names and work addresses (notices whose event carries no address)."""
-    channels["rpc_routing_members"] = {
-        "address": RPC_ROUTING_MEMBERS,
-        "description": (
-            "Core NATS request/reply (not in the stream): notify asks routing who serves a unit, "
-            "or for given members' names and work addresses, just before sending."
-        ),
+    """A core NATS request/reply channel (outside the stream), its two messages, and the
+    operation of the service that asks."""
+    doc["channels"][channel_id] = {
+        "address": address,
+        "description": description,
         "messages": {
-            "MemberLookupRequest": {"$ref": "#/components/messages/MemberLookupRequest"},
-            "MemberLookupReply": {"$ref": "#/components/messages/MemberLookupReply"},
+            request: {"$ref": f"#/components/messages/{request}"},
+            reply: {"$ref": f"#/components/messages/{reply}"},
         },
     }
-    messages["MemberLookupRequest"] = {
-        "name": "MemberLookupRequest",
-        "contentType": "application/json",
-        "payload": {
-            "type": "object",
-            "description": "Either unit_id (its active members) or member_ids (those members).",
-            "properties": {
-                "unit_id": {"type": "string"},
-                "member_ids": {"type": "array", "items": {"type": "string"}, "maxItems": 500},
-            },
-        },
-    }
-    messages["MemberLookupReply"] = {
-        "name": "MemberLookupReply",
-        "contentType": "application/json",
-        "payload": {
-            "type": "object",
-            "required": ["members"],
-            "properties": {
-                "members": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["id", "name"],
-                        "properties": {
-                            "id": {"type": "string"},
-                            "name": {"type": "string"},
-                            "email": {"type": ["string", "null"]},
-                            "unit_id": {"type": "string"},
-                            "role": {"type": "string", "enum": ["member", "leader", "admin"]},
-                            "active": {"type": "boolean"},
-                        },
-                    },
-                }
-            },
-        },
-    }
-    operations["notify_requests_members"] = {
+    for name, payload in ((request, request_payload), (reply, reply_payload)):
+        doc["messages"][name] = {
+            "name": name,
+            "contentType": "application/json",
+            "payload": payload,
+        }
+    doc["operations"][operation] = {
         "action": "send",
-        "channel": {"$ref": "#/channels/rpc_routing_members"},
-        "messages": [{"$ref": "#/channels/rpc_routing_members/messages/MemberLookupRequest"}],
+        "channel": {"$ref": f"#/channels/{channel_id}"},
+        "messages": [{"$ref": f"#/channels/{channel_id}/messages/{request}"}],
         "reply": {
-            "channel": {"$ref": "#/channels/rpc_routing_members"},
-            "messages": [{"$ref": "#/channels/rpc_routing_members/messages/MemberLookupReply"}],
-        },
-    }
-
-
-def _unit_lookup(
-    channels: dict[str, Any], operations: dict[str, Any], messages: dict[str, Any]
-) -> None:
-    """notify asks routing for the area tree, to show units by name and to add a unit's
-    figures to those of the units below it."""
-    channels["rpc_routing_units"] = {
-        "address": RPC_ROUTING_UNITS,
-        "description": (
-            "Core NATS request/reply (not in the stream): notify asks routing for the area tree "
-            "(every unit's id, name, kind and parent)."
-        ),
-        "messages": {
-            "UnitLookupRequest": {"$ref": "#/components/messages/UnitLookupRequest"},
-            "UnitLookupReply": {"$ref": "#/components/messages/UnitLookupReply"},
-        },
-    }
-    messages["UnitLookupRequest"] = {
-        "name": "UnitLookupRequest",
-        "contentType": "application/json",
-        "payload": {"type": "object", "description": "Empty: the whole tree."},
-    }
-    messages["UnitLookupReply"] = {
-        "name": "UnitLookupReply",
-        "contentType": "application/json",
-        "payload": {
-            "type": "object",
-            "required": ["units"],
-            "properties": {
-                "units": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["id", "name"],
-                        "properties": {
-                            "id": {"type": "string"},
-                            "name": {"type": "string"},
-                            "kind": {"type": "string"},
-                            "parent_id": {"type": ["string", "null"]},
-                        },
-                    },
-                }
-            },
-        },
-    }
-    operations["notify_requests_units"] = {
-        "action": "send",
-        "channel": {"$ref": "#/channels/rpc_routing_units"},
-        "messages": [{"$ref": "#/channels/rpc_routing_units/messages/UnitLookupRequest"}],
-        "reply": {
-            "channel": {"$ref": "#/channels/rpc_routing_units"},
-            "messages": [{"$ref": "#/channels/rpc_routing_units/messages/UnitLookupReply"}],
+            "channel": {"$ref": f"#/channels/{channel_id}"},
+            "messages": [{"$ref": f"#/channels/{channel_id}/messages/{reply}"}],
         },
     }
 

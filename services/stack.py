@@ -131,6 +131,11 @@ class Stack:
             raise ValueError(f"unknown services: {sorted(unknown)}")
         self.var_dir = Path(var_dir).resolve()
         self.ports = {svc: (ports or {}).get(svc, DEFAULT_PORTS[svc]) for svc in services}
+        taken = [*self.ports.values(), *([nats_port] if nats_url is None else [])]
+        if len(set(taken)) != len(taken):
+            raise ValueError(
+                f"two parts of the stack were given the same port: {self.ports}, nats {nats_port}"
+            )
         self.services = services
         self.host = host
         self.extra_env = dict(env or {})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -406,22 +407,7 @@ async def give_feedback(
     """Record the resident's answer to a resolution and queue `FeedbackGiven`; returns the new
     status. Compare-and-set on "resolved", so one resolution gets one answer."""
     async with engine.begin() as conn:
-        row = (
-            (
-                await conn.execute(
-                    select(
-                        petitions.c.id,
-                        petitions.c.status,
-                        petitions.c.correlation_id,
-                        petitions.c.resolution_event_id,
-                    ).where(petitions.c.tracking_token_hash == hash_token(token))
-                )
-            )
-            .mappings()
-            .first()
-        )
-        if row is None:
-            raise LookupError("no petition for this token")
+        row = await _petition_for_update(conn, token)
         if row["status"] != "resolved" or row["resolution_event_id"] is None:
             raise FeedbackNotExpected(row["status"])
         changed = await conn.execute(
@@ -432,30 +418,26 @@ async def give_feedback(
         if changed.rowcount != 1:
             raise FeedbackNotExpected("feedback_given")
         resolution_id = uuid.UUID(row["resolution_event_id"])
-        event = FeedbackGiven(
+        event = _resident_event(
+            FeedbackGiven,
+            row,
+            now,
             # Derived from the resolution: one answer per resolution, even if replayed.
             event_id=derived_id(row["id"], resolution_id, "feedback_given"),
-            occurred_at=now,
-            petition_id=uuid.UUID(row["id"]),
-            producer=PRODUCER,
-            correlation_id=uuid.UUID(row["correlation_id"]),
             causation_id=resolution_id,
             resolved=resolved,
             comment=comment,
         )
-        await conn.execute(
-            insert(public_timeline).values(
-                petition_id=row["id"],
-                event_id=str(event.event_id),
-                kind="feedback_given",
-                occurred_at=now,
-                message_vi="Bạn cho biết: "
-                + ("đã được giải quyết." if resolved else "chưa được giải quyết."),
-                message_en="You said: " + ("resolved." if resolved else "not resolved."),
-                detail=comment,
-            )
+        await _record_action(
+            conn,
+            row,
+            event,
+            kind="feedback_given",
+            now=now,
+            vi="Bạn cho biết: " + ("đã được giải quyết." if resolved else "chưa được giải quyết."),
+            en="You said: " + ("resolved." if resolved else "not resolved."),
+            detail=comment,
         )
-        await add_to_outbox(conn, messaging.outbox, event)
     return "feedback_given"
 
 
@@ -520,7 +502,7 @@ async def _petition_for_update(conn: AsyncConnection, token: str) -> dict[str, A
     return dict(row)
 
 
-def _resident_event(cls: type[Event], row: dict[str, Any], now: datetime, **fields: Any) -> Any:
+def _resident_event(cls: type[Event], row: Mapping[str, Any], now: datetime, **fields: Any) -> Any:
     fields.setdefault("event_id", uuid.uuid4())
     return cls(
         occurred_at=now,
@@ -533,7 +515,7 @@ def _resident_event(cls: type[Event], row: dict[str, Any], now: datetime, **fiel
 
 async def _timeline(
     conn: AsyncConnection,
-    row: dict[str, Any],
+    row: Mapping[str, Any],
     *,
     event_id: uuid.UUID,
     kind: str,
@@ -553,6 +535,24 @@ async def _timeline(
             detail=detail,
         )
     )
+
+
+async def _record_action(
+    conn: AsyncConnection,
+    row: Mapping[str, Any],
+    event: Event,
+    *,
+    kind: str,
+    now: datetime,
+    vi: str,
+    en: str,
+    detail: str | None = None,
+) -> None:
+    """What the resident did: a line on their timeline and the event, in the caller's transaction."""
+    await _timeline(
+        conn, row, event_id=event.event_id, kind=kind, now=now, vi=vi, en=en, detail=detail
+    )
+    await add_to_outbox(conn, messaging.outbox, event)
 
 
 async def _set_status(
@@ -592,17 +592,16 @@ async def withdraw(engine: AsyncEngine, *, token: str, reason: str | None, now: 
             event_id=derived_id(row["id"], "withdrawn"),
             reason=reason,
         )
-        await _timeline(
+        await _record_action(
             conn,
             row,
-            event_id=event.event_id,
+            event,
             kind="withdrawn",
             now=now,
             vi="Bạn đã rút phản ánh.",
             en="You withdrew the petition.",
             detail=reason,
         )
-        await add_to_outbox(conn, messaging.outbox, event)
     return "withdrawn"
 
 
@@ -646,17 +645,16 @@ async def answer_question(
             question_id=question_id,
             answer=answer,
         )
-        await _timeline(
+        await _record_action(
             conn,
             row,
-            event_id=event.event_id,
+            event,
             kind="resident_answered",
             now=now,
             vi="Bạn đã trả lời câu hỏi của cán bộ.",
             en="You answered the member's question.",
             detail=answer,
         )
-        await add_to_outbox(conn, messaging.outbox, event)
     return "in_progress"
 
 
@@ -688,17 +686,16 @@ async def request_escalation(
         if changed.rowcount != 1:
             raise ActionNotAllowed(row["status"], "changed")
         event = _resident_event(EscalationRequested, row, now, comment=comment)
-        await _timeline(
+        await _record_action(
             conn,
             row,
-            event_id=event.event_id,
+            event,
             kind="escalation_requested",
             now=now,
             vi="Bạn đã đề nghị chuyển phản ánh lên cấp trên vì quá hạn.",
             en="You asked for the overdue petition to be passed up.",
             detail=comment,
         )
-        await add_to_outbox(conn, messaging.outbox, event)
     return now + ESCALATION_REQUEST_EVERY
 
 

@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test lint pytest bench clean
+.PHONY: up test lint pytest bench openapi clean
 
 up: $(STAMP)
 	$(BIN)/petitions up
@@ -25,6 +25,10 @@ pytest: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# Rewrite docs/openapi/*.json from the code (a test fails while they are stale).
+openapi: $(STAMP)
+	$(BIN)/python -m services.openapi
 
 clean:
 	rm -rf var .bench

@@ -1,11 +1,12 @@
 """The HTTP edge every service shares: RFC 9457 problem details, health, readiness, metrics,
 the dead-letter list, and staff authentication.
 
-No `from __future__ import annotations` here: FastAPI resolves string annotations against the
-module's globals, and the dependencies below are closures.
+No `from __future__ import annotations` here: FastAPI reads the `Annotated` dependencies at
+import time and pydantic the response models.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Annotated, Any
 
 import structlog
@@ -14,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -63,7 +65,76 @@ def problem(status: int, detail: str, *, type_: str = "about:blank", **extra: An
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
 
 
-def install_problem_handlers(app: FastAPI) -> None:
+class FieldProblem(BaseModel):
+    field: str
+    message: str
+    message_vi: str | None = None
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, as every error of every service is answered."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldProblem] | None = None
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of a route that may answer these problems; `install_problem_openapi`
+    documents them as `application/problem+json`."""
+    return {
+        status: {"model": Problem, "description": _TITLES.get(status, "Lỗi / Error")}
+        for status in statuses
+    }
+
+
+def install_problem_openapi(app: FastAPI) -> None:
+    """Document problem responses with the media type they are sent with, and FastAPI's own
+    validation answer (422) as the problem details `install_problem_handlers` really sends."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        problem_ref = {"$ref": "#/components/schemas/Problem"}
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
+        components.setdefault(
+            "Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        )
+        components.setdefault("FieldProblem", FieldProblem.model_json_schema())
+        components["Problem"].pop("$defs", None)
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                for code, response in operation.get("responses", {}).items():
+                    if not code.isdigit() or int(code) < 400:
+                        continue
+                    content = response.setdefault("content", {})
+                    content.pop("application/json", None)
+                    content[PROBLEM_JSON] = {"schema": problem_ref}
+                    if code == "422":
+                        response["description"] = _TITLES[422]
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def install_problem_handlers(
+    app: FastAPI, errors: Mapping[type[Exception], int] | None = None
+) -> None:
+    """Every error as problem details. `errors` maps a service's domain exceptions to their
+    HTTP status in one place: the domain raises `UnknownTrackingLink`, the edge answers 404.
+    A domain exception may carry `problem_type` (a URN) and `extra` (more members)."""
+    for exc_type, status in (errors or {}).items():
+        app.add_exception_handler(exc_type, _domain_handler(status))
+
     @app.exception_handler(ProblemError)
     async def _problem(_: Request, exc: ProblemError) -> JSONResponse:
         return problem(exc.status, exc.detail, type_=exc.type, **exc.extra)
@@ -91,6 +162,18 @@ def install_problem_handlers(app: FastAPI) -> None:
         return response
 
     app.add_middleware(_CatchAll)
+
+
+def _domain_handler(status: int) -> Callable[[Request, Exception], Any]:
+    async def handle(_: Request, exc: Exception) -> JSONResponse:
+        return problem(
+            status,
+            str(exc),
+            type_=getattr(exc, "problem_type", "about:blank"),
+            **getattr(exc, "extra", {}),
+        )
+
+    return handle
 
 
 class _CatchAll:
@@ -151,127 +234,176 @@ def offline_docs(app: FastAPI) -> None:
         )
 
 
-def ops_router(runtime: Runtime, *, extra_checks: Callable[[], bool] | None = None) -> APIRouter:
-    """`/healthz` (alive), `/readyz` (database, NATS, consumers), `/metrics` (Prometheus)."""
-    router = APIRouter(tags=["ops"])
-    registry = CollectorRegistry()
-    labels = {"service": runtime.service}
-    handled = Gauge(
-        "petitions_events_handled", "Events handled by consumers", ["service"], registry=registry
-    )
-    dups = Gauge(
-        "petitions_events_duplicate", "Duplicate deliveries ignored", ["service"], registry=registry
-    )
-    retried = Gauge(
-        "petitions_events_retried",
-        "Deliveries retried after a failure",
-        ["service"],
-        registry=registry,
-    )
-    dead = Gauge(
-        "petitions_events_dead_lettered",
-        "Messages parked as dead letters",
-        ["service"],
-        registry=registry,
-    )
-    published = Gauge(
-        "petitions_outbox_published",
-        "Outbox events confirmed by JetStream",
-        ["service"],
-        registry=registry,
-    )
-    backlog = Gauge(
-        "petitions_outbox_backlog",
-        "Outbox events not yet confirmed",
-        ["service"],
-        registry=registry,
-    )
+class _Metrics:
+    """One service's Prometheus gauges, refreshed from its runtime on each scrape."""
 
-    @router.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    def __init__(self, service: str) -> None:
+        self.registry = CollectorRegistry()
+        self.labels = {"service": service}
 
-    @router.get("/readyz", include_in_schema=False)
-    async def readyz() -> JSONResponse:
-        checks = {
-            "database": await ping(runtime.engine),
-            "nats": runtime.started and await runtime.broker.ping(timeout=2.0),
-            "relay": runtime.relay.running,
-            "consumers": runtime.started,
-        }
-        if extra_checks is not None:
-            checks["service"] = extra_checks()
-        ok = all(checks.values())
-        return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
+        def gauge(name: str, doc: str) -> Gauge:
+            return Gauge(name, doc, ["service"], registry=self.registry)
 
-    @router.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
+        self.handled = gauge("petitions_events_handled", "Events handled by consumers")
+        self.duplicates = gauge("petitions_events_duplicate", "Duplicate deliveries ignored")
+        self.retried = gauge("petitions_events_retried", "Deliveries retried after a failure")
+        self.dead = gauge("petitions_events_dead_lettered", "Messages parked as dead letters")
+        self.published = gauge("petitions_outbox_published", "Outbox events confirmed by JetStream")
+        self.backlog = gauge("petitions_outbox_backlog", "Outbox events not yet confirmed")
+
+    async def render(self, runtime: Runtime) -> bytes:
         stats = runtime.consumers.stats
-        handled.labels(**labels).set(stats.handled)
-        dups.labels(**labels).set(stats.duplicates)
-        retried.labels(**labels).set(stats.retried)
-        dead.labels(**labels).set(stats.dead_lettered)
-        published.labels(**labels).set(runtime.relay.published_total)
-        backlog.labels(**labels).set(await runtime.relay.backlog())
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        self.handled.labels(**self.labels).set(stats.handled)
+        self.duplicates.labels(**self.labels).set(stats.duplicates)
+        self.retried.labels(**self.labels).set(stats.retried)
+        self.dead.labels(**self.labels).set(stats.dead_lettered)
+        self.published.labels(**self.labels).set(runtime.relay.published_total)
+        self.backlog.labels(**self.labels).set(await runtime.relay.backlog())
+        return generate_latest(self.registry)
 
-    return router
+
+def app_runtime(request: Request) -> Runtime:
+    """The service's runtime (engine, broker, clock, relay, consumers), built in `create_app`."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+AppRuntime = Annotated[Runtime, Depends(app_runtime)]
+
+ops = APIRouter(tags=["ops"])
+
+
+@ops.get("/healthz", include_in_schema=False)
+async def healthz() -> dict[str, str]:
+    """Alive: the process answers."""
+    return {"status": "ok"}
+
+
+@ops.get("/readyz", include_in_schema=False)
+async def readyz(request: Request, runtime: AppRuntime) -> JSONResponse:
+    """Ready: database, NATS, relay and consumers, plus the service's own workers."""
+    checks = {
+        "database": await ping(runtime.engine),
+        "nats": runtime.started and await runtime.broker.ping(timeout=2.0),
+        "relay": runtime.relay.running,
+        "consumers": runtime.started,
+    }
+    extra: Callable[[], bool] | None = request.app.state.ready_check
+    if extra is not None:
+        checks["service"] = extra()
+    ok = all(checks.values())
+    return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
+
+
+@ops.get("/metrics", include_in_schema=False)
+async def metrics(request: Request, runtime: AppRuntime) -> Response:
+    """Prometheus text format."""
+    gauges: _Metrics = request.app.state.metrics
+    return Response(await gauges.render(runtime), media_type=CONTENT_TYPE_LATEST)
 
 
 _bearer = HTTPBearer(auto_error=False)
 
 
-def staff_dependency(secret: Callable[[], str]) -> Callable[..., Staff]:
-    """A FastAPI dependency that returns the signed-in staff member or answers 401.
+def current_staff(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    session: Annotated[str | None, Cookie(alias=SESSION_COOKIE)] = None,
+) -> Staff:
+    """The signed-in staff member, or 401: the one way every service reads who is calling.
 
     API clients send `Authorization: Bearer …`; the staff pages carry the same token in the
-    `petitions_staff` cookie (HttpOnly, SameSite=Lax) set by routing's sign-in page.
+    `petitions_staff` cookie (HttpOnly, SameSite=Lax) set by routing's sign-in page. The key
+    comes from `app.state.staff_secret`, set by each service's `create_app`.
     """
-
-    def current_staff(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-        session: Annotated[str | None, Cookie(alias=SESSION_COOKIE)] = None,
-    ) -> Staff:
-        token = credentials.credentials if credentials is not None else session
-        if not token:
-            raise HTTPException(
-                401, "Cần đăng nhập / Sign-in required", headers={"WWW-Authenticate": "Bearer"}
-            )
-        try:
-            return read_token(token, secret=secret())
-        except InvalidTokenError:
-            raise HTTPException(
-                401,
-                "Phiên đăng nhập không hợp lệ / Invalid or expired token",
-                headers={"WWW-Authenticate": "Bearer"},
-            ) from None
-
-    return current_staff
+    token = credentials.credentials if credentials is not None else session
+    if not token:
+        raise HTTPException(
+            401, "Cần đăng nhập / Sign-in required", headers={"WWW-Authenticate": "Bearer"}
+        )
+    secret: Callable[[], str] = request.app.state.staff_secret
+    try:
+        return read_token(token, secret=secret())
+    except InvalidTokenError:
+        raise HTTPException(
+            401,
+            "Phiên đăng nhập không hợp lệ / Invalid or expired token",
+            headers={"WWW-Authenticate": "Bearer"},
+        ) from None
 
 
-def dead_letter_router(runtime: Runtime, current_staff: Callable[..., Staff]) -> APIRouter:
-    """Administrators see what consumers parked, and retry it."""
-    router = APIRouter(prefix="/api/v1/admin/dead-letters", tags=["admin"])
+CurrentStaff = Annotated[Staff, Depends(current_staff)]
 
-    def admin(staff: Annotated[Staff, Depends(current_staff)]) -> Staff:
-        if not staff.is_admin:
-            raise HTTPException(403, "Chỉ quản trị viên / Administrators only")
-        return staff
 
-    @router.get("")
-    async def list_parked(_: Annotated[Staff, Depends(admin)]) -> list[dict[str, Any]]:
-        return await list_dead_letters(runtime.engine, runtime.tables)
+def admin_staff(staff: CurrentStaff) -> Staff:
+    """The signed-in administrator, or 403."""
+    if not staff.is_admin:
+        raise HTTPException(403, "Chỉ quản trị viên / Administrators only")
+    return staff
 
-    @router.post("/{dead_letter_id}/retry")
-    async def retry(dead_letter_id: int, _: Annotated[Staff, Depends(admin)]) -> dict[str, Any]:
-        try:
-            ok = await runtime.consumers.retry_dead_letter(dead_letter_id)
-        except Exception as exc:
-            raise ProblemError(
-                409, f"Thử lại thất bại / Retry failed: {type(exc).__name__}: {exc}"
-            ) from exc
-        if not ok:
-            raise HTTPException(404, "Không có thư chết này / No such parked message")
-        return {"retried": dead_letter_id}
 
-    return router
+AdminStaff = Annotated[Staff, Depends(admin_staff)]
+
+
+class DeadLetter(BaseModel):
+    """A message a consumer parked after its last failed delivery."""
+
+    id: int
+    consumer: str
+    subject: str
+    event_id: str | None
+    payload: str
+    error: str
+    deliveries: int
+    failed_at: datetime
+    retried_at: datetime | None
+
+
+class Retried(BaseModel):
+    retried: int
+
+
+dead_letters = APIRouter(prefix="/api/v1/admin/dead-letters", tags=["admin"])
+
+
+@dead_letters.get("", responses=problem_responses(401, 403))
+async def list_parked(_: AdminStaff, runtime: AppRuntime) -> list[DeadLetter]:
+    """What consumers parked, for an administrator to read and retry."""
+    rows = await list_dead_letters(runtime.engine, runtime.tables)
+    return [DeadLetter.model_validate(row) for row in rows]
+
+
+@dead_letters.post("/{dead_letter_id}/retry", responses=problem_responses(401, 403, 404, 409))
+async def retry_parked(dead_letter_id: int, _: AdminStaff, runtime: AppRuntime) -> Retried:
+    """Hand a parked message to its handler again; it leaves the list once handled."""
+    try:
+        ok = await runtime.consumers.retry_dead_letter(dead_letter_id)
+    except Exception as exc:
+        raise ProblemError(
+            409, f"Thử lại thất bại / Retry failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    if not ok:
+        raise HTTPException(404, "Không có thư chết này / No such parked message")
+    return Retried(retried=dead_letter_id)
+
+
+def install_service_edge(
+    app: FastAPI,
+    runtime: Runtime,
+    *,
+    staff_secret: Callable[[], str],
+    errors: Mapping[type[Exception], int] | None = None,
+    ready_check: Callable[[], bool] | None = None,
+) -> None:
+    """What every service's HTTP edge has: its state for the dependencies above, problem
+    details for every error (domain exceptions mapped by `errors`), offline `/docs`, the
+    problem schema in OpenAPI, health, readiness, metrics and the dead-letter list."""
+    app.state.runtime = runtime
+    app.state.staff_secret = staff_secret
+    app.state.ready_check = ready_check
+    app.state.metrics = _Metrics(runtime.service)
+    install_problem_handlers(app, errors)
+    install_problem_openapi(app)
+    offline_docs(app)
+    app.include_router(ops)
+    app.include_router(dead_letters)

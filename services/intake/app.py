@@ -22,13 +22,7 @@ from services.intake.web import pages_router
 from services.intake.web.i18n import Lang, text
 from shared.clock import Clock, clock_from_env
 from shared.runtime import build_runtime, running
-from shared.web import (
-    dead_letter_router,
-    install_problem_handlers,
-    offline_docs,
-    ops_router,
-    staff_dependency,
-)
+from shared.web import install_service_edge
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -57,16 +51,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         version="1",
         lifespan=lifespan,
     )
-    app.state.runtime = runtime
     app.state.catalog = catalog
-    install_problem_handlers(app)
-    offline_docs(app)
-    app.include_router(ops_router(runtime))
-    app.include_router(
-        dead_letter_router(
-            runtime, staff_dependency(lambda: settings.secret_key.get_secret_value())
-        )
-    )
+    install_service_edge(app, runtime, staff_secret=settings.secret_key.get_secret_value)
     app.include_router(api_router(runtime, catalog, settings.public_url))
     app.include_router(pages_router(runtime, catalog, settings.public_url))
     app.include_router(open311_router(runtime, catalog, settings.public_url))

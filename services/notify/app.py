@@ -11,13 +11,7 @@ from fastapi import FastAPI
 
 from shared.clock import Clock
 from shared.runtime import build_runtime, running
-from shared.web import (
-    dead_letter_router,
-    install_problem_handlers,
-    offline_docs,
-    ops_router,
-    staff_dependency,
-)
+from shared.web import current_staff, install_service_edge
 
 from .api import api_router
 from .channels import (
@@ -143,18 +137,16 @@ def create_app(
         description="Dòng thời gian, thông báo, thống kê / Timelines, notifications, statistics",
         lifespan=lifespan,
     )
-    app.state.runtime = runtime
     app.state.delivery = worker
     app.state.scheduler = scheduler
     app.state.config = config
-    install_problem_handlers(app)
-    offline_docs(app)
-    install_sign_in_redirect(app)
-    current_staff = staff_dependency(settings.secret_key.get_secret_value)
-    app.include_router(
-        ops_router(runtime, extra_checks=lambda: worker.running and scheduler.running)
+    install_service_edge(
+        app,
+        runtime,
+        staff_secret=settings.secret_key.get_secret_value,
+        ready_check=lambda: worker.running and scheduler.running,
     )
-    app.include_router(dead_letter_router(runtime, current_staff))
+    install_sign_in_redirect(app)
     app.include_router(
         api_router(
             engine=runtime.engine,

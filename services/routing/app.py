@@ -35,13 +35,7 @@ from shared.events import (
 )
 from shared.migrate import upgrade_async
 from shared.runtime import Runtime, build_runtime, running
-from shared.web import (
-    dead_letter_router,
-    install_problem_handlers,
-    offline_docs,
-    ops_router,
-    staff_dependency,
-)
+from shared.web import current_staff, install_service_edge
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -123,14 +117,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
     )
-    app.state.runtime = runtime
     app.state.sweep = sweep
     app.state.ladder = ladder
-    current_staff = staff_dependency(lambda: settings.secret_key.get_secret_value())
-    install_problem_handlers(app)
-    offline_docs(app)
-    app.include_router(ops_router(runtime, extra_checks=lambda: sweep.running))
-    app.include_router(dead_letter_router(runtime, current_staff))
+    install_service_edge(
+        app,
+        runtime,
+        staff_secret=settings.secret_key.get_secret_value,
+        ready_check=lambda: sweep.running,
+    )
     actions = CaseActions(
         engine=runtime.engine,
         clock=runtime.clock,

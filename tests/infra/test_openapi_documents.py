@@ -1,0 +1,31 @@
+"""The checked-in OpenAPI documents are the ones the services serve, and every error response
+they list is problem details."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from services import openapi
+from services.stack import SERVICES
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_checked_in_document_is_current(service: str) -> None:
+    current = openapi.path(service).read_text(encoding="utf-8")
+    assert current == openapi.render(service), "run: make openapi"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_error_response_is_problem_details(service: str) -> None:
+    doc = json.loads(openapi.path(service).read_text(encoding="utf-8"))
+    for route, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            for code, response in operation["responses"].items():
+                if code.isdigit() and int(code) >= 400:
+                    assert list(response["content"]) == ["application/problem+json"], (
+                        method,
+                        route,
+                        code,
+                    )

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 
 from services.intake import store
 from services.intake.catalog import Catalog
+from services.intake.errors import UnknownTrackingLink
 from services.intake.petitions import (
     FieldError,
     InvalidSubmission,
@@ -292,7 +293,7 @@ def api_router(runtime: Runtime, catalog: Catalog, public_url: str) -> APIRouter
             status = await store.give_feedback(
                 runtime.engine, token=token, resolved=resolved, comment=comment, now=now()
             )
-        except LookupError:
+        except UnknownTrackingLink:
             raise ProblemError(404, UNKNOWN_TRACKING_LINK) from None
         except store.FeedbackNotExpected as exc:
             raise ProblemError(
@@ -340,7 +341,7 @@ def api_router(runtime: Runtime, catalog: Catalog, public_url: str) -> APIRouter
         reason = text_field(await optional_object(request), "reason")
         try:
             status = await store.withdraw(runtime.engine, token=token, reason=reason, now=now())
-        except LookupError:
+        except UnknownTrackingLink:
             raise ProblemError(404, UNKNOWN_TRACKING_LINK) from None
         except store.ActionNotAllowed as exc:
             raise not_allowed(exc) from None
@@ -362,7 +363,7 @@ def api_router(runtime: Runtime, catalog: Catalog, public_url: str) -> APIRouter
             status = await store.answer_question(
                 runtime.engine, token=token, question_id=question_id, answer=text, now=now()
             )
-        except LookupError:
+        except UnknownTrackingLink:
             raise ProblemError(404, UNKNOWN_TRACKING_LINK) from None
         except store.ActionNotAllowed as exc:
             raise not_allowed(exc) from None
@@ -378,7 +379,7 @@ def api_router(runtime: Runtime, catalog: Catalog, public_url: str) -> APIRouter
             allowed_at = await store.request_escalation(
                 runtime.engine, token=token, comment=comment, now=at
             )
-        except LookupError:
+        except UnknownTrackingLink:
             raise ProblemError(404, UNKNOWN_TRACKING_LINK) from None
         except store.ActionNotAllowed as exc:
             raise not_allowed(exc) from None
@@ -415,7 +416,7 @@ def api_router(runtime: Runtime, catalog: Catalog, public_url: str) -> APIRouter
         """The resident withdraws consent to be contacted about this petition."""
         try:
             changed = await store.stop_updates(runtime.engine, token=token, now=now())
-        except LookupError:
+        except UnknownTrackingLink:
             raise ProblemError(404, UNKNOWN_TRACKING_LINK) from None
         return {"wants_updates": False, "changed": changed}
 
@@ -424,7 +425,7 @@ def api_router(runtime: Runtime, catalog: Catalog, public_url: str) -> APIRouter
         """The resident's contact data is erased; the petition itself stays, anonymous."""
         try:
             changed = await store.erase_contact(runtime.engine, token=token, now=now())
-        except LookupError:
+        except UnknownTrackingLink:
             raise ProblemError(404, UNKNOWN_TRACKING_LINK) from None
         return {"contact_erased": True, "changed": changed}
 

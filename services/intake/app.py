@@ -52,6 +52,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.catalog = catalog
+    app.state.settings = settings
     install_service_edge(app, runtime, staff_secret=settings.secret_key.get_secret_value)
     app.include_router(api_router(runtime, catalog, settings.public_url))
     app.include_router(pages_router(runtime, catalog, settings.public_url))

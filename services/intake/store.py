@@ -12,6 +12,7 @@ from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from services.intake.errors import UnknownTrackingLink
 from services.intake.models import (
     contacts,
     idempotency_keys,
@@ -498,7 +499,7 @@ async def _petition_for_update(conn: AsyncConnection, token: str) -> dict[str, A
         .first()
     )
     if row is None:
-        raise LookupError("no petition for this token")
+        raise UnknownTrackingLink
     return dict(row)
 
 

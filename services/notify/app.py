@@ -140,6 +140,9 @@ def create_app(
     app.state.delivery = worker
     app.state.scheduler = scheduler
     app.state.config = config
+    app.state.settings = settings
+    app.state.directory = directory
+    app.state.unit_cache = unit_cache
     install_service_edge(
         app,
         runtime,

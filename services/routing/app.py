@@ -118,6 +118,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.sweep = sweep
+    app.state.settings = settings
     app.state.ladder = ladder
     install_service_edge(
         app,
@@ -132,6 +133,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         after_commit=runtime.relay.wake,
         wake_sweep=sweep.wake,
     )
+    app.state.actions = actions
     secret = settings.secret_key.get_secret_value
     app.include_router(build_router(actions, current_staff, secret=secret))
     app.include_router(workspace_router(actions, settings))

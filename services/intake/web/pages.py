@@ -26,6 +26,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from services.intake import store
 from services.intake.api import read_limited_body
 from services.intake.catalog import Catalog
+from services.intake.errors import UnknownTrackingLink
 from services.intake.petitions import (
     FieldError,
     InvalidSubmission,
@@ -323,7 +324,7 @@ def pages_router(runtime: Runtime, catalog: Catalog, public_url: str) -> APIRout
             return await track_page(
                 request, token, status=422, notice=" ".join(s.text for s in summary)
             )
-        except LookupError:
+        except UnknownTrackingLink:
             return await track_page(request, token)
         except (store.ActionNotAllowed, store.FeedbackNotExpected, store.EscalationRefused):
             return await track_page(request, token, status=409, notice=text(refused, lang))

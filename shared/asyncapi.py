@@ -12,15 +12,19 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
 from shared.events import CATALOGUE, Event
-from shared.streams import (
-    DUPLICATE_WINDOW_S,
-    PETITIONS_STREAM,
-    RPC_CONTACT_LOOKUP,
-    RPC_ROUTING_MEMBERS,
-    RPC_ROUTING_UNITS,
+from shared.rpc import (
+    ContactLookupRequest,
+    ContactReply,
+    ContactsReply,
+    MemberLookupReply,
+    MemberLookupRequest,
+    UnitLookupReply,
+    UnitLookupRequest,
 )
+from shared.streams import DUPLICATE_WINDOW_S, PETITIONS_STREAM
 
 DOCUMENT = Path(__file__).resolve().parent.parent / "docs" / "asyncapi.yaml"
 
@@ -29,18 +33,15 @@ def _name(cls: type[Event]) -> str:
     return cls.__name__
 
 
-def build_document() -> dict[str, Any]:
-    channels: dict[str, Any] = {}
-    operations: dict[str, Any] = {}
-    messages: dict[str, Any] = {}
-    schemas: dict[str, Any] = {}
+def _event_channels(doc: dict[str, dict[str, Any]], schemas: dict[str, Any]) -> None:
+    """One channel, message and publishing operation per event subject of the stream."""
     for subject, cls in sorted(CATALOGUE.items()):
         name = _name(cls)
         schema = cls.model_json_schema(ref_template="#/components/schemas/{model}")
         for def_name, definition in schema.pop("$defs", {}).items():
             schemas[def_name] = definition
         schemas[name] = schema
-        messages[name] = {
+        doc["messages"][name] = {
             "name": name,
             "title": name,
             "summary": (cls.__doc__ or "").strip(),
@@ -58,138 +59,67 @@ def build_document() -> dict[str, Any]:
             "payload": {"$ref": f"#/components/schemas/{name}"},
         }
         channel_id = subject.replace(".", "_")
-        channels[channel_id] = {
+        doc["channels"][channel_id] = {
             "address": subject,
             "messages": {name: {"$ref": f"#/components/messages/{name}"}},
         }
         producer = cls.__module__.rsplit(".", 1)[-1]
-        operations[f"{producer}_publishes_{channel_id}"] = {
+        doc["operations"][f"{producer}_publishes_{channel_id}"] = {
             "action": "send",
             "summary": f"{producer} publishes through its transactional outbox",
             "channel": {"$ref": f"#/channels/{channel_id}"},
         }
-    doc = {"channels": channels, "operations": operations, "messages": messages}
-    _request_reply(
-        doc,
-        channel_id="rpc_intake_contact",
-        address=RPC_CONTACT_LOOKUP,
-        description=(
-            "Core NATS request/reply (not in the stream): notify asks intake for a resident's "
-            "contact just before sending; the answer is used once and never stored."
-        ),
-        operation="notify_requests_contact",
-        request="ContactLookupRequest",
-        request_payload={
-            "type": "object",
-            "description": (
-                "Either petition_id (one contact) or petition_ids (up to 500, answered as "
-                "`contacts`: petition id → the single reply)."
-            ),
-            "properties": {
-                "petition_id": {"type": "string", "format": "uuid"},
-                "petition_ids": {
-                    "type": "array",
-                    "items": {"type": "string", "format": "uuid"},
-                    "maxItems": 500,
-                },
-            },
-        },
-        reply="ContactLookupReply",
-        reply_payload={
-            "type": "object",
-            "description": "The single form's reply, or `contacts` for petition_ids.",
-            "properties": {
-                "contacts": {
-                    "type": "object",
-                    "additionalProperties": {"type": "object"},
-                },
-                "found": {"type": "boolean"},
-                "name": {"type": ["string", "null"]},
-                "email": {"type": ["string", "null"]},
-                "phone": {"type": ["string", "null"]},
-                "language": {"type": "string"},
-                "wants_updates": {"type": "boolean"},
-                "tracking_url": {"type": "string"},
-            },
-        },
-    )
-    # notify asks routing for a unit's members (the meeting digest) or for given members'
-    # names and work addresses (notices whose event carries no address).
-    _request_reply(
-        doc,
-        channel_id="rpc_routing_members",
-        address=RPC_ROUTING_MEMBERS,
-        description=(
-            "Core NATS request/reply (not in the stream): notify asks routing who serves a unit, "
-            "or for given members' names and work addresses, just before sending."
-        ),
-        operation="notify_requests_members",
-        request="MemberLookupRequest",
-        request_payload={
-            "type": "object",
-            "description": "Either unit_id (its active members) or member_ids (those members).",
-            "properties": {
-                "unit_id": {"type": "string"},
-                "member_ids": {"type": "array", "items": {"type": "string"}, "maxItems": 500},
-            },
-        },
-        reply="MemberLookupReply",
-        reply_payload={
-            "type": "object",
-            "required": ["members"],
-            "properties": {
-                "members": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["id", "name"],
-                        "properties": {
-                            "id": {"type": "string"},
-                            "name": {"type": "string"},
-                            "email": {"type": ["string", "null"]},
-                            "unit_id": {"type": "string"},
-                            "role": {"type": "string", "enum": ["member", "leader", "admin"]},
-                            "active": {"type": "boolean"},
-                        },
-                    },
-                }
-            },
-        },
-    )
-    # notify asks routing for the area tree, to show units by name and to add a unit's figures
-    # to those of the units below it.
-    _request_reply(
-        doc,
-        channel_id="rpc_routing_units",
-        address=RPC_ROUTING_UNITS,
-        description=(
-            "Core NATS request/reply (not in the stream): notify asks routing for the area tree "
-            "(every unit's id, name, kind and parent)."
-        ),
-        operation="notify_requests_units",
-        request="UnitLookupRequest",
-        request_payload={"type": "object", "description": "Empty: the whole tree."},
-        reply="UnitLookupReply",
-        reply_payload={
-            "type": "object",
-            "required": ["units"],
-            "properties": {
-                "units": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["id", "name"],
-                        "properties": {
-                            "id": {"type": "string"},
-                            "name": {"type": "string"},
-                            "kind": {"type": "string"},
-                            "parent_id": {"type": ["string", "null"]},
-                        },
-                    },
-                }
-            },
-        },
-    )
+
+
+# The request/reply channels: who asks, what for, and the contract of each side.
+_RPC: tuple[tuple[str, str, str, type[BaseModel], tuple[type[BaseModel], ...]], ...] = (
+    (
+        "rpc_intake_contact",
+        "notify_requests_contact",
+        "notify asks intake for a resident's contact just before sending; the answer is used "
+        "once and never stored.",
+        ContactLookupRequest,
+        (ContactReply, ContactsReply),
+    ),
+    (
+        "rpc_routing_members",
+        "notify_requests_members",
+        "notify asks routing who serves a unit (the meeting digest), or for given members' "
+        "names and work addresses (notices whose event carries no address).",
+        MemberLookupRequest,
+        (MemberLookupReply,),
+    ),
+    (
+        "rpc_routing_units",
+        "notify_requests_units",
+        "notify asks routing for the area tree (every unit's id, name, kind and parent), to "
+        "show units by name and add a unit's figures to those of the units below it.",
+        UnitLookupRequest,
+        (UnitLookupReply,),
+    ),
+)
+
+
+def _rpc_channels(doc: dict[str, dict[str, Any]], schemas: dict[str, Any]) -> None:
+    for channel_id, operation, purpose, request, replies in _RPC:
+        subject: str = getattr(request, "subject")  # noqa: B009 - a ClassVar of the model
+        _request_reply(
+            doc,
+            schemas,
+            channel_id=channel_id,
+            address=subject,
+            description=f"Core NATS request/reply (not in the stream): {purpose}",
+            operation=operation,
+            request=request,
+            replies=replies,
+        )
+
+
+def build_document() -> dict[str, Any]:
+    doc: dict[str, dict[str, Any]] = {"channels": {}, "operations": {}, "messages": {}}
+    schemas: dict[str, Any] = {}
+    _event_channels(doc, schemas)
+    _rpc_channels(doc, schemas)
     return {
         "asyncapi": "3.0.0",
         "info": {
@@ -212,47 +142,51 @@ def build_document() -> dict[str, Any]:
                 "description": "The embedded nats-server started by `make up`",
             }
         },
-        "channels": channels,
-        "operations": operations,
-        "components": {"messages": messages, "schemas": schemas},
+        "channels": doc["channels"],
+        "operations": doc["operations"],
+        "components": {"messages": doc["messages"], "schemas": schemas},
     }
 
 
 def _request_reply(
     doc: dict[str, dict[str, Any]],
+    schemas: dict[str, Any],
     *,
     channel_id: str,
     address: str,
     description: str,
     operation: str,
-    request: str,
-    request_payload: dict[str, Any],
-    reply: str,
-    reply_payload: dict[str, Any],
+    request: type[BaseModel],
+    replies: tuple[type[BaseModel], ...],
 ) -> None:
-    """A core NATS request/reply channel (outside the stream), its two messages, and the
-    operation of the service that asks."""
+    """A core NATS request/reply channel (outside the stream), its messages with their
+    schemas, and the operation of the service that asks."""
+    names = [model.__name__ for model in (request, *replies)]
+    for model in (request, *replies):
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for def_name, definition in schema.pop("$defs", {}).items():
+            schemas[def_name] = definition
+        schemas[model.__name__] = schema
+        doc["messages"][model.__name__] = {
+            "name": model.__name__,
+            "summary": (model.__doc__ or "").strip(),
+            "contentType": "application/json",
+            "payload": {"$ref": f"#/components/schemas/{model.__name__}"},
+        }
     doc["channels"][channel_id] = {
         "address": address,
         "description": description,
-        "messages": {
-            request: {"$ref": f"#/components/messages/{request}"},
-            reply: {"$ref": f"#/components/messages/{reply}"},
-        },
+        "messages": {name: {"$ref": f"#/components/messages/{name}"} for name in names},
     }
-    for name, payload in ((request, request_payload), (reply, reply_payload)):
-        doc["messages"][name] = {
-            "name": name,
-            "contentType": "application/json",
-            "payload": payload,
-        }
     doc["operations"][operation] = {
         "action": "send",
         "channel": {"$ref": f"#/channels/{channel_id}"},
-        "messages": [{"$ref": f"#/channels/{channel_id}/messages/{request}"}],
+        "messages": [{"$ref": f"#/channels/{channel_id}/messages/{names[0]}"}],
         "reply": {
             "channel": {"$ref": f"#/channels/{channel_id}"},
-            "messages": [{"$ref": f"#/channels/{channel_id}/messages/{reply}"}],
+            "messages": [
+                {"$ref": f"#/channels/{channel_id}/messages/{name}"} for name in names[1:]
+            ],
         },
     }
 

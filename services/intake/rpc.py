@@ -8,25 +8,23 @@ per message, which is what kept a burst of submissions waiting)."""
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
 from faststream.nats import NatsBroker
 from faststream.nats.annotations import NatsMessage
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.intake import store
 from services.intake.models import contacts, petitions
 from services.intake.petitions import tracking_url
+from shared.rpc import ContactLookupRequest, ContactReply, ContactsReply, reply_bytes
 from shared.streams import RPC_CONTACT_LOOKUP
 
 log = structlog.get_logger(__name__)
-
-# Petitions per bulk request; notify asks in chunks of at most this many.
-MAX_IDS = 500
 
 
 async def contacts_for(engine: AsyncEngine, petition_ids: Sequence[str]) -> dict[str, Any]:
@@ -57,74 +55,89 @@ async def contacts_for(engine: AsyncEngine, petition_ids: Sequence[str]) -> dict
     return {str(r["id"]): dict(r) for r in rows}
 
 
-def contact_reply(row: Mapping[str, Any] | None, public_url: str) -> dict[str, Any]:
+def contact_reply(row: Mapping[str, Any] | None, public_url: str) -> ContactReply:
     """What notify is told about one petition's resident."""
     if row is not None and row["contact_erased_at"] is not None:
         # The resident erased their data: say so, so that nobody tries another channel.
-        return {"found": True, "erased": True, "wants_updates": False}
+        return ContactReply(found=True, erased=True, wants_updates=False)
     if row is None or row["wants_updates"] is None:
-        return {"found": False}
+        return ContactReply(found=False)
     token = row["tracking_token"]
-    return {
-        "found": True,
-        "name": row["name"],
-        "email": row["email"],
-        "phone": row["phone"],
-        "language": row["language"],
-        "wants_updates": bool(row["wants_updates"]),
-        "tracking_url": tracking_url(public_url, token) if token else None,
-    }
+    return ContactReply(
+        found=True,
+        name=row["name"],
+        email=row["email"],
+        phone=row["phone"],
+        language=row["language"],
+        wants_updates=bool(row["wants_updates"]),
+        tracking_url=tracking_url(public_url, token) if token else None,
+    )
 
 
-def _normalised(ids: Any) -> list[str]:
-    if not isinstance(ids, list) or len(ids) > MAX_IDS:
-        raise ValueError("petition_ids must be a list of at most 500 ids")
-    return list(dict.fromkeys(str(uuid.UUID(str(i))) for i in ids))
+def _request(body: bytes) -> ContactLookupRequest | None:
+    try:
+        return ContactLookupRequest.model_validate_json(body)
+    except ValidationError:
+        return None
 
 
-async def lookup_contact(engine: AsyncEngine, public_url: str, body: bytes) -> dict[str, Any]:
+def _asks_bulk(body: bytes) -> bool:
+    try:
+        raw = json.loads(body)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(raw, dict) and "petition_ids" in raw
+
+
+async def lookup_contact(
+    engine: AsyncEngine, public_url: str, body: bytes
+) -> ContactReply | ContactsReply:
     """`{"petition_id": …}` → the contact with `found: true`; `found: true, erased: true` and no
     contact fields once the resident erased it; `found: false` for anything else (unknown
     petition, malformed request): the caller decides what to do without one.
 
     `{"petition_ids": […]}` (at most `MAX_IDS`) → `{"contacts": {petition id: the same
     answer}}` for every id asked; `{"contacts": {}}` for a malformed list."""
-    try:
-        request = json.loads(body)
-    except ValueError:
-        request = None
-    if isinstance(request, dict) and "petition_ids" in request:
-        try:
-            bulk = _normalised(request["petition_ids"])
-        except (ValueError, TypeError):
+    request = _request(body)
+    if request is None or request.petition_ids is not None:
+        if request is None and not _asks_bulk(body):
             log.warning("contact_lookup_malformed")
-            return {"contacts": {}}
-        rows = await contacts_for(engine, bulk) if bulk else {}
-        answers = {pid: contact_reply(rows.get(pid), public_url) for pid in bulk}
-        log.info(
-            "contact_lookup_answered_bulk",
-            asked=len(bulk),
-            found=sum(1 for a in answers.values() if a["found"] and not a.get("erased")),
-        )
-        return {"contacts": answers}
-    try:
-        petition_id = str(uuid.UUID(str(request["petition_id"])))
-    except (ValueError, KeyError, TypeError):
+            return ContactReply(found=False)
+        return await _lookup_many(engine, public_url, request)
+    if request.petition_id is None:
         log.warning("contact_lookup_malformed")
-        return {"found": False}
+        return ContactReply(found=False)
+    petition_id = str(request.petition_id)
     reply = contact_reply(await store.contact_for(engine, petition_id), public_url)
-    if reply.get("erased"):
+    if reply.erased:
         log.info("contact_lookup_erased", petition_id=petition_id)
-    elif not reply["found"]:
+    elif not reply.found:
         log.info("contact_lookup_unknown", petition_id=petition_id)
     else:
         log.info("contact_lookup_answered", petition_id=petition_id)
     return reply
 
 
+async def _lookup_many(
+    engine: AsyncEngine, public_url: str, request: ContactLookupRequest | None
+) -> ContactsReply:
+    if request is None or request.petition_ids is None:
+        log.warning("contact_lookup_malformed")
+        return ContactsReply(contacts={})
+    asked = list(dict.fromkeys(str(i) for i in request.petition_ids))
+    rows = await contacts_for(engine, asked) if asked else {}
+    answers = {pid: contact_reply(rows.get(pid), public_url) for pid in asked}
+    log.info(
+        "contact_lookup_answered_bulk",
+        asked=len(asked),
+        found=sum(1 for a in answers.values() if a.found and not a.erased),
+    )
+    return ContactsReply(contacts=answers)
+
+
 def register_contact_lookup(broker: NatsBroker, engine: AsyncEngine, public_url: str) -> None:
     # A queue group, so that with several intake replicas exactly one answers each request.
     @broker.subscriber(RPC_CONTACT_LOOKUP, queue="intake-contact-lookup", title="contact-lookup")
     # The raw message, not a decoded body: a malformed request must still get an answer.
-    async def contact_lookup(msg: NatsMessage) -> dict[str, Any]:
-        return await lookup_contact(engine, public_url, msg.body)
+    async def contact_lookup(msg: NatsMessage) -> bytes:
+        return reply_bytes(await lookup_contact(engine, public_url, msg.body))

@@ -4,17 +4,30 @@ serve one delivery and are never stored."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
 from faststream.nats import NatsBroker
+from pydantic import BaseModel
 
+from shared.rpc import (
+    MAX_IDS,
+    ContactLookupRequest,
+    ContactReply,
+    ContactsReply,
+    MemberLookupReply,
+    MemberLookupRequest,
+    UnitLookupReply,
+    UnitLookupRequest,
+)
 from shared.streams import RPC_CONTACT_LOOKUP, RPC_ROUTING_MEMBERS, RPC_ROUTING_UNITS
 
 # Petitions per bulk contact look-up; intake answers at most this many at once.
-MAX_CONTACTS_PER_REQUEST = 500
+MAX_CONTACTS_PER_REQUEST = MAX_IDS
+
+R = TypeVar("R", bound=BaseModel)
 
 
 class DirectoryUnavailable(Exception):
@@ -41,20 +54,19 @@ class Member:
     active: bool
 
 
-def parse_contact(reply: Mapping[str, Any]) -> Contact | None:
+def parse_contact(reply: ContactReply) -> Contact | None:
     """intake's answer; None when there is nobody to contact: an unknown petition, or a resident
     whose data was erased. A resident who withdrew consent comes back with `wants_updates`
     false, and is never contacted either."""
-    if not reply.get("found") or reply.get("erased"):
+    if not reply.found or reply.erased:
         return None
-    language = str(reply.get("language") or "vi")
     return Contact(
-        name=reply.get("name") or None,
-        email=reply.get("email") or None,
-        phone=reply.get("phone") or None,
-        language=language if language in ("vi", "en") else "vi",
-        wants_updates=bool(reply.get("wants_updates")),
-        tracking_url=reply.get("tracking_url") or None,
+        name=reply.name or None,
+        email=reply.email or None,
+        phone=reply.phone or None,
+        language=reply.language or "vi",
+        wants_updates=bool(reply.wants_updates),
+        tracking_url=reply.tracking_url or None,
     )
 
 
@@ -65,47 +77,31 @@ class Unit:
     parent_id: str | None
 
 
-def parse_contacts(
-    reply: Mapping[str, Any], petition_ids: Sequence[str]
-) -> dict[str, Contact | None]:
+def parse_contacts(reply: ContactsReply, petition_ids: Sequence[str]) -> dict[str, Contact | None]:
     """intake's answer to a bulk look-up: every asked petition, None where there is nobody to
     contact (a petition missing from the answer is one intake does not know)."""
-    contacts = reply.get("contacts")
-    if not isinstance(contacts, dict):
-        raise DirectoryUnavailable("reply has no contacts object")
     found: dict[str, Contact | None] = {}
     for pid in petition_ids:
-        one = contacts.get(pid)
-        found[pid] = parse_contact(one) if isinstance(one, dict) else None
+        one = reply.contacts.get(pid)
+        found[pid] = parse_contact(one) if one is not None else None
     return found
 
 
-def parse_units(reply: Mapping[str, Any]) -> list[Unit]:
-    units = reply.get("units")
-    if not isinstance(units, list):
-        raise DirectoryUnavailable("reply has no units list")
-    return [
-        Unit(id=str(u["id"]), name=str(u.get("name") or u["id"]), parent_id=u.get("parent_id"))
-        for u in units
-        if isinstance(u, dict) and u.get("id")
-    ]
+def parse_units(reply: UnitLookupReply) -> list[Unit]:
+    return [Unit(id=u.id, name=u.name or u.id, parent_id=u.parent_id) for u in reply.units]
 
 
-def parse_members(reply: Mapping[str, Any]) -> list[Member]:
-    members = reply.get("members")
-    if not isinstance(members, list):
-        raise DirectoryUnavailable("reply has no members list")
+def parse_members(reply: MemberLookupReply) -> list[Member]:
     return [
         Member(
-            id=str(m["id"]),
-            name=str(m.get("name") or m["id"]),
-            email=m.get("email") or None,
-            unit_id=m.get("unit_id"),
-            role=str(m.get("role") or "member"),
-            active=bool(m.get("active", True)),
+            id=m.id,
+            name=m.name or m.id,
+            email=m.email or None,
+            unit_id=m.unit_id,
+            role=m.role,
+            active=m.active,
         )
-        for m in members
-        if isinstance(m, dict) and m.get("id")
+        for m in reply.members
     ]
 
 
@@ -114,15 +110,15 @@ class Directory:
         self._broker = broker
         self._timeout_s = timeout_s
 
-    async def _ask(self, subject: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def _ask(self, request: BaseModel, subject: str, answer: type[R]) -> R:
+        """Send `request` on `subject` and parse the answer as `answer`; no answer in time, or
+        one that does not fit the contract, is `DirectoryUnavailable` (worth a retry)."""
+        body = request.model_dump_json(exclude_unset=True).encode()
         try:
             reply = await self._broker.request(body, subject, timeout=self._timeout_s)
-            data = json.loads(reply.body)
+            return answer.model_validate_json(reply.body)
         except Exception as exc:
             raise DirectoryUnavailable(f"{subject}: {type(exc).__name__}: {exc}") from exc
-        if not isinstance(data, dict):
-            raise DirectoryUnavailable(f"{subject}: reply is not a JSON object")
-        return data
 
     async def contacts(self, petition_ids: Sequence[str]) -> dict[str, Contact | None]:
         """Ask intake, the only keeper of residents' contacts, for several at once (one request
@@ -132,17 +128,22 @@ class Directory:
         found: dict[str, Contact | None] = {}
         for start in range(0, len(ids), MAX_CONTACTS_PER_REQUEST):
             chunk = ids[start : start + MAX_CONTACTS_PER_REQUEST]
-            reply = await self._ask(RPC_CONTACT_LOOKUP, {"petition_ids": chunk})
+            request = ContactLookupRequest(petition_ids=[uuid.UUID(i) for i in chunk])
+            reply = await self._ask(request, RPC_CONTACT_LOOKUP, ContactsReply)
             found.update(parse_contacts(reply, chunk))
         return found
 
     async def units(self) -> list[Unit]:
         """The area tree as routing keeps it."""
-        return parse_units(await self._ask(RPC_ROUTING_UNITS, {}))
+        return parse_units(await self._ask(UnitLookupRequest(), RPC_ROUTING_UNITS, UnitLookupReply))
 
     async def members(
         self, *, unit_id: str | None = None, member_ids: Sequence[str] = ()
     ) -> list[Member]:
         """The active members serving `unit_id`, or the members with these ids."""
-        body: dict[str, Any] = {"unit_id": unit_id} if unit_id else {"member_ids": list(member_ids)}
-        return parse_members(await self._ask(RPC_ROUTING_MEMBERS, body))
+        request = (
+            MemberLookupRequest(unit_id=unit_id)
+            if unit_id
+            else MemberLookupRequest(member_ids=list(member_ids))
+        )
+        return parse_members(await self._ask(request, RPC_ROUTING_MEMBERS, MemberLookupReply))

@@ -4,50 +4,50 @@ the area tree, so notify can name units and add up a unit with those below it. S
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import structlog
 from faststream.nats import NatsBroker
 from faststream.nats.annotations import NatsMessage
+from pydantic import ValidationError
 from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.routing import models
+from shared.rpc import (
+    MemberInfo,
+    MemberLookupReply,
+    MemberLookupRequest,
+    UnitInfo,
+    UnitLookupReply,
+    reply_bytes,
+)
 from shared.streams import RPC_ROUTING_MEMBERS, RPC_ROUTING_UNITS
 
 log = structlog.get_logger(__name__)
 
-MAX_IDS = 500
 
-
-async def lookup_members(engine: AsyncEngine, body: bytes) -> dict[str, Any]:
+async def lookup_members(engine: AsyncEngine, body: bytes) -> MemberLookupReply:
     """`{"unit_id": …}` → the unit's active members; `{"member_ids": […]}` → those members
     (active or not, so a notice about an old case still finds its addressee's name).
     Anything malformed gets an empty list, never silence."""
     m = models.members
     try:
-        request = json.loads(body)
-        unit_id = request.get("unit_id")
-        member_ids = request.get("member_ids") or []
-        if not isinstance(member_ids, list) or not all(isinstance(i, str) for i in member_ids):
-            raise ValueError("member_ids")
-    except (ValueError, AttributeError, TypeError):
+        request = MemberLookupRequest.model_validate_json(body)
+    except ValidationError:
         log.warning("member_lookup_malformed")
-        return {"members": []}
+        return MemberLookupReply(members=[])
     columns = (m.c.id, m.c.name, m.c.email, m.c.unit_id, m.c.role, m.c.active)
-    if isinstance(unit_id, str) and unit_id:
-        query = select(*columns).where(and_(m.c.unit_id == unit_id, m.c.active.is_(True)))
-    elif member_ids:
-        query = select(*columns).where(m.c.id.in_(member_ids[:MAX_IDS]))
+    if request.unit_id:
+        query = select(*columns).where(and_(m.c.unit_id == request.unit_id, m.c.active.is_(True)))
+    elif request.member_ids:
+        query = select(*columns).where(m.c.id.in_(request.member_ids))
     else:
-        return {"members": []}
+        return MemberLookupReply(members=[])
     async with engine.connect() as conn:
         rows = (await conn.execute(query.order_by(m.c.role, m.c.name))).mappings().all()
-    return {"members": [{**dict(r), "active": bool(r["active"])} for r in rows]}
+    return MemberLookupReply(members=[MemberInfo.model_validate(dict(r)) for r in rows])
 
 
-async def lookup_units(engine: AsyncEngine) -> dict[str, Any]:
+async def lookup_units(engine: AsyncEngine) -> UnitLookupReply:
     """The whole area tree: every unit's id, name, kind and parent (a few thousand rows at most)."""
     u = models.units
     async with engine.connect() as conn:
@@ -56,17 +56,17 @@ async def lookup_units(engine: AsyncEngine) -> dict[str, Any]:
             .mappings()
             .all()
         )
-    return {"units": [dict(r) for r in rows]}
+    return UnitLookupReply(units=[UnitInfo.model_validate(dict(r)) for r in rows])
 
 
 def register_member_lookup(broker: NatsBroker, engine: AsyncEngine) -> None:
     # A queue group, so that with several routing replicas exactly one answers each request.
     @broker.subscriber(RPC_ROUTING_MEMBERS, queue="routing-member-lookup", title="member-lookup")
-    async def member_lookup(msg: NatsMessage) -> dict[str, Any]:
-        return await lookup_members(engine, msg.body)
+    async def member_lookup(msg: NatsMessage) -> bytes:
+        return reply_bytes(await lookup_members(engine, msg.body))
 
 
 def register_unit_lookup(broker: NatsBroker, engine: AsyncEngine) -> None:
     @broker.subscriber(RPC_ROUTING_UNITS, queue="routing-unit-lookup", title="unit-lookup")
-    async def unit_lookup(msg: NatsMessage) -> dict[str, Any]:
-        return await lookup_units(engine)
+    async def unit_lookup(msg: NatsMessage) -> bytes:
+        return reply_bytes(await lookup_units(engine))

@@ -18,6 +18,7 @@ from services.notify.notifications import (
 from services.notify.settings import Settings
 from services.notify.timeline import kind_of, status_label, summarise
 from shared.events import CATALOGUE, CaseAccepted, CaseAssigned, CaseEscalated, CaseResolved
+from shared.rpc import ContactReply
 
 PID = uuid.UUID("11111111-2222-3333-4444-555555555555")
 
@@ -164,14 +165,14 @@ def test_assignment_email_shows_the_deadline_in_vietnam_time() -> None:
 
 
 def test_contact_reply_parsing() -> None:
-    assert parse_contact({"found": False}) is None
+    assert parse_contact(ContactReply(found=False)) is None
     # An erased resident is never contacted again, whatever else the reply says.
     assert (
-        parse_contact({"found": True, "erased": True, "email": "x@y", "wants_updates": True})
+        parse_contact(ContactReply(found=True, erased=True, email="x@y", wants_updates=True))
         is None
     )
     contact = parse_contact(
-        {"found": True, "email": "", "wants_updates": True, "tracking_url": "u", "name": "B"}
+        ContactReply(found=True, email="", wants_updates=True, tracking_url="u", name="B")
     )
     assert contact is not None
     assert contact.email is None

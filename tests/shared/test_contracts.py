@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 
@@ -18,6 +19,8 @@ from shared.events import (
     derived_id,
     parse_event,
 )
+from shared.rpc import ContactReply, ContactsReply, reply_bytes
+from shared.streams import RPC_CONTACT_LOOKUP, RPC_ROUTING_MEMBERS, RPC_ROUTING_UNITS
 
 ENVELOPE = {"event_id", "occurred_at", "petition_id", "producer", "correlation_id", "causation_id"}
 
@@ -99,3 +102,24 @@ def test_asyncapi_lists_every_event_and_its_schema_accepts_a_real_one() -> None:
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**event.model_dump(mode="json"), "reason": "bored"}, schema)
     assert build_document()["asyncapi"] == "3.0.0"
+
+
+def test_request_reply_contracts_are_in_the_document_and_accept_real_replies() -> None:
+    doc = yaml.safe_load(DOCUMENT.read_text(encoding="utf-8"))
+    schemas = doc["components"]["schemas"]
+    channels = {c["address"]: c for c in doc["channels"].values()}
+    for subject in (RPC_CONTACT_LOOKUP, RPC_ROUTING_MEMBERS, RPC_ROUTING_UNITS):
+        for ref in channels[subject]["messages"].values():
+            name = ref["$ref"].rsplit("/", 1)[1]
+            assert doc["components"]["messages"][name]["payload"]["$ref"].endswith(name)
+    erased = ContactReply(found=True, erased=True, wants_updates=False)
+    reply = ContactsReply(contacts={str(uuid.uuid4()): erased, "x": ContactReply(found=False)})
+    schema = {**schemas["ContactsReply"], "components": {"schemas": schemas}}
+    jsonschema.validate(json.loads(reply_bytes(reply)), schema)
+    assert json.loads(reply_bytes(erased)) == {
+        "found": True,
+        "erased": True,
+        "wants_updates": False,
+    }
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"contacts": {"x": {"found": "maybe"}}}, schema)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,19 @@ def load_org_file(path: Path) -> OrgConfig:
 
 
 def _check(r: _Reader, doc: Located) -> OrgConfig:
+    units = _check_units(r, doc)
+    categories = _check_categories(r, doc)
+    members = _check_members(r, doc, units, categories)
+    return OrgConfig(
+        path=r.path,
+        units=tuple(units.values()),
+        categories=tuple(categories.values()),
+        members=tuple(members.values()),
+    )
+
+
+def _check_units(r: _Reader, doc: Located) -> dict[str, UnitSpec]:
+    """Units with unique ids, each parent known, and no unit its own ancestor."""
     units: dict[str, UnitSpec] = {}
     for item in r.items(doc, "units"):
         uid = r.req(item, "id")
@@ -158,7 +172,11 @@ def _check(r: _Reader, doc: Located) -> OrgConfig:
                 raise r.fail(unit.line, f"vòng lặp đơn vị cha / parent cycle at unit '{unit.id}'")
             seen.add(parent)
             parent = units[parent].parent
+    return units
 
+
+def _check_categories(r: _Reader, doc: Located) -> dict[str, CategorySpec]:
+    """Categories with unique ids and positive deadline hours, one per rung."""
     categories: dict[str, CategorySpec] = {}
     for item in r.items(doc, "categories"):
         cid = r.req(item, "id")
@@ -185,7 +203,16 @@ def _check(r: _Reader, doc: Located) -> OrgConfig:
             deadline_hours=tuple(hours),
             line=item.line,
         )
+    return categories
 
+
+def _check_members(
+    r: _Reader,
+    doc: Located,
+    units: Mapping[str, UnitSpec],
+    categories: Mapping[str, CategorySpec],
+) -> dict[str, MemberSpec]:
+    """Members with unique usernames and ids, in a known unit, with a known role."""
     members: dict[str, MemberSpec] = {}
     ids: set[str] = set()
     for item in r.items(doc, "members"):
@@ -212,55 +239,70 @@ def _check(r: _Reader, doc: Located) -> OrgConfig:
                 item.at("role"),
                 f"vai trò không hợp lệ / role must be member, leader or admin: '{role}'",
             )
-        raw_categories = item.get("categories", "all" if role != "member" else None)
-        if raw_categories == "all":
-            cats: tuple[str, ...] = (ALL_CATEGORIES,)
-        elif isinstance(raw_categories, list) and raw_categories:
-            for c in raw_categories:
-                if c not in categories:
-                    raise r.fail(
-                        item.at("categories"), f"lĩnh vực không tồn tại / unknown category '{c}'"
-                    )
-            cats = tuple(str(c) for c in raw_categories)
-        else:
-            raise r.fail(
-                item.line,
-                '\'categories\' phải là danh sách hoặc "all" / must be a list of category ids or "all"',
-            )
-        capacity = item.get("capacity", 10)
-        if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 0:
-            raise r.fail(
-                item.at("capacity"), "'capacity' phải là số không âm / must be a whole number >= 0"
-            )
-        password = r.text(item, "password", required=False)
-        password_hash = r.text(item, "password_hash", required=False)
-        if (password is None) == (password_hash is None):
-            raise r.fail(
-                item.line,
-                "cần đúng một trong 'password' hoặc 'password_hash' / give exactly one of 'password' or 'password_hash'",
-            )
-        active = item.get("active", True)
-        if not isinstance(active, bool):
-            raise r.fail(item.at("active"), "'active' phải là true/false / must be true or false")
-        members[username] = MemberSpec(
-            id=mid,
-            username=username,
-            name=r.req(item, "name"),
-            email=r.text(item, "email", required=False),
-            unit=unit_id,
-            role=role,
-            categories=cats,
-            capacity=capacity,
-            password=password,
-            password_hash=password_hash,
-            active=active,
-            line=item.line,
+        members[username] = _member(r, item, mid, username, unit_id, role, categories)
+    return members
+
+
+def _member(
+    r: _Reader,
+    item: Located,
+    mid: str,
+    username: str,
+    unit_id: str,
+    role: str,
+    categories: Mapping[str, CategorySpec],
+) -> MemberSpec:
+    """The rest of one member: categories handled, capacity, exactly one of a password or its
+    hash, and whether the account is active."""
+    handles = _member_categories(r, item, role, categories)
+    capacity = item.get("capacity", 10)
+    if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 0:
+        raise r.fail(
+            item.at("capacity"), "'capacity' phải là số không âm / must be a whole number >= 0"
         )
-    return OrgConfig(
-        path=r.path,
-        units=tuple(units.values()),
-        categories=tuple(categories.values()),
-        members=tuple(members.values()),
+    password = r.text(item, "password", required=False)
+    password_hash = r.text(item, "password_hash", required=False)
+    if (password is None) == (password_hash is None):
+        raise r.fail(
+            item.line,
+            "cần đúng một trong 'password' hoặc 'password_hash' / give exactly one of 'password' or 'password_hash'",
+        )
+    active = item.get("active", True)
+    if not isinstance(active, bool):
+        raise r.fail(item.at("active"), "'active' phải là true/false / must be true or false")
+    return MemberSpec(
+        id=mid,
+        username=username,
+        name=r.req(item, "name"),
+        email=r.text(item, "email", required=False),
+        unit=unit_id,
+        role=role,
+        categories=handles,
+        capacity=capacity,
+        password=password,
+        password_hash=password_hash,
+        active=active,
+        line=item.line,
+    )
+
+
+def _member_categories(
+    r: _Reader, item: Located, role: str, categories: Mapping[str, CategorySpec]
+) -> tuple[str, ...]:
+    """The categories a member handles: a list of known ids, or "all" (a leader's default)."""
+    raw = item.get("categories", "all" if role != "member" else None)
+    if raw == "all":
+        return (ALL_CATEGORIES,)
+    if isinstance(raw, list) and raw:
+        for c in raw:
+            if c not in categories:
+                raise r.fail(
+                    item.at("categories"), f"lĩnh vực không tồn tại / unknown category '{c}'"
+                )
+        return tuple(str(c) for c in raw)
+    raise r.fail(
+        item.line,
+        '\'categories\' phải là danh sách hoặc "all" / must be a list of category ids or "all"',
     )
 
 

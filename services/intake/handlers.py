@@ -14,7 +14,7 @@ from sqlalchemy import and_, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.intake.models import petitions, public_timeline
-from services.intake.petitions import public_update, supersedes
+from services.intake.petitions import PublicUpdate, public_update, supersedes
 from shared.events import (
     CaseAccepted,
     CaseAssigned,
@@ -57,24 +57,7 @@ async def show_update(conn: AsyncConnection, event: CaseEvent) -> None:
     if row is None:
         log.warning("event_for_unknown_petition", petition_id=pid, event_id=str(event.event_id))
         return
-    seen_where = public_timeline.c.event_id == str(event.event_id)
-    if update_.once:
-        seen_where = and_(
-            public_timeline.c.petition_id == pid, public_timeline.c.kind == update_.kind
-        )
-    seen = await conn.scalar(select(public_timeline.c.id).where(seen_where).limit(1))
-    if seen is None:
-        await conn.execute(
-            insert(public_timeline).values(
-                petition_id=pid,
-                event_id=str(event.event_id),
-                kind=update_.kind,
-                occurred_at=event.occurred_at,
-                message_vi=update_.message_vi,
-                message_en=update_.message_en,
-                detail=update_.detail,
-            )
-        )
+    await _add_timeline_line(conn, event, update_)
     if update_.status is None:
         return
     if not supersedes(
@@ -85,6 +68,53 @@ async def show_update(conn: AsyncConnection, event: CaseEvent) -> None:
     ):
         log.info("stale_event_kept_in_history", petition_id=pid, event_id=str(event.event_id))
         return
+    expected_at = petitions.c.status_event_at
+    result = await conn.execute(
+        update(petitions)
+        .where(
+            and_(
+                petitions.c.id == pid,
+                petitions.c.status == row["status"],
+                expected_at.is_(None)
+                if row["status_event_at"] is None
+                else expected_at == row["status_event_at"],
+            )
+        )
+        .values(**_status_values(event, update_))
+    )
+    if result.rowcount != 1:
+        raise StatusRaced(pid)
+
+
+async def _add_timeline_line(
+    conn: AsyncConnection, event: CaseEvent, update_: PublicUpdate
+) -> None:
+    """The event's line in the public timeline, once: per event, or per petition for notices
+    routing repeats (the daily overdue notice)."""
+    pid = str(event.petition_id)
+    seen_where = public_timeline.c.event_id == str(event.event_id)
+    if update_.once:
+        seen_where = and_(
+            public_timeline.c.petition_id == pid, public_timeline.c.kind == update_.kind
+        )
+    if await conn.scalar(select(public_timeline.c.id).where(seen_where).limit(1)) is not None:
+        return
+    await conn.execute(
+        insert(public_timeline).values(
+            petition_id=pid,
+            event_id=str(event.event_id),
+            kind=update_.kind,
+            occurred_at=event.occurred_at,
+            message_vi=update_.message_vi,
+            message_en=update_.message_en,
+            detail=update_.detail,
+        )
+    )
+
+
+def _status_values(event: CaseEvent, update_: PublicUpdate) -> dict[str, Any]:
+    """The petition's columns the event sets: status, deadline, rung, and the open question
+    (kept while the case waits for the resident, cleared by whatever moves it on)."""
     values: dict[str, Any] = {
         "status": update_.status,
         "status_changed_at": event.occurred_at,
@@ -105,22 +135,7 @@ async def show_update(conn: AsyncConnection, event: CaseEvent) -> None:
     elif update_.status != "waiting_for_resident":
         # Whatever moved the case on also ended the wait for an answer.
         values |= {"question_id": None, "question_event_id": None, "question_text": None}
-    expected_at = petitions.c.status_event_at
-    result = await conn.execute(
-        update(petitions)
-        .where(
-            and_(
-                petitions.c.id == pid,
-                petitions.c.status == row["status"],
-                expected_at.is_(None)
-                if row["status_event_at"] is None
-                else expected_at == row["status_event_at"],
-            )
-        )
-        .values(**values)
-    )
-    if result.rowcount != 1:
-        raise StatusRaced(pid)
+    return values
 
 
 async def when_case_assigned_show_assignment(conn: AsyncConnection, event: CaseAssigned) -> None:

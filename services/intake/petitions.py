@@ -7,7 +7,7 @@ import hashlib
 import re
 import secrets
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -392,112 +392,149 @@ def _aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC)
 
 
+def _assigned(event: CaseAssigned) -> PublicUpdate:
+    vi, en = holder_label(event.rung)
+    return PublicUpdate(
+        kind="assigned",
+        status="assigned",
+        message_vi=f"Phản ánh đã được giao cho {vi}.",
+        message_en=f"The petition was assigned to {en}.",
+        deadline=("set", _aware(event.due_at)),
+        rung=event.rung,
+    )
+
+
+def _accepted(_: CaseAccepted) -> PublicUpdate:
+    return PublicUpdate(
+        kind="in_progress",
+        status="in_progress",
+        message_vi="Cán bộ đã nhận xử lý phản ánh.",
+        message_en="A member has taken the petition on.",
+    )
+
+
+def _resolved(event: CaseResolved) -> PublicUpdate:
+    return PublicUpdate(
+        kind="resolved",
+        status="resolved",
+        message_vi="Phản ánh đã được giải quyết. Vui lòng cho biết ý kiến của bạn.",
+        message_en="The petition was resolved. Please tell us whether it is settled.",
+        detail=event.explanation,
+        deadline=("set", None),
+    )
+
+
+def _reopened(_: CaseReopened) -> PublicUpdate:
+    return PublicUpdate(
+        kind="reopened",
+        status="reopened",
+        message_vi="Phản ánh được mở lại để tiếp tục xử lý.",
+        message_en="The petition was reopened for further work.",
+        deadline=("set", None),
+    )
+
+
+def _escalated(event: CaseEscalated) -> PublicUpdate:
+    why_vi, why_en = _ESCALATION_REASONS.get(event.reason, (event.reason, event.reason))
+    to_vi, to_en = holder_label(event.to_rung)
+    return PublicUpdate(
+        kind="escalated",
+        status="escalated",
+        message_vi=f"Phản ánh đã được chuyển lên {to_vi} ({why_vi}).",
+        message_en=f"The petition was passed up to {to_en} ({why_en}).",
+        rung=event.to_rung,
+    )
+
+
+def _closed(event: CaseClosed) -> PublicUpdate:
+    why_vi, why_en = _CLOSE_REASONS.get(event.reason, (event.reason, event.reason))
+    return PublicUpdate(
+        kind="closed",
+        status="closed",
+        message_vi=f"Phản ánh đã đóng ({why_vi}).",
+        message_en=f"The petition was closed ({why_en}).",
+        deadline=("set", None),
+    )
+
+
+def _question_asked(event: CaseQuestionAsked) -> PublicUpdate:
+    return PublicUpdate(
+        kind="question_asked",
+        status="waiting_for_resident",
+        message_vi="Cán bộ cần bạn bổ sung thông tin; thời hạn xử lý tạm dừng.",
+        message_en="The member needs more information from you; the deadline is paused.",
+        detail=event.question,
+    )
+
+
+def _resumed(event: CaseResumed) -> PublicUpdate:
+    if event.reason == "answered":
+        vi, en = "Đã nhận câu trả lời của bạn", "Your answer was received"
+    else:
+        vi, en = "Hết thời gian chờ bổ sung", "The wait for your answer ended"
+    return PublicUpdate(
+        kind="resumed",
+        status="in_progress",
+        message_vi=f"{vi}; phản ánh tiếp tục được xử lý.",
+        message_en=f"{en}; work on the petition continues.",
+        deadline=("set", _aware(event.due_at)) if event.due_at else None,
+    )
+
+
+def _rejected(event: CaseRejected) -> PublicUpdate:
+    return PublicUpdate(
+        kind="rejected",
+        status="rejected",
+        message_vi="Phản ánh không được tiếp nhận xử lý. Lý do:",
+        message_en="The petition was not taken up. Reason:",
+        detail=event.reason,
+        deadline=("set", None),
+    )
+
+
+def _declined(event: CaseDeclined) -> PublicUpdate:
+    # No names and no comment: a member's words about their own handling are internal.
+    why_vi, why_en = _DECLINE_REASONS.get(event.reason_code, (event.reason_code, event.reason_code))
+    return PublicUpdate(
+        kind="declined",
+        status=None,
+        message_vi=f"Phản ánh được chuyển cho người phù hợp hơn ({why_vi}).",
+        message_en=f"The petition is being passed to someone better placed ({why_en}).",
+    )
+
+
+def _overdue_at_top(_: CaseOverdueAtTop) -> PublicUpdate:
+    return PublicUpdate(
+        kind="overdue_at_top",
+        status=None,
+        message_vi="Phản ánh đã quá hạn; lãnh đạo cấp cao nhất đang theo dõi.",
+        message_en="The petition is overdue; the highest leadership is following it.",
+        once=True,
+    )
+
+
+# What each routing event means to the resident. Events missing here (internal notes, and any
+# event this version does not know) are never shown.
+_PUBLIC_UPDATES: dict[type[Any], Callable[[Any], PublicUpdate]] = {
+    CaseAssigned: _assigned,
+    CaseAccepted: _accepted,
+    CaseResolved: _resolved,
+    CaseReopened: _reopened,
+    CaseEscalated: _escalated,
+    CaseClosed: _closed,
+    CaseQuestionAsked: _question_asked,
+    CaseResumed: _resumed,
+    CaseRejected: _rejected,
+    CaseDeclined: _declined,
+    CaseOverdueAtTop: _overdue_at_top,
+}
+
+
 def public_update(event: CaseEvent) -> PublicUpdate | None:
     """Translate a routing event into the resident's view; None for events residents never see
     (internal notes, and any event this version does not know)."""
-    match event:
-        case CaseAssigned():
-            vi, en = holder_label(event.rung)
-            return PublicUpdate(
-                kind="assigned",
-                status="assigned",
-                message_vi=f"Phản ánh đã được giao cho {vi}.",
-                message_en=f"The petition was assigned to {en}.",
-                deadline=("set", _aware(event.due_at)),
-                rung=event.rung,
-            )
-        case CaseAccepted():
-            return PublicUpdate(
-                kind="in_progress",
-                status="in_progress",
-                message_vi="Cán bộ đã nhận xử lý phản ánh.",
-                message_en="A member has taken the petition on.",
-            )
-        case CaseResolved():
-            return PublicUpdate(
-                kind="resolved",
-                status="resolved",
-                message_vi="Phản ánh đã được giải quyết. Vui lòng cho biết ý kiến của bạn.",
-                message_en="The petition was resolved. Please tell us whether it is settled.",
-                detail=event.explanation,
-                deadline=("set", None),
-            )
-        case CaseReopened():
-            return PublicUpdate(
-                kind="reopened",
-                status="reopened",
-                message_vi="Phản ánh được mở lại để tiếp tục xử lý.",
-                message_en="The petition was reopened for further work.",
-                deadline=("set", None),
-            )
-        case CaseEscalated():
-            why_vi, why_en = _ESCALATION_REASONS.get(event.reason, (event.reason, event.reason))
-            to_vi, to_en = holder_label(event.to_rung)
-            return PublicUpdate(
-                kind="escalated",
-                status="escalated",
-                message_vi=f"Phản ánh đã được chuyển lên {to_vi} ({why_vi}).",
-                message_en=f"The petition was passed up to {to_en} ({why_en}).",
-                rung=event.to_rung,
-            )
-        case CaseClosed():
-            why_vi, why_en = _CLOSE_REASONS.get(event.reason, (event.reason, event.reason))
-            return PublicUpdate(
-                kind="closed",
-                status="closed",
-                message_vi=f"Phản ánh đã đóng ({why_vi}).",
-                message_en=f"The petition was closed ({why_en}).",
-                deadline=("set", None),
-            )
-        case CaseQuestionAsked():
-            return PublicUpdate(
-                kind="question_asked",
-                status="waiting_for_resident",
-                message_vi="Cán bộ cần bạn bổ sung thông tin; thời hạn xử lý tạm dừng.",
-                message_en="The member needs more information from you; the deadline is paused.",
-                detail=event.question,
-            )
-        case CaseResumed():
-            if event.reason == "answered":
-                vi, en = "Đã nhận câu trả lời của bạn", "Your answer was received"
-            else:
-                vi, en = "Hết thời gian chờ bổ sung", "The wait for your answer ended"
-            return PublicUpdate(
-                kind="resumed",
-                status="in_progress",
-                message_vi=f"{vi}; phản ánh tiếp tục được xử lý.",
-                message_en=f"{en}; work on the petition continues.",
-                deadline=("set", _aware(event.due_at)) if event.due_at else None,
-            )
-        case CaseRejected():
-            return PublicUpdate(
-                kind="rejected",
-                status="rejected",
-                message_vi="Phản ánh không được tiếp nhận xử lý. Lý do:",
-                message_en="The petition was not taken up. Reason:",
-                detail=event.reason,
-                deadline=("set", None),
-            )
-        case CaseDeclined():
-            # No names and no comment: a member's words about their own handling are internal.
-            why_vi, why_en = _DECLINE_REASONS.get(
-                event.reason_code, (event.reason_code, event.reason_code)
-            )
-            return PublicUpdate(
-                kind="declined",
-                status=None,
-                message_vi=f"Phản ánh được chuyển cho người phù hợp hơn ({why_vi}).",
-                message_en=f"The petition is being passed to someone better placed ({why_en}).",
-            )
-        case CaseOverdueAtTop():
-            return PublicUpdate(
-                kind="overdue_at_top",
-                status=None,
-                message_vi="Phản ánh đã quá hạn; lãnh đạo cấp cao nhất đang theo dõi.",
-                message_en="The petition is overdue; the highest leadership is following it.",
-                once=True,
-            )
-    return None
+    translate = _PUBLIC_UPDATES.get(type(event))
+    return translate(event) if translate is not None else None
 
 
 def supersedes(

@@ -14,6 +14,7 @@ import structlog
 from faststream import AckPolicy
 from faststream.nats import ConsumerConfig, JStream, NatsBroker, NatsMessage, PullSub
 from nats.aio.msg import Msg
+from nats.js.errors import NotFoundError
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -307,7 +308,7 @@ class Consumers:
     If the batch fails, its messages are handled one by one, each in its own transaction, so
     one bad message cannot hold back the others: a failing one is retried with a delay
     (`nak(delay)`) up to `max_deliver` deliveries, then recorded in `dead_letters` and
-    terminated. A body that cannot be parsed is dead-lettered at once: retrying cannot fix it.
+    terminated, in that order: while the record cannot be written it keeps coming back. A body that cannot be parsed is dead-lettered at once: retrying cannot fix it.
     Messages no handler wants are acknowledged and skipped.
     """
 
@@ -358,6 +359,23 @@ class Consumers:
 
         self._after_commit = both
 
+    async def reconcile(self) -> None:
+        """Bring a durable consumer made by an earlier version (which let the server stop
+        redelivering at `max_deliver`) to an unlimited server-side count: see `_park`."""
+        if not self._subscribed:
+            return
+        js = self._broker.config.connection_state.stream
+        try:
+            info = await js.consumer_info(self._stream.name, self.durable)
+        except NotFoundError:
+            return
+        if info.config.max_deliver in (None, -1):
+            return
+        config = info.config
+        config.max_deliver = -1
+        await js.add_consumer(self._stream.name, config=config)
+        log.info("consumer_reconciled", consumer=self.durable, max_deliver=-1)
+
     def add(self, event_type: type[E], handler: Handler[E], *, name: str | None = None) -> None:
         """Handle `event_type` with `handler`; `name` (default: the handler's) keys its inbox."""
         key = f"{self.service}-{name or handler.__name__.replace('_', '-')}"
@@ -387,7 +405,10 @@ class Consumers:
             pull_sub=PullSub(batch_size=self._batch_size, timeout=self._fetch_timeout_s),
             config=ConsumerConfig(
                 durable_name=self.durable,
-                max_deliver=self._max_deliver,
+                # Unlimited on the server: at our own `max_deliver` the message is parked in
+                # `dead_letters` and terminated, and only once that row is committed (`_park`).
+                # A server-side limit would drop it silently when that write fails.
+                max_deliver=-1,
                 ack_wait=60,
                 max_ack_pending=10_000,
             ),
@@ -461,15 +482,9 @@ class Consumers:
                 self.stats.ignored += 1
                 await d.raw.ack()
             elif d.parse_error is not None:
-                await self._dead_letter(
-                    d.registrations[0].name,
-                    d.subject,
-                    None,
-                    d.raw.data,
-                    d.parse_error,
-                    d.deliveries,
+                await self._park(
+                    d, consumer=d.registrations[0].name, event_id=None, error=d.parse_error
                 )
-                await d.raw.term()
         if not wanted:
             return
         if len(wanted) == 1:
@@ -570,20 +585,49 @@ class Consumers:
         error = f"{type(exc).__name__}: {exc}"
         if d.deliveries >= self._max_deliver:
             bound.error("message_dead_lettered", deliveries=d.deliveries, error=error)
-            await self._dead_letter(
-                ",".join(r.name for r in d.registrations),
-                d.subject,
-                d.event.event_id,
-                d.raw.data,
-                error,
-                d.deliveries,
+            await self._park(
+                d,
+                consumer=",".join(r.name for r in d.registrations),
+                event_id=d.event.event_id,
+                error=error,
             )
-            await d.raw.term()
             return
-        delay = self._backoff[min(d.deliveries - 1, len(self._backoff) - 1)]
+        delay = self._delay(d.deliveries)
         bound.warning("message_retry", deliveries=d.deliveries, delay_s=delay, error=error)
         self.stats.retried += 1
         await d.raw.nak(delay=delay)
+
+    def _delay(self, deliveries: int) -> float:
+        return self._backoff[min(deliveries - 1, len(self._backoff) - 1)]
+
+    async def _park(
+        self, d: _Delivery, *, consumer: str, event_id: uuid.UUID | None, error: str
+    ) -> None:
+        """Record the message in `dead_letters`, then terminate it; never the other way round.
+
+        The server redelivers without limit (`max_deliver=-1`): the count that parks is ours.
+        So when the dead-letter row cannot be written (the database that failed the handler is
+        usually still down), the message is nak'ed with the longest delay and comes back: it
+        is handled when the database returns, or parked then. A terminated message that no
+        row records would be a petition lost for good.
+        """
+        try:
+            await self._dead_letter(consumer, d.subject, event_id, d.raw.data, error, d.deliveries)
+        except Exception as exc:
+            delay = self._backoff[-1]
+            log.error(
+                "dead_letter_write_failed",
+                consumer=self.durable,
+                subject=d.subject,
+                event_id=str(event_id) if event_id else None,
+                deliveries=d.deliveries,
+                retry_in_s=delay,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            await d.raw.nak(delay=delay)
+            return
+        self.stats.dead_lettered += 1
+        await d.raw.term()
 
     async def _dead_letter(
         self,
@@ -594,10 +638,26 @@ class Consumers:
         error: str,
         deliveries: int,
     ) -> None:
-        self.stats.dead_lettered += 1
+        """One parked row per message: a redelivery after a lost `term` finds it already
+        recorded (and still waiting for its retry) and adds no second row."""
+        dl = self._tables.dead_letters
         async with self._engine.begin() as conn:
+            if event_id is not None:
+                already = await conn.scalar(
+                    select(dl.c.id)
+                    .where(
+                        and_(
+                            dl.c.event_id == str(event_id),
+                            dl.c.consumer == consumer[:100],
+                            dl.c.retried_at.is_(None),
+                        )
+                    )
+                    .limit(1)
+                )
+                if already is not None:
+                    return
             await conn.execute(
-                insert(self._tables.dead_letters).values(
+                insert(dl).values(
                     consumer=consumer[:100],
                     subject=subject,
                     event_id=str(event_id) if event_id else None,

@@ -93,6 +93,7 @@ async def running(
         )
     await runtime.broker.start()
     await ensure_stream(runtime.broker, replicas=runtime.settings.stream_replicas)
+    await runtime.consumers.reconcile()
     runtime.relay.start()
     runtime.started = True
     log.info("service_started", nats=runtime.settings.nats_url)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import nats
 import pytest
+from nats.js.api import AckPolicy, ConsumerConfig
 from sqlalchemy import Column, MetaData, String, Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -210,6 +211,51 @@ async def test_failing_handler_is_retried_then_parked_and_retried_by_hand(
     assert await rt.consumers.retry_dead_letter(int(dl_id)) is False
 
 
+async def test_message_is_not_terminated_until_its_dead_letter_row_is_committed(
+    harness: Harness, nats_url: str
+) -> None:
+    """The dead-letter table is unavailable when the message runs out of deliveries (as when
+    the database that fails the handler is down): the message keeps coming back instead of
+    being terminated unrecorded, and is parked once the table can be written again."""
+    rt = harness.runtime
+    attempts: list[int] = []
+
+    async def failing(conn: AsyncConnection, event: PetitionSubmitted) -> None:
+        attempts.append(1)
+        raise RuntimeError("downstream unavailable")
+
+    async with rt.engine.begin() as conn:
+        await conn.run_sync(lambda sync: tables.dead_letters.drop(sync))
+    rt.consumers._backoff = (0.05,)
+    rt.consumers.add(PetitionSubmitted, failing)
+    await rt.broker.start()
+    await ensure_stream(rt.broker)
+    event = submitted()
+    nc = await nats.connect(nats_url)
+    await nc.jetstream().publish(
+        event.subject, event.to_json(), headers={"Nats-Msg-Id": str(event.event_id)}
+    )
+    await nc.close()
+
+    async def delivered_beyond_the_limit() -> bool:
+        return len(attempts) >= 6
+
+    await eventually(delivered_beyond_the_limit, what="deliveries beyond max_deliver")
+    assert rt.consumers.stats.dead_lettered == 0
+    async with rt.engine.begin() as conn:
+        await conn.run_sync(lambda sync: tables.dead_letters.create(sync))
+
+    async def parked() -> int:
+        return await harness.count(tables.dead_letters)
+
+    await eventually(parked, what="dead letter recorded once the table is back")
+    async with rt.engine.connect() as conn:
+        row = (await conn.execute(select(tables.dead_letters))).mappings().one()
+    assert row["event_id"] == str(event.event_id)
+    assert row["deliveries"] > 3
+    assert rt.consumers.stats.dead_lettered == 1
+
+
 async def test_unparseable_message_is_parked_at_once(harness: Harness, nats_url: str) -> None:
     rt = harness.runtime
 
@@ -230,3 +276,34 @@ async def test_unparseable_message_is_parked_at_once(harness: Harness, nats_url:
 
     await eventually(parked)
     assert rt.consumers.stats.retried == 0
+
+
+async def test_a_consumer_left_with_a_server_side_delivery_limit_is_brought_to_unlimited(
+    harness: Harness, nats_url: str
+) -> None:
+    """An earlier version let the server give up at `max_deliver`; after `reconcile` only the
+    consumer's own count (which parks the message before terminating it) stops deliveries."""
+    rt = harness.runtime
+
+    async def handled(conn: AsyncConnection, event: PetitionSubmitted) -> None:
+        return None
+
+    rt.consumers.add(PetitionSubmitted, handled)
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    await js.add_stream(name=PETITIONS_STREAM, subjects=["petitions.>"], duplicate_window=7200)
+    await js.add_consumer(
+        PETITIONS_STREAM,
+        ConsumerConfig(
+            durable_name=rt.consumers.durable,
+            filter_subject="petitions.>",
+            ack_policy=AckPolicy.EXPLICIT,
+            max_deliver=6,
+        ),
+    )
+    await rt.broker.start()
+    await ensure_stream(rt.broker)
+    await rt.consumers.reconcile()
+    info = await js.consumer_info(PETITIONS_STREAM, rt.consumers.durable)
+    await nc.close()
+    assert info.config.max_deliver == -1

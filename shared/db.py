@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import DateTime, TypeDecorator, event
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -77,6 +78,18 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A unit of work: commits when the block ends normally, rolls back on any exception."""
     async with engine.begin() as conn:
         yield conn
+
+
+# What a database that cannot be reached (refused, dropped, locked past the busy timeout,
+# unopenable) raises through SQLAlchemy: worth a retry later, unlike a constraint or a bug.
+OUTAGE_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """The database cannot be used right now: the same work may succeed once it is back."""
+    if isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 async def ping(engine: AsyncEngine, timeout: float = 2.0) -> bool:

@@ -36,7 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared.db import UtcDateTime, is_sqlite, utcnow
+from shared.db import UtcDateTime, is_database_outage, is_sqlite, utcnow
 from shared.events import Event
 from shared.events.base import STREAM_SUBJECT_PREFIX
 from shared.worker import Worker
@@ -583,6 +583,15 @@ class Consumers:
     async def _retry_or_park(self, bound: Any, d: _Delivery, exc: BaseException) -> None:
         assert d.event is not None
         error = f"{type(exc).__name__}: {exc}"
+        if is_database_outage(exc):
+            # Not the message's fault: it is neither parked nor dropped, whatever its count,
+            # and comes back at the slowest pace until the database answers (`/readyz` says
+            # not ready meanwhile).
+            delay = self._backoff[-1]
+            bound.warning("message_waits_for_database", deliveries=d.deliveries, delay_s=delay)
+            self.stats.retried += 1
+            await d.raw.nak(delay=delay)
+            return
         if d.deliveries >= self._max_deliver:
             bound.error("message_dead_lettered", deliveries=d.deliveries, error=error)
             await self._park(

@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import SESSION_COOKIE, InvalidTokenError, Staff, read_token
-from shared.db import ping
+from shared.db import OUTAGE_ERRORS, ping
 from shared.messaging import list_dead_letters
 from shared.runtime import Runtime
 
@@ -134,6 +134,8 @@ def install_problem_handlers(
     A domain exception may carry `problem_type` (a URN) and `extra` (more members)."""
     for exc_type, status in (errors or {}).items():
         app.add_exception_handler(exc_type, _domain_handler(status))
+    for outage in (*OUTAGE_ERRORS, ConnectionRefusedError):
+        app.add_exception_handler(outage, _database_outage)
 
     @app.exception_handler(ProblemError)
     async def _problem(_: Request, exc: ProblemError) -> JSONResponse:
@@ -162,6 +164,30 @@ def install_problem_handlers(
         return response
 
     app.add_middleware(_CatchAll)
+
+
+RETRY_AFTER_S = 5
+DATABASE_UNAVAILABLE = (
+    "Hệ thống tạm thời không lưu được, vui lòng thử lại sau ít phút / "
+    "The database is unavailable for a moment, please retry"
+)
+
+
+async def _database_outage(request: Request, _: Exception) -> Response:
+    """A database that cannot be reached is a 503 the client may retry, never a 500: problem
+    details for the API, a short bilingual page for the staff pages."""
+    headers = {"Retry-After": str(RETRY_AFTER_S)}
+    if request.url.path.startswith("/api/"):
+        response = problem(503, DATABASE_UNAVAILABLE, type_="urn:petitions:problem:unavailable")
+        response.headers.update(headers)
+        return response
+    return HTMLResponse(
+        '<!doctype html><html lang="vi"><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>503</title><p>{DATABASE_UNAVAILABLE}</p></html>",
+        status_code=503,
+        headers=headers,
+    )
 
 
 def _domain_handler(status: int) -> Callable[[Request, Exception], Any]:

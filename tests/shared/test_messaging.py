@@ -10,6 +10,7 @@ import nats
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig
 from sqlalchemy import Column, MetaData, String, Table, func, insert, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.events import PetitionSubmitted
@@ -254,6 +255,41 @@ async def test_message_is_not_terminated_until_its_dead_letter_row_is_committed(
     assert row["event_id"] == str(event.event_id)
     assert row["deliveries"] > 3
     assert rt.consumers.stats.dead_lettered == 1
+
+
+async def test_a_database_outage_never_parks_a_message_whatever_its_delivery_count(
+    harness: Harness, nats_url: str
+) -> None:
+    """Failures that mean "the database is down" are not the message's fault: past
+    `max_deliver` (3 here) it is still neither parked nor dropped, and is handled once the
+    database answers."""
+    rt = harness.runtime
+    attempts: list[int] = []
+
+    async def needs_database(conn: AsyncConnection, event: PetitionSubmitted) -> None:
+        attempts.append(1)
+        if len(attempts) <= 5:
+            raise OperationalError("INSERT", {}, Exception("database is locked"))
+        await conn.execute(insert(effects).values(event_id=str(event.event_id)))
+
+    rt.consumers._backoff = (0.05,)
+    rt.consumers.add(PetitionSubmitted, needs_database)
+    await rt.broker.start()
+    await ensure_stream(rt.broker)
+    event = submitted()
+    nc = await nats.connect(nats_url)
+    await nc.jetstream().publish(
+        event.subject, event.to_json(), headers={"Nats-Msg-Id": str(event.event_id)}
+    )
+    await nc.close()
+
+    async def applied() -> int:
+        return await harness.count(effects)
+
+    await eventually(applied, what="handled once the database answers")
+    assert len(attempts) == 6
+    assert await harness.count(tables.dead_letters) == 0
+    assert rt.consumers.stats.dead_lettered == 0
 
 
 async def test_unparseable_message_is_parked_at_once(harness: Harness, nats_url: str) -> None:

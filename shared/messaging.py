@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -196,27 +197,31 @@ class OutboxRelay:
         return len(done)
 
     async def _publish(self, rows: Sequence[Any]) -> tuple[list[int], dict[int, str]]:
+        """Publish a batch: petitions side by side, each petition's events one after the other
+        in commit order. When one fails, that petition's later events wait for the next batch,
+        so a consumer never sees `withdrawn` before the `submitted` it follows."""
         # nats-py's JetStream context under the broker's connection: the same PubAck, without
         # FastStream's per-message publish wrapper (measured 1.5x the rate for a batch).
         js = self._broker.config.connection_state.stream
-
-        async def one(row: Any) -> None:
-            await js.publish(
-                row.subject,
-                row.payload.encode(),
-                headers={"Nats-Msg-Id": row.event_id, "content-type": "application/json"},
-                stream=self._stream,
-                timeout=self._publish_timeout_s,
-            )
-
-        results = await asyncio.gather(*(one(r) for r in rows), return_exceptions=True)
         done: list[int] = []
         failed: dict[int, str] = {}
-        for row, result in zip(rows, results, strict=True):
-            if isinstance(result, BaseException):
-                failed[row.id] = f"{type(result).__name__}: {result}"
-            else:
+
+        async def in_order(chain: list[Any]) -> None:
+            for row in chain:
+                try:
+                    await js.publish(
+                        row.subject,
+                        row.payload.encode(),
+                        headers={"Nats-Msg-Id": row.event_id, "content-type": "application/json"},
+                        stream=self._stream,
+                        timeout=self._publish_timeout_s,
+                    )
+                except Exception as exc:
+                    failed[row.id] = f"{type(exc).__name__}: {exc}"
+                    return
                 done.append(row.id)
+
+        await asyncio.gather(*(in_order(chain) for chain in _by_petition(rows)))
         if failed:
             log.warning(
                 "outbox_publish_failed", failed=len(failed), sample=next(iter(failed.values()))
@@ -243,6 +248,18 @@ class OutboxRelay:
                 .where(self._outbox.c.published_at.is_(None))
             )
         return int(value or 0)
+
+
+def _by_petition(rows: Sequence[Any]) -> list[list[Any]]:
+    """The rows grouped by the petition their event is about, each group in outbox order."""
+    chains: dict[str, list[Any]] = {}
+    for row in rows:
+        try:
+            key = str(json.loads(row.payload)["petition_id"])
+        except (ValueError, KeyError, TypeError):
+            key = row.event_id
+        chains.setdefault(key, []).append(row)
+    return list(chains.values())
 
 
 @functools.cache

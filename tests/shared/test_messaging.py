@@ -112,6 +112,41 @@ async def test_relay_resumes_rows_left_unpublished_and_stream_drops_republished_
     assert len(msgs) == 1
 
 
+async def test_relay_keeps_each_petitions_events_in_commit_order_when_one_fails(
+    harness: Harness, nats_url: str
+) -> None:
+    """The first event of petition P cannot be published (its subject is outside the stream):
+    P's next event waits for it instead of overtaking it; another petition's event goes."""
+    rt = harness.runtime
+    first = submitted()
+    then = submitted(title="Bổ sung").model_copy(update={"petition_id": first.petition_id})
+    other = submitted()
+    async with rt.engine.begin() as conn:
+        await add_to_outbox(conn, tables.outbox, first, then, other)
+        await conn.execute(
+            tables.outbox.update()
+            .where(tables.outbox.c.event_id == str(first.event_id))
+            .values(subject="elsewhere.submitted.v1")
+        )
+    rt.relay._publish_timeout_s = 0.5
+    await rt.broker.start()
+    await ensure_stream(rt.broker)
+
+    assert await rt.relay.publish_pending() == 1
+    ids = [m.headers["Nats-Msg-Id"] for m in await stream_messages(nats_url, "petitions.>")]
+    assert ids == [str(other.event_id)]
+
+    async with rt.engine.begin() as conn:
+        await conn.execute(
+            tables.outbox.update()
+            .where(tables.outbox.c.event_id == str(first.event_id))
+            .values(subject=first.subject)
+        )
+    assert await rt.relay.publish_pending() == 2
+    ids = [m.headers["Nats-Msg-Id"] for m in await stream_messages(nats_url, "petitions.>")]
+    assert ids == [str(other.event_id), str(first.event_id), str(then.event_id)]
+
+
 async def test_relay_keeps_rows_while_nats_is_unreachable(
     database_url: str, tmp_path: object
 ) -> None:

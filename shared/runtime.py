@@ -3,6 +3,8 @@ and their start and stop in the web app's lifespan."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -82,25 +84,65 @@ def build_runtime(
     )
 
 
+# How long startup waits for NATS before opening the port anyway: long enough that a normal
+# start is complete when the app takes requests, short enough that residents are not kept
+# waiting by a bus that is down (their petitions go to the outbox meanwhile).
+NATS_GRACE_S = 5.0
+
+
+async def _connect(runtime: Runtime) -> None:
+    """Connect the broker (it retries for as long as NATS is unreachable), make sure of the
+    stream and the consumer, then start the relay: the service is then fully started."""
+    await runtime.broker.start()
+    pause = 0.5
+    while True:
+        try:
+            await ensure_stream(runtime.broker, replicas=runtime.settings.stream_replicas)
+            await runtime.consumers.reconcile()
+            break
+        except Exception as exc:
+            # JetStream not ready yet (a cluster electing its leader, say): try again.
+            log.warning("stream_not_ready", error=f"{type(exc).__name__}: {exc}", retry_s=pause)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 10.0)
+    runtime.relay.start()
+    runtime.started = True
+    log.info("service_started", nats=runtime.settings.nats_url)
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error("nats_connect_failed", error=f"{type(error).__name__}: {error}")
+
+
 @asynccontextmanager
 async def running(
     runtime: Runtime, *, migrations_dir: Path | None, migrate: bool
 ) -> AsyncIterator[Runtime]:
-    """Migrate (embedded mode), connect the broker, start consumers and the relay; undo on exit."""
+    """Migrate (embedded mode), connect the broker, start consumers and the relay; undo on exit.
+
+    With NATS unreachable the service starts anyway after `NATS_GRACE_S` and connects in the
+    background: intake takes petitions into its outbox, every service serves what its own
+    database holds, and `/readyz` says "not ready" until the bus is back.
+    """
     if migrate and migrations_dir is not None:
         await upgrade_async(
             migrations_dir, str(runtime.engine.url.render_as_string(hide_password=False))
         )
-    await runtime.broker.start()
-    await ensure_stream(runtime.broker, replicas=runtime.settings.stream_replicas)
-    await runtime.consumers.reconcile()
-    runtime.relay.start()
-    runtime.started = True
-    log.info("service_started", nats=runtime.settings.nats_url)
+    connecting = asyncio.create_task(_connect(runtime), name=f"{runtime.service}-connect")
+    await asyncio.wait({connecting}, timeout=NATS_GRACE_S)
+    if not connecting.done():
+        log.warning("nats_unreachable_starting_without_it", nats=runtime.settings.nats_url)
+        connecting.add_done_callback(_log_failure)
+    elif (error := connecting.exception()) is not None:
+        raise error
     try:
         yield runtime
     finally:
         runtime.started = False
+        connecting.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await connecting
         await runtime.relay.stop()
         await runtime.broker.stop()
         await runtime.engine.dispose()

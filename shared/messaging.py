@@ -50,6 +50,13 @@ E = TypeVar("E", bound=Event)
 DEFAULT_BACKOFF: tuple[float, ...] = (1.0, 2.0, 5.0, 15.0, 30.0, 60.0)
 
 
+class NotYet(Exception):
+    """A handler cannot apply this event before an earlier one about the same petition (a
+    withdrawal before the submission it withdraws, feedback before the resolution): the
+    message is kept, comes back after a pause and is applied then, in order. It is parked,
+    visibly, only if what it waits for never comes within `max_deliver` deliveries."""
+
+
 @dataclass(frozen=True)
 class MessagingTables:
     outbox: Table
@@ -606,6 +613,12 @@ class Consumers:
             # not ready meanwhile).
             delay = self._backoff[-1]
             bound.warning("message_waits_for_database", deliveries=d.deliveries, delay_s=delay)
+            self.stats.retried += 1
+            await d.raw.nak(delay=delay)
+            return
+        if isinstance(exc, NotYet) and d.deliveries < self._max_deliver:
+            delay = self._delay(d.deliveries)
+            bound.info("message_waits_for_earlier_event", deliveries=d.deliveries, delay_s=delay)
             self.stats.retried += 1
             await d.raw.nak(delay=delay)
             return

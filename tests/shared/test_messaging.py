@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.events import PetitionSubmitted
-from shared.messaging import add_to_outbox, messaging_tables
+from shared.messaging import NotYet, add_to_outbox, messaging_tables
 from shared.runtime import Runtime, build_runtime
 from shared.settings import CommonSettings
 from shared.streams import PETITIONS_STREAM, ensure_stream
@@ -325,6 +325,41 @@ async def test_a_database_outage_never_parks_a_message_whatever_its_delivery_cou
     assert len(attempts) == 6
     assert await harness.count(tables.dead_letters) == 0
     assert rt.consumers.stats.dead_lettered == 0
+
+
+async def test_an_event_that_arrives_before_the_one_it_follows_is_applied_after_it(
+    harness: Harness, nats_url: str
+) -> None:
+    """The stream holds a petition's second event before its first (as a relay retry can
+    leave them): the second is kept, not dropped, and applied once the first has been."""
+    rt = harness.runtime
+    applied: list[str] = []
+    first = submitted(title="first")
+    second = submitted(title="second").model_copy(update={"petition_id": first.petition_id})
+
+    async def in_order(conn: AsyncConnection, event: PetitionSubmitted) -> None:
+        if event.title == "second" and "first" not in applied:
+            raise NotYet("the first event of this petition is not applied yet")
+        applied.append(event.title)
+        await conn.execute(insert(effects).values(event_id=str(event.event_id)))
+
+    rt.consumers._backoff = (0.05,)
+    rt.consumers.add(PetitionSubmitted, in_order)
+    await rt.broker.start()
+    await ensure_stream(rt.broker)
+    nc = await nats.connect(nats_url)
+    for event in (second, first):
+        await nc.jetstream().publish(
+            event.subject, event.to_json(), headers={"Nats-Msg-Id": str(event.event_id)}
+        )
+    await nc.close()
+
+    async def both() -> bool:
+        return await harness.count(effects) == 2
+
+    await eventually(both, what="both events applied")
+    assert applied == ["first", "second"]
+    assert await harness.count(tables.dead_letters) == 0
 
 
 async def test_unparseable_message_is_parked_at_once(harness: Harness, nats_url: str) -> None:

@@ -9,21 +9,25 @@ import asyncio
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import uvicorn
+from click.testing import CliRunner
 from georeport import GeoReport
 from sqlalchemy import select
 
+from services.cli import main
 from services.intake.models import open311_keys, open311_requests
-from services.intake.open311.keys import hash_key
+from services.intake.open311.keys import active_key_id, hash_key
 from services.intake.open311.submission import title_from
 from shared.auth import Staff, issue_token
+from shared.db import create_engine
 from shared.embedded_nats import free_port
 from shared.events import PetitionSubmitted
-from shared.settings import DEMO_SECRET
+from shared.settings import DEMO_SECRET, normalise_database_url
 from tests.intake.conftest import Intake
 from tests.intake.test_status_view import assigned
 from tests.support import eventually
@@ -489,3 +493,40 @@ async def test_a_third_party_georeport_client_reads_what_it_and_others_created(
         await asyncio.to_thread(missing.get_service_request, "PA-0000-0000")
     started = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     assert await asyncio.to_thread(missing.get_service_requests, start_date=started) == []
+
+
+def test_an_administrator_issues_a_key_from_the_command_line(tmp_path: Path) -> None:
+    """`petitions open311 key create --client NAME` prints the key once; it works for POST
+    (the same hash), `list` never shows it, and `revoke` refuses it from then on."""
+    env = {"PETITIONS_INTAKE_DATABASE_URL": f"sqlite:///{tmp_path}/intake.db"}
+    runner = CliRunner()
+    created = runner.invoke(main, ["open311", "key", "create", "--client", "Ứng dụng"], env=env)
+    assert created.exit_code == 0, created.output
+    key = created.stdout.splitlines()[1]
+    assert key.startswith("o311_")
+    listed = runner.invoke(main, ["open311", "key", "list"], env=env)
+    assert listed.exit_code == 0, listed.output
+    assert "Ứng dụng" in listed.stdout
+    assert key not in listed.stdout
+    key_id = listed.stdout.split()[0]
+
+    async def stored() -> tuple[str | None, Any]:
+        engine = create_engine(normalise_database_url(env["PETITIONS_INTAKE_DATABASE_URL"]))
+        try:
+            async with engine.connect() as conn:
+                row = (await conn.execute(select(open311_keys))).mappings().one()
+            return await active_key_id(engine, key), row
+        finally:
+            await engine.dispose()
+
+    active, row = asyncio.run(stored())
+    assert active == key_id
+    assert row["key_hash"] == hash_key(key)
+    assert row["created_by"].startswith("cli:")
+    revoked = runner.invoke(main, ["open311", "key", "revoke", key_id], env=env)
+    assert revoked.exit_code == 0, revoked.output
+    assert asyncio.run(stored())[0] is None
+    unknown = runner.invoke(main, ["open311", "key", "revoke", "nope"], env=env)
+    assert unknown.exit_code == 1
+    blank = runner.invoke(main, ["open311", "key", "create", "--client", " "], env=env)
+    assert blank.exit_code == 1

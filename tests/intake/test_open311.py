@@ -175,6 +175,9 @@ async def test_services_and_their_definition_in_json_and_xml(intake: Intake) -> 
         assert "weather" in error
     georeport_errors(await intake.client.get(f"{BASE}/services.csv"), 400)
     georeport_errors(await intake.client.get(f"{BASE}/nothing.xml"), 404)
+    not_allowed = await intake.client.put(f"{BASE}/services.xml")
+    georeport_errors(not_allowed, 405)
+    assert not_allowed.headers["allow"] == "GET"
 
 
 async def test_administrators_issue_list_and_revoke_keys(intake: Intake) -> None:

@@ -80,7 +80,12 @@ def install(app: FastAPI) -> None:
     async def http(request: Request, exc: StarletteHTTPException) -> Response:
         if not is_open311(request):
             return await _delegate(http_elsewhere, request, exc)
-        return error_response(request, exc.status_code, _HTTP.get(exc.status_code, str(exc.detail)))
+        response = error_response(
+            request, exc.status_code, _HTTP.get(exc.status_code, str(exc.detail))
+        )
+        # 405 carries `Allow`, 401 `WWW-Authenticate`: keep what the exception says.
+        response.headers.update(exc.headers or {})
+        return response
 
     app.add_exception_handler(RequestValidationError, invalid)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, http)  # type: ignore[arg-type]

@@ -35,6 +35,17 @@ router = APIRouter(prefix=PREFIX, tags=["open311"])
 MAX_BODY_BYTES = 64 * 1024
 FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 _ERRORS = {"model": list[GeoReportError]}
+# Documented, not enforced by FastAPI: `queries.parse_query` checks them and says what is wrong
+# in GeoReport's words.
+_DATE_TIME = Query(
+    description="W3C (RFC 3339) with a time zone, e.g. 2026-01-01T00:00:00Z; "
+    "start_date and end_date at most 90 days apart",
+    json_schema_extra={"format": "date-time"},
+)
+_STATUS = Query(
+    description="open, closed, or open,closed",
+    json_schema_extra={"pattern": "^((open|closed)(,(open|closed))*)?$"},
+)
 
 
 async def read_form(request: Request) -> dict[str, str]:
@@ -128,9 +139,9 @@ async def list_requests(
     reader: ReaderKey,
     service_request_id: Annotated[str | None, Query(description="a comma list")] = None,
     service_code: Annotated[str | None, Query(description="a comma list")] = None,
-    start_date: Annotated[str | None, Query(description="W3C, e.g. 2026-01-01T00:00:00Z")] = None,
-    end_date: Annotated[str | None, Query(description="W3C, at most 90 days after")] = None,
-    status: Annotated[str | None, Query(description="open, closed or open,closed")] = None,
+    start_date: Annotated[str | None, _DATE_TIME] = None,
+    end_date: Annotated[str | None, _DATE_TIME] = None,
+    status: Annotated[str | None, _STATUS] = None,
     locale: str | None = None,
 ) -> Response:
     """Requests by id (a comma list, overriding every other argument), or those made within

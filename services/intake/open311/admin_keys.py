@@ -11,7 +11,7 @@ from shared.web import AdminStaff, ProblemError, problem_responses
 router = APIRouter(prefix="/api/v1/admin/open311/keys", tags=["admin"])
 
 
-@router.post("", status_code=201, responses=problem_responses(401, 403, 422))
+@router.post("", status_code=201, responses=problem_responses(400, 401, 403, 422))
 async def issue(body: IssueKey, staff: AdminStaff, runtime: AppRuntime) -> ApiKeyIssued:
     """A new key for one client; the key is in this answer only (intake keeps its hash)."""
     try:

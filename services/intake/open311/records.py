@@ -48,7 +48,6 @@ def _readable() -> Select[Any]:
         petitions.c.category_id,
         petitions.c.unit_id,
         petitions.c.description,
-        petitions.c.location,
         petitions.c.submitted_at,
         petitions.c.status_changed_at,
         petitions.c.due_at,

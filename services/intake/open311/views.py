@@ -90,7 +90,7 @@ def service_request(
         requested_datetime=row["submitted_at"],
         updated_datetime=row["status_changed_at"],
         expected_datetime=row["due_at"],
-        address=(row["address_string"] or row["location"]) if own else None,
+        address=row["address_string"] if own else None,
         address_id=row["address_id"] if own else None,
         zipcode=None,
         lat=row["lat"] if own else None,

@@ -7,10 +7,17 @@ after the shared edge. See docs/intake.md for the mapping and the rules.
 
 from fastapi import FastAPI
 
-from services.intake.open311 import admin_keys, edge, service_list, service_requests, tokens
+from services.intake.open311 import (
+    admin_keys,
+    discovery,
+    edge,
+    service_list,
+    service_requests,
+    tokens,
+)
 
 
 def install(app: FastAPI) -> None:
-    for module in (service_list, service_requests, tokens, admin_keys):
+    for module in (discovery, service_list, service_requests, tokens, admin_keys):
         app.include_router(module.router)
     edge.install(app)

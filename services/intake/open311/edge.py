@@ -18,7 +18,8 @@ from services.intake.open311 import render
 from services.intake.open311.errors import Open311Error
 from services.intake.open311.schemas import CreateForm, Format, GeoReportError
 
-PREFIX = "/open311/v2"
+ROOT = "/open311"
+PREFIX = f"{ROOT}/v2"
 _ERRORS_REF = {"type": "array", "items": {"$ref": "#/components/schemas/GeoReportError"}}
 _XML = {"schema": {"type": "string", "description": "The same content as XML (`.xml` suffix)"}}
 
@@ -48,7 +49,7 @@ def error_response(request: Request, status: int, *descriptions: str) -> Respons
 
 
 def is_open311(request: Request) -> bool:
-    return request.url.path.startswith(PREFIX + "/")
+    return request.url.path.startswith(ROOT + "/")
 
 
 def _describe(exc: RequestValidationError) -> list[str]:
@@ -106,7 +107,7 @@ def _document(app: FastAPI) -> None:
         components.setdefault("GeoReportError", GeoReportError.model_json_schema())
         components.setdefault("CreateForm", CreateForm.model_json_schema(by_alias=True))
         for path, operations in schema.get("paths", {}).items():
-            if path.startswith(PREFIX + "/"):
+            if path.startswith(ROOT + "/"):
                 for operation in operations.values():
                     _open311_responses(operation["responses"])
         app.openapi_schema = schema

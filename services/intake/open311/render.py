@@ -23,6 +23,8 @@ _ITEM = {
     "attributes": "attribute",
     "values": "value",
     "errors": "error",
+    "endpoints": "endpoint",
+    "formats": "format",
 }
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 

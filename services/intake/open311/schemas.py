@@ -82,6 +82,23 @@ class TokenAnswer(BaseModel):
     token: str
 
 
+class Endpoint(BaseModel):
+    specification: str
+    url: str
+    changeset: datetime
+    type: Literal["production", "test"]
+    formats: list[str]
+
+
+class Discovery(BaseModel):
+    """Open311's service discovery: which APIs this server speaks, where, in which formats."""
+
+    changeset: datetime
+    contact: str
+    key_service: str
+    endpoints: list[Endpoint]
+
+
 class GeoReportError(BaseModel):
     """One of GeoReport's errors; `code` is the HTTP status."""
 

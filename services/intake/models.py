@@ -51,7 +51,8 @@ petitions = Table(
     Column("correlation_id", String(36), nullable=False),
     # The resolution the resident may answer; feedback is derived from it.
     Column("resolution_event_id", String(36), nullable=True),
-    Column("submitted_at", UtcDateTime, nullable=False),
+    # Open311 lists requests by submission time, newest first.
+    Column("submitted_at", UtcDateTime, nullable=False, index=True),
     Column("created_at", UtcDateTime, nullable=False),
     # The holder's open question, while the resident may answer it (cleared by the answer or
     # by routing resuming the case).

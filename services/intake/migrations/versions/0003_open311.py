@@ -1,4 +1,5 @@
-"""Open311: API keys issued to GeoReport clients, and what a client sent beside a petition.
+"""Open311: API keys issued to GeoReport clients, what a client sent beside a petition, and an
+index on petitions.submitted_at for listing requests by date.
 
 Revision ID: 0003
 Revises: 0002
@@ -17,6 +18,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_index(op.f("ix_petitions_submitted_at"), "petitions", ["submitted_at"], unique=False)
     op.create_table(
         "open311_keys",
         sa.Column("id", sa.String(length=36), nullable=False),
@@ -60,3 +62,4 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_open311_requests_key_id"), table_name="open311_requests")
     op.drop_table("open311_requests")
     op.drop_table("open311_keys")
+    op.drop_index(op.f("ix_petitions_submitted_at"), table_name="petitions")

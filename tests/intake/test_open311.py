@@ -181,19 +181,19 @@ async def test_services_and_their_definition_in_json_and_xml(intake: Intake) -> 
 
 
 async def test_service_discovery_names_the_endpoint_and_its_formats(intake: Intake) -> None:
-    found = (await intake.client.get("/open311/discovery.json")).json()
+    found = (await intake.client.get(f"{BASE}/discovery.json")).json()
     assert set(found) == {"changeset", "contact", "key_service", "endpoints"}
     [endpoint] = found["endpoints"]
     assert endpoint["specification"] == "http://wiki.open311.org/GeoReport_v2"
     assert endpoint["url"] == f"http://intake.test{BASE}"
     assert endpoint["formats"] == ["text/xml", "application/json"]
-    tree = ET.fromstring((await intake.client.get("/open311/discovery.xml")).content)
+    tree = ET.fromstring((await intake.client.get(f"{BASE}/discovery.xml")).content)
     assert tree.tag == "discovery"
     assert [f.text for f in tree.findall("endpoints/endpoint/formats/format")] == [
         "text/xml",
         "application/json",
     ]
-    georeport_errors(await intake.client.get("/open311/discovery.yaml"), 400)
+    georeport_errors(await intake.client.get(f"{BASE}/discovery.yaml"), 400)
 
 
 async def test_administrators_issue_list_and_revoke_keys(intake: Intake) -> None:

@@ -1,4 +1,4 @@
-"""GET /open311/discovery.{json,xml}: Open311's service discovery file, which the
+"""GET discovery.{json,xml}: Open311's service discovery file, which the
 specification requires beside every GeoReport endpoint so clients find it and its formats."""
 
 from datetime import UTC, datetime
@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response
 
 from services.intake.deps import SettingsDep
 from services.intake.open311 import render
-from services.intake.open311.edge import PREFIX, ROOT
+from services.intake.open311.edge import PREFIX
 from services.intake.open311.render import XML_MEDIA_TYPE
 from services.intake.open311.schemas import Discovery, Endpoint, Format, GeoReportError
 
@@ -15,7 +15,7 @@ SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
 # When this endpoint's behaviour last changed; clients compare it to know they must re-read.
 CHANGESET = datetime(2026, 12, 1, tzinfo=UTC)
 
-router = APIRouter(prefix=ROOT, tags=["open311"])
+router = APIRouter(prefix=PREFIX, tags=["open311"])
 
 
 @router.get(

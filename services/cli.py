@@ -337,3 +337,84 @@ def _describe(summary: Any) -> str:
     else:
         return str(summary)
     return ", ".join(f"{k}={v}" for k, v in fields.items())
+
+
+@main.group()
+def open311() -> None:
+    """Open311 GeoReport: khóa API cho ứng dụng / API keys for client applications."""
+
+
+@open311.group("key")
+def open311_key() -> None:
+    """Khóa API của từng ứng dụng / one API key per client application."""
+
+
+def _with_intake_engine(work: Any) -> Any:
+    """Run `work(engine)` against intake's database, brought to the latest schema first."""
+    from shared.db import create_engine
+    from shared.migrate import upgrade
+    from shared.settings import normalise_database_url
+
+    settings, module = _load_settings("intake")
+    url = normalise_database_url(str(settings.database_url))
+    upgrade(_migrations_dir(module), url)
+
+    async def run() -> Any:
+        engine = create_engine(url)
+        try:
+            return await work(engine)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+@open311_key.command("create")
+@click.option("--client", required=True, help="Tên ứng dụng / the client application's name.")
+def open311_key_create(client: str) -> None:
+    """Issue a key for one client and print it: this is the only time it is shown (intake
+    keeps only its hash)."""
+    import getpass
+    from datetime import UTC, datetime
+
+    keys = importlib.import_module("services.intake.open311.keys")
+    try:
+        issued = _with_intake_engine(
+            lambda engine: keys.issue_key(
+                engine,
+                client=client,
+                created_by=f"cli:{getpass.getuser()}",
+                now=datetime.now(UTC),
+            )
+        )
+    except keys.InvalidClientName as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    click.echo(f"Khóa / key ({issued.client}, id {issued.id}):")
+    click.echo(issued.key)
+    click.echo("Chỉ hiển thị một lần / shown only this once.", err=True)
+
+
+@open311_key.command("list")
+def open311_key_list() -> None:
+    """Every key issued (by its prefix, never the key itself)."""
+    keys = importlib.import_module("services.intake.open311.keys")
+    for key in _with_intake_engine(keys.list_keys):
+        revoked = f" thu hồi / revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else ""
+        click.echo(f"{key.id}  {key.key_prefix}…  {key.client}{revoked}")
+
+
+@open311_key.command("revoke")
+@click.argument("key_id")
+def open311_key_revoke(key_id: str) -> None:
+    """Refuse a key from now on; what its client sent stays."""
+    from datetime import UTC, datetime
+
+    keys = importlib.import_module("services.intake.open311.keys")
+    done = _with_intake_engine(
+        lambda engine: keys.revoke_key(engine, key_id, now=datetime.now(UTC))
+    )
+    if done is None:
+        click.echo(f"Không có khóa này / no such key: {key_id}", err=True)
+        sys.exit(1)
+    click.echo(f"Đã thu hồi / revoked: {key_id}")

@@ -11,11 +11,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from services.intake import handlers
+from services.intake import handlers, open311
 from services.intake.api import api_router, database_unavailable
 from services.intake.catalog import load_catalog
 from services.intake.models import messaging
-from services.intake.open311 import georeport_error, open311_router
 from services.intake.rpc import register_contact_lookup
 from services.intake.settings import Settings
 from services.intake.web import pages_router
@@ -56,7 +55,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     install_service_edge(app, runtime, staff_secret=settings.secret_key.get_secret_value)
     app.include_router(api_router(runtime, catalog, settings.public_url))
     app.include_router(pages_router(runtime, catalog, settings.public_url))
-    app.include_router(open311_router(runtime, catalog, settings.public_url))
+    open311.install(app)
     install_outage_handler(app)
     return app
 
@@ -70,7 +69,9 @@ def install_outage_handler(app: FastAPI) -> None:
         if path.startswith("/api/"):
             return database_unavailable()
         if path.startswith("/open311/"):
-            return georeport_error(503, "Tạm thời gián đoạn / Unavailable, please retry")
+            return open311.edge.error_response(
+                request, 503, "Tạm thời gián đoạn / Unavailable, please retry"
+            )
         lang: Lang = "en" if request.cookies.get("lang") == "en" else "vi"
         return HTMLResponse(
             f'<!doctype html><html lang="{lang}"><meta charset="utf-8">'

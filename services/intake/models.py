@@ -7,6 +7,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Integer,
     MetaData,
@@ -50,7 +51,8 @@ petitions = Table(
     Column("correlation_id", String(36), nullable=False),
     # The resolution the resident may answer; feedback is derived from it.
     Column("resolution_event_id", String(36), nullable=True),
-    Column("submitted_at", UtcDateTime, nullable=False),
+    # Open311 lists requests by submission time, newest first.
+    Column("submitted_at", UtcDateTime, nullable=False, index=True),
     Column("created_at", UtcDateTime, nullable=False),
     # The holder's open question, while the resident may answer it (cleared by the answer or
     # by routing resuming the case).
@@ -120,3 +122,38 @@ idempotency_keys = Table(
 )
 
 messaging = messaging_tables(metadata)
+
+# Open311 clients: one row per API key an administrator issued; only the key's hash is kept.
+open311_keys = Table(
+    "open311_keys",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("client", String(100), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    # The key's first characters, so an administrator can tell keys apart without the key.
+    Column("key_prefix", String(16), nullable=False),
+    Column("created_by", String(100), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime, nullable=True),
+)
+
+# What a GeoReport client sent beside the petition (its structured location and photo link),
+# and which client sent it: only that client reads these back.
+open311_requests = Table(
+    "open311_requests",
+    metadata,
+    Column(
+        "petition_id",
+        String(36),
+        ForeignKey("petitions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("key_id", String(36), ForeignKey("open311_keys.id"), nullable=False, index=True),
+    # GeoReport's token: resolves to the request id (tokens/{token}); not a secret.
+    Column("token", String(64), nullable=False, unique=True),
+    Column("address_string", String(300), nullable=True),
+    Column("address_id", String(100), nullable=True),
+    Column("lat", Float, nullable=True),
+    Column("long", Float, nullable=True),
+    Column("media_url", String(2000), nullable=True),
+)

@@ -26,6 +26,10 @@ class Settings(CommonSettings):
     catalog_file: Path = Field(
         default=DEMO_CATALOG, validation_alias="PETITIONS_INTAKE_CATALOG_FILE"
     )
+    # Open311's `jurisdiction_id`: a client that names another jurisdiction is refused (404).
+    open311_jurisdiction_id: str | None = Field(
+        default=None, validation_alias="PETITIONS_INTAKE_OPEN311_JURISDICTION_ID"
+    )
     # End-to-end tests move every service's time together through this file.
     clock_file: str | None = Field(default=None, validation_alias="PETITIONS_CLOCK_FILE")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -115,6 +115,7 @@ async def submit_petition(
     now: datetime,
     public_url: str,
     idempotency_key: str | None = None,
+    also: Callable[[AsyncConnection, uuid.UUID], Awaitable[None]] | None = None,
 ) -> Receipt:
     """Store the petition, its contact and its first timeline line, and queue `PetitionSubmitted`,
     all in one transaction: an acknowledged petition is never lost and never unannounced.
@@ -123,6 +124,9 @@ async def submit_petition(
     first request's petition back (`replayed`), and one with a different submission is refused
     (`IdempotencyConflict`). Two requests racing with one key: the key's primary key lets one
     insert win; the other rolls back and replays it.
+
+    `also` adds the caller's own rows for the new petition (Open311's record of the client that
+    sent it) in the same transaction, so they exist exactly when the petition does.
     """
     fingerprint = submission_fingerprint(submission)
     for attempt in range(_UNIQUE_ATTEMPTS):
@@ -162,6 +166,8 @@ async def submit_petition(
                     if earlier is not None:
                         return earlier
                 await _insert_petition(conn, rows, event)
+                if also is not None:
+                    await also(conn, petition_id)
                 if key_row is not None:
                     await conn.execute(_INSERT_IDEMPOTENCY_KEY, key_row)
         except IntegrityError:

@@ -78,12 +78,14 @@ class PageKit:
         self,
         request: Request,
         name: str,
+        /,
         *,
         status: int = 200,
         here: str | None = None,
         **context: Any,
     ) -> HTMLResponse:
-        """The page `name` in the request's language, with a link to the other one."""
+        """The page `name` in the request's language, with a link to the other one. Only
+        `status` and `here` are not the template's own variables."""
         lang, remember = choose_language(request)
         other: Lang = "vi" if lang == "en" else "en"
 

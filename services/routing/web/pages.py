@@ -53,6 +53,7 @@ class Workspace:
         self,
         request: Request,
         name: str,
+        /,
         *,
         session: StaffSession | None = None,
         status: int = 200,

@@ -17,7 +17,7 @@ from services.intake.petitions import FieldError
 from services.intake.web.i18n import catalogue, field_label
 from shared.webkit.forms import FormRefused, parse_form, read_form
 from shared.webkit.i18n import Lang, choose_language
-from shared.webkit.pages import PageKit
+from shared.webkit.pages import PageKit, page_kit
 
 __all__ = ["parse_form"]
 
@@ -48,8 +48,7 @@ def refused_page(kit: PageKit, request: Request, exc: FormRefused) -> HTMLRespon
 
 def unavailable_page(request: Request) -> HTMLResponse:
     """The database cannot be reached: try again shortly (the app's outage handler)."""
-    kit: PageKit = request.app.state.webkit
-    return error_page(kit, request, 503, "unavailable_short")
+    return error_page(page_kit(request), request, 503, "unavailable_short")
 
 
 @dataclass(frozen=True)

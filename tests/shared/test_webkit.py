@@ -232,3 +232,8 @@ async def test_notify_pages_speak_vietnamese_first_and_english_when_asked(
     assert "lang=en" in en.headers["set-cookie"]
     browser = await get(notify, "/mail", headers={"accept-language": "en-US,en;q=0.9"})
     assert "Demo mailbox" in browser.text
+    # What is not there is a page too, in the reader's language.
+    missing = await get(notify, "/mail/00000001-nothing.eml?lang=en")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"].startswith("text/html")
+    assert "No such message." in missing.text

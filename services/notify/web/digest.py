@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
 from services.notify.deps import ConfigDep, PageStaff, SchedulerDep, SettingsDep
 from services.notify.models import digests
-from services.notify.web.pages import render
+from services.notify.web.pages import not_found, render
 from shared.web import AppRuntime
 from shared.webkit.pages import Pages
 
@@ -34,7 +34,7 @@ async def digest_page(
             await conn.execute(select(d.c.unit_id, d.c.content).where(d.c.id == digest_id))
         ).first()
     if row is None or not staff.may_see_unit(row.unit_id):
-        raise HTTPException(404, "Không có bản tổng hợp này / No such digest")
+        return not_found(kit, request, settings, staff, "no_digest")
     content = json.loads(row.content)
     return render(kit, request, settings, "digest.html", staff, digest=content, preview=False)
 
@@ -52,6 +52,6 @@ async def digest_preview(
     """The next meeting's digest as it stands now."""
     meeting = config.meetings.get(unit_id)
     if meeting is None or not staff.may_see_unit(unit_id):
-        raise HTTPException(404, "Đơn vị chưa có lịch họp / No meeting schedule for this unit")
+        return not_found(kit, request, settings, staff, "no_meeting")
     content = await scheduler.preview(unit_id, meeting)
     return render(kit, request, settings, "digest.html", staff, digest=content, preview=True)

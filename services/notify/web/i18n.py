@@ -97,6 +97,12 @@ TEXTS: Texts = {
     "col_subject": ("Tiêu đề", "Subject"),
     "col_date": ("Ngày", "Date"),
     "download_eml": ("Tải tệp .eml", "Download the .eml file"),
+    "no_petition": ("Không có phản ánh này.", "No such petition."),
+    "no_digest": ("Không có bản tổng hợp này.", "No such digest."),
+    "no_meeting": ("Đơn vị chưa có lịch họp.", "No meeting schedule for this unit."),
+    "no_mailbox": ("Không có hộp thư.", "There is no mailbox."),
+    "no_message": ("Không có thư này.", "No such message."),
+    "back_to_overview": ("Về trang tổng quan", "Back to the overview"),
 }
 
 

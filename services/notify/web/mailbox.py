@@ -4,12 +4,12 @@ production (it holds residents' addresses)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from services.notify.channels import mailbox_entries, read_mailbox_text
 from services.notify.deps import SettingsDep
-from services.notify.web.pages import mailbox_dir, render
+from services.notify.web.pages import mailbox_dir, not_found, render
 from shared.webkit.pages import Pages
 
 router = APIRouter(include_in_schema=False)
@@ -17,15 +17,19 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/mail", response_class=HTMLResponse)
 async def mailbox(request: Request, kit: Pages, settings: SettingsDep) -> HTMLResponse:
-    entries = mailbox_entries(mailbox_dir(settings))
+    directory = mailbox_dir(settings)
+    if directory is None:
+        return not_found(kit, request, settings, None, "no_mailbox")
+    entries = mailbox_entries(directory)
     return render(kit, request, settings, "mailbox.html", None, entries=entries)
 
 
 @router.get("/mail/{name}", response_class=HTMLResponse)
 async def mail(request: Request, name: str, kit: Pages, settings: SettingsDep) -> HTMLResponse:
-    found = read_mailbox_text(mailbox_dir(settings), name)
+    directory = mailbox_dir(settings)
+    found = read_mailbox_text(directory, name) if directory else None
     if found is None:
-        raise HTTPException(404, "Không có thư này / No such message")
+        return not_found(kit, request, settings, None, "no_message")
     headers, text = found
     return render(
         kit, request, settings, "message.html", None, mail_name=name, headers=headers, text=text
@@ -33,8 +37,8 @@ async def mail(request: Request, name: str, kit: Pages, settings: SettingsDep) -
 
 
 @router.get("/mail/{name}/raw")
-async def raw_mail(name: str, settings: SettingsDep) -> FileResponse:
+async def raw_mail(request: Request, name: str, kit: Pages, settings: SettingsDep) -> Response:
     directory = mailbox_dir(settings)
-    if read_mailbox_text(directory, name) is None:
-        raise HTTPException(404, "Không có thư này / No such message")
+    if directory is None or read_mailbox_text(directory, name) is None:
+        return not_found(kit, request, settings, None, "no_message")
     return FileResponse(directory / name, media_type="message/rfc822", filename=name)

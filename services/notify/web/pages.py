@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fastapi import HTTPException, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse
 
 from services.notify.settings import Settings
@@ -37,10 +37,8 @@ def mailbox_exists(settings: Settings) -> bool:
     return settings.embedded_mailbox and settings.env != "production"
 
 
-def mailbox_dir(settings: Settings) -> Path:
-    if not mailbox_exists(settings):
-        raise HTTPException(404, "Không có hộp thư / No mailbox")
-    return settings.mailbox_dir
+def mailbox_dir(settings: Settings) -> Path | None:
+    return settings.mailbox_dir if mailbox_exists(settings) else None
 
 
 def render(
@@ -50,6 +48,22 @@ def render(
     name: str,
     staff: Staff | None,
     /,
+    *,
+    status: int = 200,
     **context: Any,
 ) -> HTMLResponse:
-    return kit.render(request, name, staff=staff, mailbox=mailbox_exists(settings), **context)
+    """A page with the signed-in person and, where it exists, the demo mailbox in the
+    navigation."""
+    return kit.render(
+        request, name, status=status, staff=staff, mailbox=mailbox_exists(settings), **context
+    )
+
+
+def not_found(
+    kit: PageKit, request: Request, settings: Settings, staff: Staff | None, message_key: str
+) -> HTMLResponse:
+    """A 404 as a page in the reader's language, the same whether the thing does not exist or
+    this person may not see it."""
+    return render(
+        kit, request, settings, "not_found.html", staff, status=404, message_key=message_key
+    )

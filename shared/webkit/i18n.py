@@ -51,9 +51,6 @@ class Catalogue:
     def text(self, key: str, lang: Lang) -> str:
         return pick(self._texts[key], lang)
 
-    def __contains__(self, key: object) -> bool:
-        return key in self._texts
-
 
 def from_accept_language(header: str) -> Lang | None:
     """The first of our languages the browser prefers, by its quality values."""

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import Response
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from services.intake import handlers, open311
@@ -17,11 +17,12 @@ from services.intake.catalog import load_catalog
 from services.intake.models import messaging
 from services.intake.rpc import register_contact_lookup
 from services.intake.settings import Settings
-from services.intake.web import pages_router
-from services.intake.web.i18n import Lang, text
+from services.intake.web import form, tracking, tracking_actions
+from services.intake.web.pages import build_page_kit, unavailable_page
 from shared.clock import Clock, clock_from_env
 from shared.runtime import build_runtime, running
 from shared.web import install_service_edge
+from shared.webkit.pages import install_pages
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -54,7 +55,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.state.settings = settings
     install_service_edge(app, runtime, staff_secret=settings.secret_key.get_secret_value)
     app.include_router(api_router(runtime, catalog, settings.public_url))
-    app.include_router(pages_router(runtime, catalog, settings.public_url))
+    # The tracking token is in the URL: no page hands it to another site.
+    install_pages(app, build_page_kit(), referrer_policy="no-referrer")
+    for pages in (form.router, tracking.router, tracking_actions.router):
+        app.include_router(pages)
     open311.install(app)
     install_outage_handler(app)
     return app
@@ -72,14 +76,7 @@ def install_outage_handler(app: FastAPI) -> None:
             return open311.edge.error_response(
                 request, 503, "Tạm thời gián đoạn / Unavailable, please retry"
             )
-        lang: Lang = "en" if request.cookies.get("lang") == "en" else "vi"
-        return HTMLResponse(
-            f'<!doctype html><html lang="{lang}"><meta charset="utf-8">'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<p>{text('unavailable_short', lang)}</p></html>",
-            status_code=503,
-            headers={"Retry-After": "5"},
-        )
+        return unavailable_page(request)
 
     for exc_type in (OperationalError, InterfaceError, ConnectionRefusedError):
         app.add_exception_handler(exc_type, outage)

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from shared.clock import Clock
 from shared.runtime import build_runtime, running
 from shared.web import current_staff, install_service_edge
+from shared.webkit.pages import install_pages
 
 from .api import api_router
 from .channels import (
@@ -33,7 +34,8 @@ from .queueing import Queueing
 from .scheduled import Scheduler
 from .settings import Settings
 from .units import UnitCache
-from .web import install_sign_in_redirect, pages_router
+from .web import digest, mailbox, overview, petition
+from .web.pages import build_page_kit
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -149,7 +151,6 @@ def create_app(
         staff_secret=settings.secret_key.get_secret_value,
         ready_check=lambda: worker.running and scheduler.running,
     )
-    install_sign_in_redirect(app)
     app.include_router(
         api_router(
             engine=runtime.engine,
@@ -161,14 +162,7 @@ def create_app(
             unit_cache=unit_cache,
         )
     )
-    app.include_router(
-        pages_router(
-            engine=runtime.engine,
-            settings=settings,
-            config=config,
-            clock=runtime.clock,
-            scheduler=scheduler,
-            unit_cache=unit_cache,
-        )
-    )
+    install_pages(app, build_page_kit(), referrer_policy="same-origin")
+    for pages in (overview.router, petition.router, digest.router, mailbox.router):
+        app.include_router(pages)
     return app

@@ -18,19 +18,19 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any, Protocol
-from zoneinfo import ZoneInfo
 
 import aiosmtplib
 import httpx
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
 from markupsafe import escape
 
-LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+from shared.webkit.times import format_local, format_local_date
+
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 MAILBOX_NAME = re.compile(r"^[0-9]{8}-[a-z_]+\.eml$")
 LANGUAGES = ("vi", "en")
@@ -51,24 +51,6 @@ class PermanentDeliveryError(Exception):
     """The channel refused the message in a way a retry cannot change."""
 
 
-def local_time(value: datetime | str | None) -> str:
-    """`dd/mm/yyyy HH:MM` in Asia/Ho_Chi_Minh, how people here read a time."""
-    if value is None:
-        return ""
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment.astimezone(LOCAL_TZ).strftime("%d/%m/%Y %H:%M")
-
-
-def local_date(value: datetime | date | str | None) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value) if "T" in value else date.fromisoformat(value)
-    if isinstance(value, datetime):
-        value = value.astimezone(LOCAL_TZ).date()
-    return value.strftime("%d/%m/%Y")
-
-
 def _environment(*, html: bool) -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES_DIR),
@@ -79,8 +61,9 @@ def _environment(*, html: bool) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["local_time"] = local_time
-    env.filters["local_date"] = local_date
+    # The messages' templates say `local_time`; the format is the pages' one.
+    env.filters["local_time"] = format_local
+    env.filters["local_date"] = format_local_date
     return env
 
 

@@ -11,7 +11,9 @@ from services.notify.directory import Directory
 from services.notify.scheduled import Scheduler
 from services.notify.settings import Settings
 from services.notify.units import UnitCache
+from shared.auth import Staff
 from shared.web import AppRuntime
+from shared.webkit.session import OptionalSession, SignInRequired, sign_in_location, this_page
 
 
 def _settings(request: Request) -> Settings:
@@ -44,7 +46,23 @@ def _unit_cache(request: Request) -> UnitCache:
     return cache
 
 
+def _page_staff(request: Request, session: OptionalSession) -> Staff:
+    """The signed-in staff member on a page; anyone else is sent to routing's sign-in page,
+    which brings them back here (public URLs: behind a proxy the request's own host is not
+    the one the browser used)."""
+    if session is None:
+        settings = _settings(request)
+        raise SignInRequired(
+            sign_in_location(
+                f"{settings.routing_url.rstrip('/')}/signin",
+                settings.notify_url.rstrip("/") + this_page(request),
+            )
+        )
+    return session.staff
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
+PageStaff = Annotated[Staff, Depends(_page_staff)]
 ConfigDep = Annotated[NotifyConfig, Depends(_config)]
 DeliveryDep = Annotated[DeliveryWorker, Depends(_delivery)]
 SchedulerDep = Annotated[Scheduler, Depends(_scheduler)]
@@ -56,6 +74,7 @@ __all__ = [
     "ConfigDep",
     "DeliveryDep",
     "DirectoryDep",
+    "PageStaff",
     "SchedulerDep",
     "SettingsDep",
     "UnitCacheDep",

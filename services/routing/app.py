@@ -24,7 +24,8 @@ from services.routing.org import (
 from services.routing.rpc import register_member_lookup, register_unit_lookup
 from services.routing.scheduled import Sweep, tune_sqlite
 from services.routing.settings import Settings
-from services.routing.web import workspace_router
+from services.routing.web import absence, case, cases, signin
+from services.routing.web.pages import build_guard, build_page_kit
 from shared.clock import Clock, clock_from_env
 from shared.events import (
     EscalationRequested,
@@ -36,6 +37,7 @@ from shared.events import (
 from shared.migrate import upgrade_async
 from shared.runtime import Runtime, build_runtime, running
 from shared.web import current_staff, install_service_edge
+from shared.webkit.pages import install_pages
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -136,5 +138,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.state.actions = actions
     secret = settings.secret_key.get_secret_value
     app.include_router(build_router(actions, current_staff, secret=secret))
-    app.include_router(workspace_router(actions, settings))
+    app.state.guard = build_guard(settings)
+    # Same-origin referrers: a signed-in POST then carries our Origin, and nothing leaks to
+    # other sites; sign-in may send the browser on to another of our services.
+    install_pages(
+        app, build_page_kit(), referrer_policy="same-origin", form_origins=app.state.guard.origins
+    )
+    for pages in (signin.router, cases.router, case.router, absence.router):
+        app.include_router(pages)
     return app

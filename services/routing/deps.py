@@ -10,6 +10,14 @@ from services.routing.ladder import Ladder
 from services.routing.scheduled import Sweep
 from services.routing.settings import Settings
 from shared.web import AppRuntime
+from shared.webkit.forms import Guard
+from shared.webkit.session import (
+    OptionalSession,
+    SignInRequired,
+    StaffSession,
+    sign_in_location,
+    this_page,
+)
 
 
 def _actions(request: Request) -> CaseActions:
@@ -32,9 +40,32 @@ def _sweep(request: Request) -> Sweep:
     return sweep
 
 
+def _guard(request: Request) -> Guard:
+    guard: Guard = request.app.state.guard
+    return guard
+
+
+def _signed_in(request: Request, session: OptionalSession) -> StaffSession:
+    """A workspace page is for signed-in staff: anyone else signs in first and comes back."""
+    if session is None:
+        raise SignInRequired(sign_in_location("/signin", this_page(request)))
+    return session
+
+
 ActionsDep = Annotated[CaseActions, Depends(_actions)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 LadderDep = Annotated[Ladder, Depends(_ladder)]
 SweepDep = Annotated[Sweep, Depends(_sweep)]
+GuardDep = Annotated[Guard, Depends(_guard)]
+SignedIn = Annotated[StaffSession, Depends(_signed_in)]
 
-__all__ = ["ActionsDep", "AppRuntime", "LadderDep", "SettingsDep", "SweepDep"]
+__all__ = [
+    "ActionsDep",
+    "AppRuntime",
+    "GuardDep",
+    "LadderDep",
+    "OptionalSession",
+    "SettingsDep",
+    "SignedIn",
+    "SweepDep",
+]

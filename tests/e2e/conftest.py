@@ -93,8 +93,9 @@ def page() -> Iterator[Any]:
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        # A Vietnamese phone: its browser asks for Vietnamese (the pages read Accept-Language).
         context = browser.new_context(
-            viewport={"width": 390, "height": 844}, java_script_enabled=False
+            viewport={"width": 390, "height": 844}, java_script_enabled=False, locale="vi-VN"
         )
         yield context.new_page()
         context.close()

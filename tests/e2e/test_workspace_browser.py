@@ -99,3 +99,14 @@ def test_member_follows_the_email_link_accepts_and_resolves_on_a_phone(
             return bool(view["status"] == "resolved")
 
         eventually_sync(tracking_resolved, timeout=30, interval=0.2, what="tracking resolved")
+
+        # The same session opens notify's dashboard (cookies do not depend on the port), in
+        # Vietnamese first, and its switch turns that page, and the next ones, into English.
+        page.goto(f"{sqlite_stack.url('notify')}/")
+        expect(page.locator("h1")).to_have_text("Bảng điều khiển lãnh đạo")
+        page.click("a.lang")
+        expect(page.locator("h1")).to_have_text("Leadership dashboard")
+        expect(page.locator("html")).to_have_attribute("lang", "en")
+        page.screenshot(path=str(shots / "4-dashboard-english.png"), full_page=True)
+        page.goto(f"{routing}/cases")
+        expect(page.locator("h1")).to_have_text("My cases")

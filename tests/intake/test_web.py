@@ -120,7 +120,7 @@ async def test_tracking_page_shows_local_times_and_takes_feedback(intake: Intake
 
     page = await intake.client.get(f"/track/{token}")
     # 03:04 UTC is 10:04 in Asia/Ho_Chi_Minh.
-    assert "10:04 02/01/2030" in page.text
+    assert "02/01/2030 10:04" in page.text
     assert page.text.count("Giờ Việt Nam (UTC+7)") == 1
     assert "&lt;i&gt;xong&lt;/i&gt;" in page.text
     # The explanation comes first, then the question about it; "resolved" is the positive button.

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from services.notify.web import linkify
 from shared.events import CaseAssigned, CaseEscalated, PetitionSubmitted
+from shared.webkit.pages import linkify
 from tests.support import eventually
 
 from .conftest import (

@@ -587,7 +587,7 @@ async def test_meeting_digest_before_the_meeting_by_email_in_app_and_printable(
             "PA-A",
             "PA-B",
             "05/03/2025 19:30",
-            "window.print",
+            "lệnh In của trình duyệt",
         ):
             assert expected in page.text
         assert "PA-C" not in page.text
@@ -604,6 +604,6 @@ async def test_meeting_digest_before_the_meeting_by_email_in_app_and_printable(
         assert any(t.startswith("Digest before the Chi bộ ấp Mỹ Khánh 2 meeting") for t in titles)
         preview = await notify.http.get(f"/units/{unit}/digest", cookies=leader)
         assert preview.status_code == 200
-        assert "xem trước / preview" in preview.text
+        assert "(xem trước)" in preview.text
         assert (await notify.http.get(f"/units/{unit}/digest", cookies=outsider)).status_code == 404
         assert (await notify.http.get("/units/nowhere/digest", cookies=leader)).status_code == 404

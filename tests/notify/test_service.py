@@ -388,14 +388,15 @@ async def test_overview_and_mailbox_pages(nats_url: str, sqlite_url: str, tmp_pa
         page = await eventually(assigned_shown, what="the overview shows the latest status")
         assert page is not None
         assert "PA-2025-000123" in page
-        assert "Assigned" in page
+        english = await notify.http.get("/?lang=en", cookies=session("admin"))
+        assert "Assigned" in english.text
         assert "<script>alert(1)</script>" not in page
         assert "&lt;script&gt;" in page
         # 01:01 UTC is 08:01 in Asia/Ho_Chi_Minh.
         assert "03/03/2025 08:01" in page
 
         # The demo mailbox is open (development only, as it says).
-        box = await notify.http.get("/mail")
+        box = await notify.http.get("/mail?lang=en")
         assert box.status_code == 200
         assert "Development only" in box.text
         assert "lan@example.org" in box.text

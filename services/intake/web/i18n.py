@@ -1,13 +1,11 @@
-"""Page texts, Vietnamese first. A page speaks one language, its errors included; only the JSON
-API's problems carry both."""
+"""Page texts, Vietnamese first, merged over the kit's shared ones. A page speaks one language,
+its errors included; only the JSON API's problems carry both."""
 
 from __future__ import annotations
 
-from typing import Literal
+from shared.webkit.i18n import Catalogue, Lang, Texts, pick
 
-Lang = Literal["vi", "en"]
-
-TEXTS: dict[str, tuple[str, str]] = {
+TEXTS: Texts = {
     "site_title": ("Phản ánh, kiến nghị", "Petitions"),
     "form_heading": ("Gửi phản ánh, kiến nghị", "Send a petition"),
     "form_intro": (
@@ -31,7 +29,6 @@ TEXTS: dict[str, tuple[str, str]] = {
     ),
     "submit": ("Gửi phản ánh", "Send petition"),
     "errors_heading": ("Vui lòng sửa các lỗi sau:", "Please correct the following:"),
-    "switch_lang": ("English", "Tiếng Việt"),
     "submitted_banner": (
         "Đã gửi thành công. Hãy lưu mã số và liên kết này để theo dõi.",
         "Sent. Keep this reference and link to follow your petition.",
@@ -56,7 +53,6 @@ TEXTS: dict[str, tuple[str, str]] = {
         "No petition was found for this link.",
     ),
     "new_petition": ("Gửi phản ánh mới", "Send a new petition"),
-    "time_zone_note": ("Giờ Việt Nam (UTC+7)", "Vietnam time (UTC+7)"),
     "location_display": ("Địa điểm", "Location"),
     "holder": ("Người đang xử lý", "Handled by"),
     "resolution_heading": ("Kết quả xử lý", "How it was resolved"),
@@ -120,10 +116,6 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Nội dung quá dài. Vui lòng rút gọn rồi gửi lại.",
         "What you sent is too long. Please shorten it and send again.",
     ),
-    "wrong_media": (
-        "Trình duyệt đã gửi biểu mẫu theo cách không được hỗ trợ. Vui lòng quay lại và gửi lại.",
-        "Your browser sent the form in a way we do not support. Please go back and send again.",
-    ),
     "unavailable": (
         "Hệ thống đang tạm thời gián đoạn nên chưa lưu được phản ánh. Nội dung bạn nhập vẫn "
         "còn bên dưới; vui lòng bấm gửi lại sau ít phút.",
@@ -141,7 +133,7 @@ TEXTS: dict[str, tuple[str, str]] = {
 }
 
 # Short names of the form's fields, for the error summary ("Tiêu đề: không được để trống").
-FIELD_LABELS: dict[str, tuple[str, str]] = {
+FIELD_LABELS: Texts = {
     "unit_id": ("Nơi bạn sống", "Where you live"),
     "category_id": ("Lĩnh vực", "Category"),
     "title": ("Tiêu đề", "Title"),
@@ -159,11 +151,9 @@ FIELD_LABELS: dict[str, tuple[str, str]] = {
 }
 
 
-def text(key: str, lang: Lang) -> str:
-    vi, en = TEXTS[key]
-    return en if lang == "en" else vi
+def catalogue() -> Catalogue:
+    return Catalogue(TEXTS)
 
 
 def field_label(field: str, lang: Lang) -> str:
-    vi, en = FIELD_LABELS.get(field, (field, field))
-    return en if lang == "en" else vi
+    return pick(FIELD_LABELS.get(field, (field, field)), lang)

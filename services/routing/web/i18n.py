@@ -1,15 +1,13 @@
-"""Workspace texts, Vietnamese first. A page speaks one language; refusals show the other
-language's sentence beneath, as the staff API's problems carry both."""
+"""Workspace texts, Vietnamese first, merged over the kit's shared ones. A page speaks one
+language; refusals show the other language's sentence beneath, as the staff API's problems
+carry both."""
 
 from __future__ import annotations
 
-from typing import Literal
+from shared.webkit.i18n import Catalogue, Lang, Texts, pick
 
-Lang = Literal["vi", "en"]
-
-TEXTS: dict[str, tuple[str, str]] = {
+TEXTS: Texts = {
     "site_title": ("Cán bộ – Phản ánh, kiến nghị", "Staff – Petitions"),
-    "switch_lang": ("English", "Tiếng Việt"),
     "signin_heading": ("Đăng nhập cho cán bộ", "Staff sign-in"),
     "username": ("Tên đăng nhập", "Username"),
     "password": ("Mật khẩu", "Password"),
@@ -111,15 +109,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "open_ended": ("chưa hẹn ngày về", "no return date"),
     "bad_date": ("Ngày không hợp lệ.", "Invalid date."),
     "not_found": ("Không tìm thấy hồ sơ.", "No such case."),
-    "forbidden": (
-        "Yêu cầu bị từ chối: phiên làm việc đã hết hạn hoặc trang gửi từ nơi khác. Hãy tải "
-        "lại trang và thử lại.",
-        "Request refused: the session has expired or the form came from elsewhere. Reload "
-        "the page and try again.",
-    ),
-    "too_large": ("Nội dung gửi quá lớn.", "What was sent is too large."),
     "back_to_cases": ("Về danh sách hồ sơ", "Back to the cases"),
-    "time_zone_note": ("Giờ Việt Nam (UTC+7)", "Vietnam time (UTC+7)"),
     "by": ("bởi", "by"),
     "role_member": ("cán bộ", "member"),
     "role_leader": ("lãnh đạo", "leader"),
@@ -132,7 +122,7 @@ RUNG_WORDS: tuple[tuple[str, str], ...] = (
     ("Lãnh đạo phường, xã", "Ward or commune leadership"),
 )
 
-DECLINE_REASONS: dict[str, tuple[str, str]] = {
+DECLINE_REASONS: Texts = {
     "not_my_area": ("Không thuộc địa bàn tôi phụ trách", "Not my area"),
     "not_my_category": ("Không thuộc lĩnh vực tôi phụ trách", "Not my category"),
     "conflict_of_interest": ("Tôi có xung đột lợi ích", "Conflict of interest"),
@@ -140,7 +130,7 @@ DECLINE_REASONS: dict[str, tuple[str, str]] = {
     "away": ("Tôi vắng mặt", "I am away"),
 }
 
-HISTORY_WORDS: dict[str, tuple[str, str]] = {
+HISTORY_WORDS: Texts = {
     "submitted": ("Người dân gửi phản ánh", "Submitted by the resident"),
     "assigned": ("Giao hồ sơ", "Assigned"),
     "accepted": ("Nhận hồ sơ", "Accepted"),
@@ -161,13 +151,8 @@ HISTORY_WORDS: dict[str, tuple[str, str]] = {
 }
 
 
-def text(key: str, lang: Lang) -> str:
-    vi, en = TEXTS[key]
-    return en if lang == "en" else vi
-
-
-def pick(pair: tuple[str, str], lang: Lang) -> str:
-    return pair[1] if lang == "en" else pair[0]
+def catalogue() -> Catalogue:
+    return Catalogue(TEXTS)
 
 
 def rung_words(rung: int, lang: Lang) -> str:

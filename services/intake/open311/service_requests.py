@@ -3,7 +3,6 @@ and GET requests/{service_request_id}."""
 
 import secrets
 from typing import Annotated
-from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -29,11 +28,12 @@ from services.intake.open311.schemas import (
 )
 from services.intake.open311.submission import described, language, submission_from
 from services.intake.petitions import InvalidSubmission, validate_submission
+from shared.webkit import forms
 
 router = APIRouter(prefix=PREFIX, tags=["open311"])
 
 MAX_BODY_BYTES = 64 * 1024
-FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
+FORM_MEDIA_TYPE = forms.FORM_MEDIA_TYPE
 _ERRORS = {"model": list[GeoReportError]}
 # Documented, not enforced by FastAPI: `queries.parse_query` checks them and says what is wrong
 # in GeoReport's words.
@@ -50,23 +50,15 @@ _STATUS = Query(
 
 async def read_form(request: Request) -> dict[str, str]:
     """The form-encoded body (first value of each field), refused beyond MAX_BODY_BYTES
-    without reading the rest."""
-    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media != FORM_MEDIA_TYPE:
-        raise NotFormEncoded
-    too_large = BodyTooLarge(
-        f"Nội dung vượt quá {MAX_BODY_BYTES} byte / Body exceeds {MAX_BODY_BYTES} bytes"
-    )
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise too_large
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise too_large
-    fields = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
-    return {key: values[0] for key, values in fields.items()}
+    without reading the rest: the pages' reader, its refusals in GeoReport's terms."""
+    try:
+        return await forms.read_form(request, max_bytes=MAX_BODY_BYTES)
+    except forms.FormRefused as exc:
+        if exc.status == 413:
+            raise BodyTooLarge(
+                f"Nội dung vượt quá {MAX_BODY_BYTES} byte / Body exceeds {MAX_BODY_BYTES} bytes"
+            ) from None
+        raise NotFormEncoded from None
 
 
 @router.post(

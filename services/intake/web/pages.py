@@ -16,9 +16,6 @@ from services.intake.api import MAX_BODY_BYTES
 from services.intake.petitions import FieldError
 from services.intake.web.i18n import catalogue, field_label
 from shared.webkit.forms import FormRefused, read_form
-
-# Open311's form-encoded POST reads its body with the pages' parser (it imports it from here).
-from shared.webkit.forms import parse_form as parse_form
 from shared.webkit.i18n import Lang, choose_language
 from shared.webkit.pages import PageKit, page_kit
 

@@ -7,12 +7,13 @@ No `from __future__ import annotations` here: FastAPI must see the `Annotated` d
 and pydantic the models as objects rather than strings.
 """
 
+import re
 import uuid
 from datetime import date, datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from sqlalchemy import select
 
 from shared.auth import Staff
@@ -39,15 +40,29 @@ DEFAULT_RANGE_DAYS = 30
 ScopeId = Annotated[str, Path(min_length=1, max_length=100)]
 
 
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _calendar_day(value: object) -> object:
+    """A day as the document says, `YYYY-MM-DD`: not the Unix timestamps and other forms that
+    pydantic would also read as a date (`to=0` is a mistake, not 1 January 1970)."""
+    if isinstance(value, str) and not _DAY.fullmatch(value):
+        raise ValueError("expected a day as YYYY-MM-DD")
+    return value
+
+
+LocalDay = Annotated[date, BeforeValidator(_calendar_day)]
+
+
 class DateRange(BaseModel):
     """Local (Asia/Ho_Chi_Minh) days `from`..`to`, inclusive; the last 30 days by default."""
 
     model_config = ConfigDict(validate_by_name=True, validate_by_alias=True)
 
-    start: date | None = Field(
+    start: LocalDay | None = Field(
         default=None, alias="from", description="first local day, YYYY-MM-DD"
     )
-    end: date | None = Field(default=None, alias="to", description="last local day, YYYY-MM-DD")
+    end: LocalDay | None = Field(default=None, alias="to", description="last local day, YYYY-MM-DD")
 
 
 class UnitRange(DateRange):

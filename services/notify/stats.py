@@ -281,66 +281,75 @@ def _ended(facts: Facts, event: CaseClosed | CaseRejected | PetitionWithdrawn) -
             facts.closed_at = facts.closed_at or at
 
 
-def contributions(facts: Facts, zone: ZoneInfo) -> dict[str, Counters]:
-    """What this petition adds to each (scope, id, local day) counter row."""
-    out: dict[str, Counters] = {}
+class _Rows:
+    """Counter rows keyed `scope|id|local day`; each count goes to the member and their unit."""
 
-    def add(member_id: str | None, unit_id: str | None, at: datetime, **counts: int) -> None:
-        day = at.astimezone(zone).date().isoformat()
+    def __init__(self, zone: ZoneInfo) -> None:
+        self.zone = zone
+        self.rows: dict[str, Counters] = {}
+
+    def add(self, member_id: str | None, unit_id: str | None, at: datetime, **counts: int) -> None:
+        day = at.astimezone(self.zone).date().isoformat()
         for scope, scope_id in (("member", member_id), ("unit", unit_id)):
             if not scope_id:
                 continue
-            row = out.setdefault(f"{scope}|{scope_id}|{day}", {})
+            row = self.rows.setdefault(f"{scope}|{scope_id}|{day}", {})
             for name, value in counts.items():
                 if value:
                     row[name] = row.get(name, 0) + value
 
+
+def contributions(facts: Facts, zone: ZoneInfo) -> dict[str, Counters]:
+    """What this petition adds to each (scope, id, local day) counter row."""
+    out = _Rows(zone)
     submitted = facts.submitted_at
     if submitted and facts.origin_unit_id:
-        add(None, facts.origin_unit_id, submitted, received=1)
+        out.add(None, facts.origin_unit_id, submitted, received=1)
     for period in facts.rungs:
-        add(period.member_id, period.unit_id, period.assigned_at, assigned=1)
+        out.add(period.member_id, period.unit_id, period.assigned_at, assigned=1)
         if period.outcome == "escalated" and period.ended_at is not None:
-            add(
-                period.member_id,
-                period.unit_id,
-                period.ended_at,
-                escalated=1,
-                escalated_late=int(period.on_time is False),
+            late = int(period.on_time is False)
+            out.add(
+                period.member_id, period.unit_id, period.ended_at, escalated=1, escalated_late=late
             )
     if facts.first_response_at and facts.first_response_by:
         member_id, unit_id = facts.first_response_by
-        seconds = int((facts.first_response_at - submitted).total_seconds()) if submitted else 0
-        add(
+        seconds = _seconds_since(submitted, facts.first_response_at)
+        out.add(
             member_id,
             unit_id,
             facts.first_response_at,
             responded=1,
             response_n=int(submitted is not None),
-            response_s=max(seconds, 0),
+            response_s=seconds,
         )
     for r in facts.resolutions:
-        seconds = int((r.at - submitted).total_seconds()) if submitted else 0
-        add(
+        seconds = _seconds_since(submitted, r.at)
+        out.add(
             r.member_id,
             r.unit_id,
             r.at,
             resolved=1,
             resolved_on_time=int(r.on_time is True),
             resolution_n=int(submitted is not None),
-            resolution_s=max(seconds, 0),
+            resolution_s=seconds,
         )
         if r.reopened_at is not None:
-            add(r.member_id, r.unit_id, r.reopened_at, reopened=1)
+            out.add(r.member_id, r.unit_id, r.reopened_at, reopened=1)
     for f in facts.feedback:
-        add(
+        out.add(
             f.member_id,
             f.unit_id,
             f.at,
             satisfied=int(f.satisfied),
             unsatisfied=int(not f.satisfied),
         )
-    return {k: v for k, v in out.items() if v}
+    return {k: v for k, v in out.rows.items() if v}
+
+
+def _seconds_since(start: datetime | None, at: datetime) -> int:
+    """Whole seconds from `start` (0 when unknown, never negative: events may arrive late)."""
+    return max(int((at - start).total_seconds()), 0) if start else 0
 
 
 def difference(old: Mapping[str, Counters], new: Mapping[str, Counters]) -> dict[str, Counters]:

@@ -387,4 +387,3 @@ def test_a_range_is_local_days_up_to_today_and_refused_when_reversed_or_too_long
     # `to=0` is not 1 January 1970.
     with pytest.raises(ValidationError):
         DateRange.model_validate({"to": "0"})
-

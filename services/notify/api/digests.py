@@ -17,6 +17,7 @@ from shared.web import AppRuntime, CurrentStaff, problem_responses
 from ..errors import DigestNotFound
 from ..models import digests
 from .notifications import RowId
+from .openapi import operation_id
 
 
 class DigestItem(BaseModel):
@@ -62,7 +63,9 @@ class Digest(BaseModel):
     members: list[DigestMember]
 
 
-router = APIRouter(prefix="/api/v1/digests", tags=["digests"])
+router = APIRouter(
+    prefix="/api/v1/digests", tags=["digests"], generate_unique_id_function=operation_id
+)
 
 
 @router.get("/{digest_id}", responses=problem_responses(401, 404))

@@ -17,6 +17,7 @@ from shared.web import AppRuntime, CurrentStaff, problem_responses
 from .. import inbox
 from ..errors import MessageNotFound, NotAMember
 from .notifications import RowId
+from .openapi import links, operation_id
 
 
 class InboxMessage(BaseModel):
@@ -48,7 +49,7 @@ class InboxQuery(BaseModel):
     limit: int = Field(default=50, ge=1, le=200)
 
 
-router = APIRouter(prefix="/api/v1/inbox", tags=["inbox"])
+router = APIRouter(prefix="/api/v1/inbox", tags=["inbox"], generate_unique_id_function=operation_id)
 
 
 def member_of(staff: Staff) -> str:
@@ -57,7 +58,13 @@ def member_of(staff: Staff) -> str:
     return staff.member_id
 
 
-@router.get("", responses=problem_responses(401, 403))
+@router.get(
+    "",
+    responses={
+        **problem_responses(401, 403),
+        **links(read=("read_message", {"message_id": "$response.body#/messages/0/id"})),
+    },
+)
 async def my_inbox(
     staff: CurrentStaff, runtime: AppRuntime, query: Annotated[InboxQuery, Query()]
 ) -> Inbox:

@@ -18,6 +18,7 @@ from shared.web import AdminStaff, AppRuntime, problem_responses
 from ..deps import DeliveryDep
 from ..errors import NotificationNotFound, NotificationNotRetryable
 from ..models import notifications
+from .openapi import links, operation_id
 
 NotificationStatus = Literal["queued", "failed", "sent", "skipped", "dead"]
 # Row ids are 64-bit on PostgreSQL: a larger number names no row and is refused as invalid.
@@ -79,10 +80,21 @@ class RetriedNotification(BaseModel):
     status: Literal["queued"] = "queued"
 
 
-router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
+router = APIRouter(
+    prefix="/api/v1/notifications", tags=["notifications"], generate_unique_id_function=operation_id
+)
 
 
-@router.get("", responses=problem_responses(401, 403))
+@router.get(
+    "",
+    responses={
+        **problem_responses(401, 403),
+        **links(
+            retry=("retry_notification", {"notification_id": "$response.body#/0/id"}),
+            timeline=("petition_timeline", {"petition_id": "$response.body#/0/petition_id"}),
+        ),
+    },
+)
 async def list_notifications(
     _: AdminStaff, runtime: AppRuntime, query: Annotated[NotificationFilter, Query()]
 ) -> list[LoggedNotification]:

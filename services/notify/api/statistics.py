@@ -32,6 +32,7 @@ from ..errors import (
 )
 from ..models import petition_facts
 from ..stats import petition_report, scope_totals
+from .openapi import operation_id
 
 # Statistics cover at most this many days per request.
 MAX_RANGE_DAYS = 3660
@@ -146,7 +147,9 @@ class PetitionFigures(BaseModel):
     rungs: list[RungReport]
 
 
-router = APIRouter(prefix="/api/v1/stats", tags=["statistics"])
+router = APIRouter(
+    prefix="/api/v1/stats", tags=["statistics"], generate_unique_id_function=operation_id
+)
 
 
 def date_range(query: DateRange, *, today: date) -> tuple[date, date]:

@@ -22,6 +22,7 @@ from ..access import may_see_petition
 from ..errors import PetitionNotFound
 from ..models import notifications, timeline
 from .notifications import LOG_COLUMNS, Delivery
+from .openapi import links, operation_id
 
 
 class TimelineEvent(BaseModel):
@@ -42,10 +43,18 @@ class Timeline(BaseModel):
     deliveries: list[Delivery]
 
 
-router = APIRouter(prefix="/api/v1/petitions", tags=["timelines"])
+router = APIRouter(
+    prefix="/api/v1/petitions", tags=["timelines"], generate_unique_id_function=operation_id
+)
 
 
-@router.get("/{petition_id}/timeline", responses=problem_responses(401, 404))
+@router.get(
+    "/{petition_id}/timeline",
+    responses={
+        **problem_responses(401, 404),
+        **links(statistics=("petition_stats", {"petition_id": "$response.body#/petition_id"})),
+    },
+)
 async def petition_timeline(
     petition_id: uuid.UUID, staff: CurrentStaff, runtime: AppRuntime
 ) -> Timeline:

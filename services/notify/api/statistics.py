@@ -81,17 +81,17 @@ class Figures(BaseModel):
     received: int = Field(description="petitions from residents of the unit")
     assigned: int
     responded: int = Field(description="first responses (accept, question or resolution)")
-    response_n: int
-    response_s: int
+    response_n: int = Field(description="first responses whose submission time is known")
+    response_s: int = Field(description="their seconds from submission, summed")
     resolved: int
     resolved_on_time: int
-    resolution_n: int
-    resolution_s: int
+    resolution_n: int = Field(description="resolutions whose submission time is known")
+    resolution_s: int = Field(description="their seconds from submission, summed")
     escalated: int
     escalated_late: int = Field(description="escalations because the deadline passed")
-    reopened: int
-    satisfied: int
-    unsatisfied: int
+    reopened: int = Field(description="resolutions the resident reopened")
+    satisfied: int = Field(description="residents who said it was settled")
+    unsatisfied: int = Field(description="residents who said it was not")
     resolved_late: int
     on_time_rate: float | None
     avg_first_response_s: float | None
@@ -163,7 +163,7 @@ def date_range(query: DateRange, *, today: date) -> tuple[date, date]:
     return start, end
 
 
-@router.get("/units/{unit_id}", responses=problem_responses(401, 403, 503))
+@router.get("/units/{unit_id}", responses=problem_responses(401, 403, 422, 503))
 async def unit_stats(
     unit_id: ScopeId,
     staff: CurrentStaff,
@@ -191,7 +191,7 @@ async def unit_stats(
     )
 
 
-@router.get("/members/{member_id}", responses=problem_responses(401, 403, 503))
+@router.get("/members/{member_id}", responses=problem_responses(401, 403, 422, 503))
 async def member_stats(
     member_id: ScopeId,
     staff: CurrentStaff,

@@ -131,10 +131,27 @@ class RungReport(BaseModel):
     verdict: Literal["on_time", "late", "in_progress"] | None
 
 
+# A petition's status as its events tell it (`stats.replay`); `unknown` until the submission
+# itself has arrived.
+PetitionStatus = Literal[
+    "unknown",
+    "submitted",
+    "assigned",
+    "accepted",
+    "waiting_for_resident",
+    "resolved",
+    "escalated",
+    "reopened",
+    "closed",
+    "rejected",
+    "withdrawn",
+]
+
+
 class PetitionFigures(BaseModel):
     petition_id: uuid.UUID
     reference: str | None
-    status: str
+    status: PetitionStatus
     unit_id: str | None
     member_id: str | None
     rung: int | None

@@ -88,7 +88,17 @@ def petition_events(now: datetime) -> list[Event]:
     ]
 
 
+# The khóm meets weekly and its digest goes out up to a week before: one is due at any time.
+CHANNELS = f"""
+batching: {{window_minutes: 0}}
+meetings:
+  {UNIT}: {{name: Chi bộ khóm Thới An A, weekday: 0, at: "19:00", digest_hours_before: 168}}
+"""
+
+
 def notify_env(nats_url: str, var_dir: Path, port: int) -> dict[str, str]:
+    channels = var_dir / "channels.yaml"
+    channels.write_text(CHANNELS, encoding="utf-8")
     return {
         **os.environ,
         "PETITIONS_ENV": "test",
@@ -100,7 +110,8 @@ def notify_env(nats_url: str, var_dir: Path, port: int) -> dict[str, str]:
         "PETITIONS_MAIL_DIR": str(var_dir / "mail"),
         "PETITIONS_NOTIFY_DATABASE_URL": f"sqlite+aiosqlite:///{var_dir / 'notify.db'}",
         "PETITIONS_NOTIFY_WEBHOOK_SECRET": WEBHOOK_SECRET,
-        "PETITIONS_NOTIFY_BATCH_WINDOW_MINUTES": "0",
+        "PETITIONS_NOTIFY_CHANNELS_FILE": str(channels),
+        "PETITIONS_NOTIFY_SCHEDULE_POLL_S": "0.5",
         "PETITIONS_NOTIFY_CONTACT_LOOKUP_TIMEOUT_S": "2",
         "PETITIONS_LOG_LEVEL": "WARNING",
     }
@@ -133,8 +144,9 @@ def started(
 
 @pytest.fixture(scope="module")
 async def notify(started: Notify, nats_server: EmbeddedNats) -> AsyncIterator[Notify]:
-    """notify ready, with one petition taken in (submitted, assigned, accepted, resolved), and
-    routing's and intake's look-ups answered over NATS as those services answer them."""
+    """notify ready, with one petition taken in (submitted, assigned, accepted, resolved) and
+    the khóm's meeting digest made, and routing's and intake's look-ups answered over NATS as
+    those services answer them."""
     nc = await nats.connect(nats_server.url)
     try:
         async with (
@@ -173,6 +185,11 @@ async def notify(started: Notify, nats_server: EmbeddedNats) -> AsyncIterator[No
                 return answer.status_code == 200 and len(answer.json()["events"]) == 4
 
             await eventually(taken_in, timeout=30, what="the petition's events taken in")
+
+            async def digest_made() -> bool:
+                return (await http.get("/api/v1/digests/1", headers=admin)).status_code == 200
+
+            await eventually(digest_made, timeout=30, what="the khóm's meeting digest")
             yield started
     finally:
         await nc.close()
@@ -239,6 +256,7 @@ KNOWN = [
     ("/api/v1/notifications", "GET", {}, {"status": "sent"}),
     ("/api/v1/inbox", "GET", {}, {}),
     ("/api/v1/inbox/unread-count", "GET", {}, {}),
+    ("/api/v1/digests/{digest_id}", "GET", {"digest_id": "1"}, {}),
 ]
 
 

@@ -24,6 +24,8 @@ import pytest
 import schemathesis
 from nats.js.errors import NotFoundError
 
+from services.notify.app import ERRORS
+from services.notify.errors import NotifyError
 from shared.embedded_nats import EmbeddedNats, free_port
 from shared.events import CaseAccepted, CaseAssigned, CaseResolved, Event, PetitionSubmitted
 from shared.streams import PETITIONS_STREAM
@@ -278,3 +280,8 @@ async def test_full_answers_match_their_schemas(
         case.call_and_validate, headers={"Authorization": f"Bearer {bearer(role)}"}
     )
     assert response.status_code == 200, response.text
+
+
+def test_every_refusal_has_its_status() -> None:
+    """A refusal missing from the one mapping would reach people as a 500."""
+    assert set(NotifyError.__subclasses__()) == set(ERRORS)

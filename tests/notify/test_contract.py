@@ -174,7 +174,10 @@ async def notify(started: Notify, nats_server: EmbeddedNats) -> AsyncIterator[No
                 except httpx.TransportError:
                     return False
 
-            await eventually(ready, timeout=60, what=f"notify ready (log: {started.log})")
+            try:
+                await eventually(ready, timeout=60, what="notify ready")
+            except AssertionError:
+                pytest.fail(f"notify did not start:\n{started.log.read_text(errors='replace')}")
             js = nc.jetstream()
             for event in petition_events(datetime.now(UTC).replace(microsecond=0)):
                 await js.publish(
@@ -220,7 +223,9 @@ async def test_every_operation_keeps_its_contract(
     notify: Notify, role: str, tmp_path: Path
 ) -> None:
     command = [
-        str(Path(sys.executable).with_name("schemathesis")),
+        sys.executable,
+        "-m",
+        "schemathesis.cli",
         "--config-file",
         str(CONFIG),
         "--no-color",

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI
 
 from shared.clock import Clock
-from shared.runtime import build_runtime, running
-from shared.web import current_staff, install_service_edge
+from shared.runtime import Runtime, build_runtime, running
+from shared.web import install_service_edge
 from shared.webkit.pages import install_pages
 
-from .api import api_router
+from .api import ROUTERS
 from .channels import (
     EMAIL_CHANNEL,
     Channel,
@@ -28,16 +29,45 @@ from .channels import (
 from .config import NotifyConfig, load_config, refuse_unsafe
 from .delivery import DeliveryWorker
 from .directory import Directory
+from .errors import (
+    DigestNotFound,
+    InvalidDateRange,
+    MemberNotVisible,
+    MessageNotFound,
+    NotAMember,
+    NotificationNotFound,
+    NotificationNotRetryable,
+    PetitionNotFound,
+    RoutingUnavailable,
+    UnitNotVisible,
+    UnitTreeUnavailable,
+)
 from .handlers import register_handlers
 from .models import tables
 from .queueing import Queueing
 from .scheduled import Scheduler
 from .settings import Settings
+from .stats import ResolutionTracker
 from .units import UnitCache
 from .web import digest, mailbox, overview, petition
 from .web.pages import build_page_kit
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+# notify's refusals and the HTTP status each is answered with: the one place they are mapped.
+ERRORS: dict[type[Exception], int] = {
+    PetitionNotFound: 404,
+    NotificationNotFound: 404,
+    MessageNotFound: 404,
+    DigestNotFound: 404,
+    NotAMember: 403,
+    UnitNotVisible: 403,
+    MemberNotVisible: 403,
+    NotificationNotRetryable: 409,
+    InvalidDateRange: 422,
+    UnitTreeUnavailable: 503,
+    RoutingUnavailable: 503,
+}
 
 
 def mail_transport(settings: Settings) -> MailTransport:
@@ -73,10 +103,21 @@ def build_channels(settings: Settings, config: NotifyConfig, clock: Clock) -> di
     return channels
 
 
-def create_app(
-    settings: Settings, *, clock: Clock | None = None, config: NotifyConfig | None = None
-) -> FastAPI:
-    """`config` defaults to the channels file from settings (raises `ChannelsFileError`)."""
+@dataclass(frozen=True)
+class Parts:
+    """What one notify app is made of, built by `build_parts` and held by the app."""
+
+    runtime: Runtime
+    config: NotifyConfig
+    directory: Directory
+    unit_cache: UnitCache
+    worker: DeliveryWorker
+    scheduler: Scheduler
+
+
+def effective_config(settings: Settings, config: NotifyConfig | None) -> NotifyConfig:
+    """The channels file (or `config`), with the batching window the environment may set, and
+    refused when unsafe for production."""
     config = config or load_config(settings.channels_file)
     if settings.batch_window_minutes is not None:
         batching = config.batching.model_copy(
@@ -88,6 +129,12 @@ def create_app(
         production=settings.env == "production",
         weak_webhook_secret=settings.webhook_secret_is_weak,
     )
+    return config
+
+
+def build_parts(settings: Settings, config: NotifyConfig, clock: Clock | None) -> Parts:
+    """The runtime, the consumers and their handlers, the delivery worker and the scheduler:
+    everything stateful, made here and nowhere at import."""
     runtime = build_runtime(
         service="notify",
         settings=settings,
@@ -102,7 +149,6 @@ def create_app(
         routing_url=settings.routing_url,
     )
     directory = Directory(runtime.broker, timeout_s=settings.contact_lookup_timeout_s)
-    unit_cache = UnitCache(directory)
     worker = DeliveryWorker(
         engine=runtime.engine,
         directory=directory,
@@ -118,50 +164,50 @@ def create_app(
         poll_s=settings.schedule_poll_s,
         after_commit=worker.wake,
     )
-    register_handlers(runtime, queueing)
+    register_handlers(runtime, queueing, ResolutionTracker(zone=config.zone))
     runtime.consumers.also_after_commit(worker.wake)
+    return Parts(runtime, config, directory, UnitCache(directory), worker, scheduler)
+
+
+def create_app(
+    settings: Settings, *, clock: Clock | None = None, config: NotifyConfig | None = None
+) -> FastAPI:
+    """`config` defaults to the channels file from settings (raises `ChannelsFileError`)."""
+    parts = build_parts(settings, effective_config(settings, config), clock)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         async with running(
-            runtime, migrations_dir=MIGRATIONS_DIR, migrate=settings.migrate_on_start
+            parts.runtime, migrations_dir=MIGRATIONS_DIR, migrate=settings.migrate_on_start
         ):
-            worker.start()
-            scheduler.start()
+            parts.worker.start()
+            parts.scheduler.start()
             try:
                 yield
             finally:
-                await scheduler.stop()
-                await worker.stop()
+                await parts.scheduler.stop()
+                await parts.worker.stop()
 
     app = FastAPI(
         title="Petitions notify",
         description="Dòng thời gian, thông báo, thống kê / Timelines, notifications, statistics",
         lifespan=lifespan,
     )
-    app.state.delivery = worker
-    app.state.scheduler = scheduler
-    app.state.config = config
+    app.state.delivery = parts.worker
+    app.state.scheduler = parts.scheduler
+    app.state.config = parts.config
     app.state.settings = settings
-    app.state.directory = directory
-    app.state.unit_cache = unit_cache
+    app.state.directory = parts.directory
+    app.state.unit_cache = parts.unit_cache
     install_service_edge(
         app,
-        runtime,
+        parts.runtime,
         staff_secret=settings.secret_key.get_secret_value,
-        ready_check=lambda: worker.running and scheduler.running,
+        errors=ERRORS,
+        ready_check=lambda: parts.worker.running and parts.scheduler.running,
     )
-    app.include_router(
-        api_router(
-            engine=runtime.engine,
-            clock=runtime.clock,
-            zone=config.zone,
-            current_staff=current_staff,
-            wake_delivery=worker.wake,
-            directory=directory,
-            unit_cache=unit_cache,
-        )
-    )
+    for router in ROUTERS:
+        app.include_router(router)
     install_pages(app, build_page_kit(), referrer_policy="same-origin")
     for pages in (overview.router, petition.router, digest.router, mailbox.router):
         app.include_router(pages)

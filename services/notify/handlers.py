@@ -17,15 +17,17 @@ from .access import record_access
 from .models import timeline
 from .notifications import plan_notifications
 from .queueing import Queueing, insert_ignoring, queue_planned
-from .stats import Facts, refresh_petition
+from .statements import Statements
+from .stats import Facts, ResolutionTracker
 from .timeline import kind_of, summarise
 
 
-async def append_to_timeline(conn: AsyncConnection, event: Event) -> bool:
+async def append_to_timeline(conn: AsyncConnection, statements: Statements, event: Event) -> bool:
     """The history of a petition is its events; one row per event id, whatever the redeliveries."""
     summary = summarise(event)
     return await insert_ignoring(
         conn,
+        statements,
         timeline,
         {
             "petition_id": str(event.petition_id),
@@ -51,15 +53,13 @@ def reference_context(facts: Facts) -> dict[str, Any]:
 
 
 def when_event_received_record_timeline_update_stats_and_queue_notifications(
-    q: Queueing,
+    q: Queueing, tracker: ResolutionTracker
 ) -> Callable[[AsyncConnection, Event], Awaitable[None]]:
     async def handle(conn: AsyncConnection, event: Event) -> None:
         petition_id = str(event.petition_id)
-        await append_to_timeline(conn, event)
+        await append_to_timeline(conn, q.statements, event)
         await record_access(conn, event)
-        facts = await refresh_petition(
-            conn, petition_id, zone=q.config.zone, now=q.clock.now(), event=event
-        )
+        facts = await tracker.refresh(conn, petition_id, now=q.clock.now(), event=event)
         for planned in plan_notifications(event, facts):
             await queue_planned(
                 conn,
@@ -74,9 +74,9 @@ def when_event_received_record_timeline_update_stats_and_queue_notifications(
     return handle
 
 
-def register_handlers(runtime: Runtime, q: Queueing) -> None:
+def register_handlers(runtime: Runtime, q: Queueing, tracker: ResolutionTracker) -> None:
     """One durable consumer per event type (`notify-timeline-<kind>`), so a backlog or a poison
     message of one type never holds up the others."""
-    handler = when_event_received_record_timeline_update_stats_and_queue_notifications(q)
+    handler = when_event_received_record_timeline_update_stats_and_queue_notifications(q, tracker)
     for event_type in CATALOGUE.values():
         runtime.consumers.add(event_type, handler, name=f"timeline-{kind_of(event_type)}")

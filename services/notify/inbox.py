@@ -10,6 +10,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .models import staff_inbox
 
+# What a member reads of an in-app message (the row also holds its idempotency key).
+MESSAGE_FIELDS = (
+    "id",
+    "petition_id",
+    "template",
+    "title_vi",
+    "title_en",
+    "body_vi",
+    "body_en",
+    "link",
+    "created_at",
+    "read_at",
+)
+
 
 async def unread_count(engine: AsyncEngine, member_id: str) -> int:
     s = staff_inbox
@@ -31,21 +45,7 @@ async def messages(
         query = query.where(s.c.read_at.is_(None))
     async with engine.connect() as conn:
         rows = (await conn.execute(query.order_by(s.c.id.desc()).limit(limit))).mappings().all()
-    return [
-        {
-            "id": r["id"],
-            "petition_id": r["petition_id"],
-            "template": r["template"],
-            "title_vi": r["title_vi"],
-            "title_en": r["title_en"],
-            "body_vi": r["body_vi"],
-            "body_en": r["body_en"],
-            "link": r["link"],
-            "created_at": r["created_at"].isoformat(),
-            "read_at": r["read_at"].isoformat() if r["read_at"] else None,
-        }
-        for r in rows
-    ]
+    return [{name: r[name] for name in MESSAGE_FIELDS} for r in rows]
 
 
 async def mark_read(

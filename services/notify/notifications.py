@@ -124,28 +124,7 @@ def plan_notifications(event: Event, facts: Facts | None = None) -> list[Planned
         case CaseClosed():
             return [_resident("case_closed", reason=event.reason, reason_text="")]
         case CaseEscalated():
-            vi, en = ESCALATION_REASONS.get(event.reason, (event.reason, event.reason))
-            planned = [
-                _resident(
-                    "case_escalated", to_rung=event.to_rung, reason_vi=vi, reason_en=en, **case
-                )
-            ]
-            previous = event.from_member_id or (
-                facts.holder_before(event.occurred_at) if facts else None
-            )
-            if previous:
-                planned.append(
-                    _member(
-                        previous,
-                        "case_taken_away",
-                        reason="escalated",
-                        to_rung=event.to_rung,
-                        reason_vi=vi,
-                        reason_en=en,
-                        **case,
-                    )
-                )
-            return planned
+            return _plan_escalated(event, case, facts)
         case CaseAssigned():
             return _plan_assigned(event, case, facts)
         case CaseReminderDue():
@@ -165,18 +144,50 @@ def plan_notifications(event: Event, facts: Facts | None = None) -> list[Planned
                 return []
             return [_member(resolver, "case_reopened", comment=event.comment or "", **case)]
         case CaseOverdueAtTop():
-            return [
-                _member(
-                    member_id,
-                    "overdue_at_top",
-                    rung=event.rung,
-                    due_at=event.due_at.isoformat(),
-                    day=event.day,
-                    **case,
-                )
-                for member_id in dict.fromkeys(event.member_ids)
-            ]
+            return _plan_overdue_at_top(event, case)
     return []
+
+
+def _plan_escalated(
+    event: CaseEscalated, case: dict[str, str], facts: Facts | None
+) -> list[PlannedNotification]:
+    """The resident hears where their petition went; the member it was taken from, that it
+    left them."""
+    vi, en = ESCALATION_REASONS.get(event.reason, (event.reason, event.reason))
+    planned = [
+        _resident("case_escalated", to_rung=event.to_rung, reason_vi=vi, reason_en=en, **case)
+    ]
+    previous = event.from_member_id or (facts.holder_before(event.occurred_at) if facts else None)
+    if previous:
+        planned.append(
+            _member(
+                previous,
+                "case_taken_away",
+                reason="escalated",
+                to_rung=event.to_rung,
+                reason_vi=vi,
+                reason_en=en,
+                **case,
+            )
+        )
+    return planned
+
+
+def _plan_overdue_at_top(
+    event: CaseOverdueAtTop, case: dict[str, str]
+) -> list[PlannedNotification]:
+    """Every leader at the top rung, once each, however often routing lists them."""
+    return [
+        _member(
+            member_id,
+            "overdue_at_top",
+            rung=event.rung,
+            due_at=event.due_at.isoformat(),
+            day=event.day,
+            **case,
+        )
+        for member_id in dict.fromkeys(event.member_ids)
+    ]
 
 
 def _plan_assigned(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,6 +26,7 @@ from .notifications import (
     idempotency_key,
     quiet_until,
 )
+from .statements import Statements
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class Queueing:
     templates: Templates
     clock: Clock
     routing_url: str
+    statements: Statements = field(default_factory=Statements)
 
     def case_link(self, case_id: str | None) -> str:
         base = self.routing_url.rstrip("/")
@@ -43,21 +45,22 @@ class Queueing:
 
 
 async def insert_ignoring(
-    conn: AsyncConnection, table: Table, values: Mapping[str, Any], *, unique: str
+    conn: AsyncConnection,
+    statements: Statements,
+    table: Table,
+    values: Mapping[str, Any],
+    *,
+    unique: str,
 ) -> bool:
     """Insert unless a row with the same `unique` column exists; True when a row was added."""
-    key = (conn.dialect.name, table.name, unique)
-    stmt = _IGNORING.get(key)
-    if stmt is None:
-        # Built once and executed with parameters: constructing a statement per row cost more
-        # than running it.
-        insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
-        stmt = _IGNORING[key] = insert(table).on_conflict_do_nothing(index_elements=[unique])
+
+    def build(dialect: str) -> Any:
+        insert = sqlite_insert if dialect == "sqlite" else pg_insert
+        return insert(table).on_conflict_do_nothing(index_elements=[unique])
+
+    stmt = statements.get(conn, f"insert-ignoring:{table.name}:{unique}", build)
     result = await conn.execute(stmt, dict(values))
     return bool(result.rowcount)
-
-
-_IGNORING: dict[tuple[str, str, str], Any] = {}
 
 
 async def release_time(
@@ -139,6 +142,7 @@ async def queue_on_channel(
     context = {**planned.context, "recipient_name": planned.recipient_name}
     return await insert_ignoring(
         conn,
+        q.statements,
         notifications,
         {
             "idempotency_key": key,
@@ -186,6 +190,7 @@ async def add_in_app(
     content = render(q.templates, planned.template, full)
     added = await insert_ignoring(
         conn,
+        q.statements,
         staff_inbox,
         {
             "member_id": planned.recipient_ref,
@@ -202,27 +207,44 @@ async def add_in_app(
         unique="idempotency_key",
     )
     if added:
-        await insert_ignoring(
-            conn,
-            notifications,
-            {
-                "idempotency_key": key,
-                "petition_id": petition_id,
-                "event_id": transition[:36],
-                "recipient_kind": planned.recipient_kind,
-                "recipient_ref": planned.recipient_ref,
-                "channel": IN_APP,
-                "template": planned.template,
-                "context": "{}",
-                "status": "sent",
-                "attempts": 1,
-                "next_attempt_at": now,
-                "created_at": now,
-                "sent_at": now,
-            },
-            unique="idempotency_key",
+        await _log_in_app(
+            conn, q, key=key, petition_id=petition_id, transition=transition, planned=planned
         )
     return added
+
+
+async def _log_in_app(
+    conn: AsyncConnection,
+    q: Queueing,
+    *,
+    key: str,
+    petition_id: str | None,
+    transition: str,
+    planned: PlannedNotification,
+) -> None:
+    """An in-app copy's line in the delivery log: sent when written, in one attempt."""
+    now = q.clock.now()
+    await insert_ignoring(
+        conn,
+        q.statements,
+        notifications,
+        {
+            "idempotency_key": key,
+            "petition_id": petition_id,
+            "event_id": transition[:36],
+            "recipient_kind": planned.recipient_kind,
+            "recipient_ref": planned.recipient_ref,
+            "channel": IN_APP,
+            "template": planned.template,
+            "context": "{}",
+            "status": "sent",
+            "attempts": 1,
+            "next_attempt_at": now,
+            "created_at": now,
+            "sent_at": now,
+        },
+        unique="idempotency_key",
+    )
 
 
 async def queue_planned(

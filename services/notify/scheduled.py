@@ -83,6 +83,75 @@ class FactRow:
     rungs: list[dict[str, Any]]
 
 
+SECTIONS = ("open", "overdue", "escalated", "resolved")
+
+
+class _Sections:
+    """A digest's cases per member and section, with the totals; members without a case still
+    get their (empty) lines."""
+
+    def __init__(self, members: Sequence[Member]) -> None:
+        self.names = {m.id: m.name for m in members}
+        self.per: dict[str, dict[str, list[dict[str, Any]]]] = {
+            m.id: {name: [] for name in SECTIONS} for m in members
+        }
+        self.totals = dict.fromkeys(SECTIONS, 0)
+
+    def add(self, member_id: str, name: str | None, section: str, entry: dict[str, Any]) -> None:
+        if member_id not in self.per:
+            self.names[member_id] = name or member_id
+            self.per[member_id] = {s: [] for s in SECTIONS}
+        self.per[member_id][section].append(entry)
+        self.totals[section] += 1
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [
+            {"member_id": mid, "name": self.names.get(mid, mid), **sections}
+            for mid, sections in self.per.items()
+        ]
+
+
+def _digest_item(
+    f: FactRow, case_link: Callable[[str | None], str], **extra: Any
+) -> dict[str, Any]:
+    case_id = next((r.get("case_id") for r in f.rungs if r.get("case_id")), None)
+    return {
+        "reference": f.reference or f.petition_id[:8].upper(),
+        "title": f.title or "",
+        "rung": f.rung,
+        "due_at": f.due_at.isoformat() if f.due_at else None,
+        "status": f.status,
+        "link": case_link(case_id),
+        **extra,
+    }
+
+
+def _sort_case(
+    sections: _Sections,
+    f: FactRow,
+    *,
+    unit_id: str,
+    since: datetime,
+    now: datetime,
+    case_link: Callable[[str | None], str],
+) -> None:
+    """An open case goes under its holder (and under overdue past its deadline); what was
+    escalated or resolved at the unit since the last meeting, under who held it then."""
+    holder = f.rungs[-1] if f.rungs else None
+    if f.status in OPEN_STATUSES and holder is not None:
+        entry = _digest_item(f, case_link)
+        sections.add(holder["member_id"], holder.get("member_name"), "open", entry)
+        if f.due_at is not None and f.due_at < now:
+            sections.add(holder["member_id"], holder.get("member_name"), "overdue", entry)
+    for r in f.rungs:
+        ended = datetime.fromisoformat(r["ended_at"]) if r.get("ended_at") else None
+        if r["unit_id"] != unit_id or ended is None or ended < since:
+            continue
+        if r["outcome"] in ("escalated", "resolved"):
+            entry = _digest_item(f, case_link, at=ended.isoformat(), on_time=r.get("on_time"))
+            sections.add(r["member_id"], r.get("member_name"), r["outcome"], entry)
+
+
 def build_digest(
     *,
     unit_id: str,
@@ -99,64 +168,18 @@ def build_digest(
     A case belongs to the unit when the resident lives there or the unit held it at some rung;
     open cases are listed under their holder, escalations and resolutions under the member who
     held the case at the unit when it happened."""
-    names = {m.id: m.name for m in members}
-    per: dict[str, dict[str, list[dict[str, Any]]]] = {
-        m.id: {"open": [], "overdue": [], "escalated": [], "resolved": []} for m in members
-    }
-    totals = {"open": 0, "overdue": 0, "escalated": 0, "resolved": 0}
-
-    def item(f: FactRow, **extra: Any) -> dict[str, Any]:
-        case_id = next((r.get("case_id") for r in f.rungs if r.get("case_id")), None)
-        return {
-            "reference": f.reference or f.petition_id[:8].upper(),
-            "title": f.title or "",
-            "rung": f.rung,
-            "due_at": f.due_at.isoformat() if f.due_at else None,
-            "status": f.status,
-            "link": case_link(case_id),
-            **extra,
-        }
-
-    def bucket(member_id: str, name: str | None) -> dict[str, list[dict[str, Any]]]:
-        if member_id not in per:
-            names[member_id] = name or member_id
-            per[member_id] = {"open": [], "overdue": [], "escalated": [], "resolved": []}
-        return per[member_id]
-
+    sections = _Sections(members)
     for f in facts:
-        ours = f.origin_unit_id == unit_id or any(r["unit_id"] == unit_id for r in f.rungs)
-        if not ours:
-            continue
-        holder = f.rungs[-1] if f.rungs else None
-        if f.status in OPEN_STATUSES and holder is not None:
-            entry = item(f)
-            b = bucket(holder["member_id"], holder.get("member_name"))
-            b["open"].append(entry)
-            totals["open"] += 1
-            if f.due_at is not None and f.due_at < now:
-                b["overdue"].append(entry)
-                totals["overdue"] += 1
-        for r in f.rungs:
-            ended = datetime.fromisoformat(r["ended_at"]) if r.get("ended_at") else None
-            if r["unit_id"] != unit_id or ended is None or ended < since:
-                continue
-            if r["outcome"] in ("escalated", "resolved"):
-                section = r["outcome"]
-                bucket(r["member_id"], r.get("member_name"))[section].append(
-                    item(f, at=ended.isoformat(), on_time=r.get("on_time"))
-                )
-                totals[section] += 1
-    rows = [
-        {"member_id": mid, "name": names.get(mid, mid), **sections} for mid, sections in per.items()
-    ]
+        if f.origin_unit_id == unit_id or any(r["unit_id"] == unit_id for r in f.rungs):
+            _sort_case(sections, f, unit_id=unit_id, since=since, now=now, case_link=case_link)
     return {
         "unit_id": unit_id,
         "unit_name": unit_name,
         "meeting_at": meeting_at.isoformat(),
         "since": since.isoformat(),
         "generated_at": now.isoformat(),
-        "totals": totals,
-        "members": rows,
+        "totals": sections.totals,
+        "members": sections.rows(),
     }
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -51,6 +51,7 @@ from shared.events import (
 )
 
 from .models import STAT_COUNTERS, petition_facts, stats_daily, timeline
+from .statements import Statements
 
 OPEN_STATUSES = ("submitted", "assigned", "accepted", "waiting_for_resident", "escalated")
 Counters = dict[str, int]
@@ -161,160 +162,194 @@ def _end(period: Rung | None, at: datetime, outcome: str, on_time: bool | None =
 def replay(petition_id: str, events: Iterable[Event]) -> Facts:
     """A petition's facts from its events, taken in the order they happened."""
     facts = Facts(petition_id=petition_id)
-
-    def responded(at: datetime) -> None:
-        if facts.first_response_at is None and facts.current is not None:
-            facts.first_response_at = at
-            facts.first_response_by = (facts.current.member_id, facts.current.unit_id)
-
     for event in sorted(events, key=lambda e: e.occurred_at):
-        at = event.occurred_at
-        current = facts.current
-        match event:
-            case PetitionSubmitted():
-                facts.reference, facts.title = event.reference, event.title
-                facts.origin_unit_id = event.unit_id
-                facts.submitted_at = at
-                if facts.status == "unknown":
-                    facts.status = "submitted"
-            case CaseAssigned():
-                _end(current, at, "reassigned")
-                facts.rungs.append(
-                    Rung(
-                        rung=event.rung,
-                        member_id=event.member_id,
-                        member_name=event.member_name,
-                        unit_id=event.unit_id,
-                        case_id=str(event.case_id),
-                        assigned_at=at,
-                        due_at=event.due_at,
-                    )
-                )
-                facts.status = "assigned"
-            case CaseAccepted():
-                responded(at)
-                facts.status = "accepted"
-            case CaseQuestionAsked():
-                responded(at)
-                facts.status = "waiting_for_resident"
-            case CaseResumed():
-                if current is not None and event.due_at is not None:
-                    current.due_at = event.due_at
-                facts.status = "accepted"
-            case CaseResolved():
-                responded(at)
-                if current is not None and current.outcome == "open":
-                    on_time = current.due_at is None or at <= current.due_at
-                    _end(current, at, "resolved", on_time)
-                    facts.resolutions.append(
-                        Resolution(at, current.member_id, current.unit_id, current.rung, on_time)
-                    )
-                facts.status = "resolved"
-            case CaseDeclined():
-                _end(current, at, "declined")
-            case CaseEscalated():
-                facts.escalations.append((at, event.reason))
-                if current is not None and current.outcome == "open":
-                    _end(
-                        current,
-                        at,
-                        "escalated",
-                        False if event.reason == "deadline_passed" else None,
-                    )
-                    current.escalation_reason = event.reason
-                facts.status = "escalated"
-            case CaseReopened():
-                facts.reopen_count += 1
-                for resolution in reversed(facts.resolutions):
-                    if resolution.at <= at and resolution.reopened_at is None:
-                        resolution.reopened_at = at
-                        break
-                facts.status = "reopened"
-            case FeedbackGiven():
-                last = facts.resolutions[-1] if facts.resolutions else None
-                facts.feedback.append(
-                    Feedback(
-                        at,
-                        event.resolved,
-                        last.member_id if last else None,
-                        last.unit_id if last else None,
-                    )
-                )
-            case CaseClosed():
-                _end(current, at, "closed")
-                facts.status = "withdrawn" if event.reason == "withdrawn" else "closed"
-                facts.closed_at = at
-            case CaseRejected():
-                _end(current, at, "rejected")
-                facts.status = "rejected"
-                facts.closed_at = at
-            case PetitionWithdrawn():
-                _end(current, at, "withdrawn")
-                facts.status = "withdrawn"
-                facts.closed_at = facts.closed_at or at
+        _apply(facts, event)
     return facts
 
 
-def contributions(facts: Facts, zone: ZoneInfo) -> dict[str, Counters]:
-    """What this petition adds to each (scope, id, local day) counter row."""
-    out: dict[str, Counters] = {}
+def _apply(facts: Facts, event: Event) -> None:
+    """What one event changes in the facts."""
+    at = event.occurred_at
+    match event:
+        case PetitionSubmitted():
+            facts.reference, facts.title = event.reference, event.title
+            facts.origin_unit_id = event.unit_id
+            facts.submitted_at = at
+            if facts.status == "unknown":
+                facts.status = "submitted"
+        case CaseAssigned():
+            _assigned(facts, event)
+        case CaseAccepted():
+            _responded(facts, at)
+            facts.status = "accepted"
+        case CaseQuestionAsked():
+            _responded(facts, at)
+            facts.status = "waiting_for_resident"
+        case CaseResumed():
+            if facts.current is not None and event.due_at is not None:
+                facts.current.due_at = event.due_at
+            facts.status = "accepted"
+        case CaseResolved():
+            _resolved(facts, at)
+        case CaseDeclined():
+            _end(facts.current, at, "declined")
+        case CaseEscalated():
+            _escalated(facts, event)
+        case CaseReopened():
+            _reopened(facts, at)
+        case FeedbackGiven():
+            last = facts.resolutions[-1] if facts.resolutions else None
+            member_id, unit_id = (last.member_id, last.unit_id) if last else (None, None)
+            facts.feedback.append(Feedback(at, event.resolved, member_id, unit_id))
+        case CaseClosed() | CaseRejected() | PetitionWithdrawn():
+            _ended(facts, event)
 
-    def add(member_id: str | None, unit_id: str | None, at: datetime, **counts: int) -> None:
-        day = at.astimezone(zone).date().isoformat()
+
+def _responded(facts: Facts, at: datetime) -> None:
+    """The first accept, question or resolution is the first response, by whoever held it."""
+    if facts.first_response_at is None and facts.current is not None:
+        facts.first_response_at = at
+        facts.first_response_by = (facts.current.member_id, facts.current.unit_id)
+
+
+def _assigned(facts: Facts, event: CaseAssigned) -> None:
+    """A new holder: the previous rung (if still open) ends as reassigned."""
+    _end(facts.current, event.occurred_at, "reassigned")
+    facts.rungs.append(
+        Rung(
+            rung=event.rung,
+            member_id=event.member_id,
+            member_name=event.member_name,
+            unit_id=event.unit_id,
+            case_id=str(event.case_id),
+            assigned_at=event.occurred_at,
+            due_at=event.due_at,
+        )
+    )
+    facts.status = "assigned"
+
+
+def _resolved(facts: Facts, at: datetime) -> None:
+    """A resolution is on time when it came by the rung's deadline (or there was none)."""
+    _responded(facts, at)
+    current = facts.current
+    if current is not None and current.outcome == "open":
+        on_time = current.due_at is None or at <= current.due_at
+        _end(current, at, "resolved", on_time)
+        facts.resolutions.append(
+            Resolution(at, current.member_id, current.unit_id, current.rung, on_time)
+        )
+    facts.status = "resolved"
+
+
+def _escalated(facts: Facts, event: CaseEscalated) -> None:
+    """A rung escalated because its deadline passed was late; for any other reason it is
+    not judged on time or late."""
+    facts.escalations.append((event.occurred_at, event.reason))
+    current = facts.current
+    if current is not None and current.outcome == "open":
+        late = False if event.reason == "deadline_passed" else None
+        _end(current, event.occurred_at, "escalated", late)
+        current.escalation_reason = event.reason
+    facts.status = "escalated"
+
+
+def _reopened(facts: Facts, at: datetime) -> None:
+    """The latest resolution before the reopening did not hold."""
+    facts.reopen_count += 1
+    for resolution in reversed(facts.resolutions):
+        if resolution.at <= at and resolution.reopened_at is None:
+            resolution.reopened_at = at
+            break
+    facts.status = "reopened"
+
+
+def _ended(facts: Facts, event: CaseClosed | CaseRejected | PetitionWithdrawn) -> None:
+    at = event.occurred_at
+    match event:
+        case CaseClosed():
+            _end(facts.current, at, "closed")
+            facts.status = "withdrawn" if event.reason == "withdrawn" else "closed"
+            facts.closed_at = at
+        case CaseRejected():
+            _end(facts.current, at, "rejected")
+            facts.status = "rejected"
+            facts.closed_at = at
+        case PetitionWithdrawn():
+            _end(facts.current, at, "withdrawn")
+            facts.status = "withdrawn"
+            facts.closed_at = facts.closed_at or at
+
+
+class _Rows:
+    """Counter rows keyed `scope|id|local day`; each count goes to the member and their unit."""
+
+    def __init__(self, zone: ZoneInfo) -> None:
+        self.zone = zone
+        self.rows: dict[str, Counters] = {}
+
+    def add(self, member_id: str | None, unit_id: str | None, at: datetime, **counts: int) -> None:
+        day = at.astimezone(self.zone).date().isoformat()
         for scope, scope_id in (("member", member_id), ("unit", unit_id)):
             if not scope_id:
                 continue
-            row = out.setdefault(f"{scope}|{scope_id}|{day}", {})
+            row = self.rows.setdefault(f"{scope}|{scope_id}|{day}", {})
             for name, value in counts.items():
                 if value:
                     row[name] = row.get(name, 0) + value
 
+
+def contributions(facts: Facts, zone: ZoneInfo) -> dict[str, Counters]:
+    """What this petition adds to each (scope, id, local day) counter row."""
+    out = _Rows(zone)
     submitted = facts.submitted_at
     if submitted and facts.origin_unit_id:
-        add(None, facts.origin_unit_id, submitted, received=1)
+        out.add(None, facts.origin_unit_id, submitted, received=1)
     for period in facts.rungs:
-        add(period.member_id, period.unit_id, period.assigned_at, assigned=1)
+        out.add(period.member_id, period.unit_id, period.assigned_at, assigned=1)
         if period.outcome == "escalated" and period.ended_at is not None:
-            add(
-                period.member_id,
-                period.unit_id,
-                period.ended_at,
-                escalated=1,
-                escalated_late=int(period.on_time is False),
+            late = int(period.on_time is False)
+            out.add(
+                period.member_id, period.unit_id, period.ended_at, escalated=1, escalated_late=late
             )
     if facts.first_response_at and facts.first_response_by:
         member_id, unit_id = facts.first_response_by
-        seconds = int((facts.first_response_at - submitted).total_seconds()) if submitted else 0
-        add(
+        seconds = _seconds_since(submitted, facts.first_response_at)
+        out.add(
             member_id,
             unit_id,
             facts.first_response_at,
             responded=1,
             response_n=int(submitted is not None),
-            response_s=max(seconds, 0),
+            response_s=seconds,
         )
     for r in facts.resolutions:
-        seconds = int((r.at - submitted).total_seconds()) if submitted else 0
-        add(
+        seconds = _seconds_since(submitted, r.at)
+        out.add(
             r.member_id,
             r.unit_id,
             r.at,
             resolved=1,
             resolved_on_time=int(r.on_time is True),
             resolution_n=int(submitted is not None),
-            resolution_s=max(seconds, 0),
+            resolution_s=seconds,
         )
         if r.reopened_at is not None:
-            add(r.member_id, r.unit_id, r.reopened_at, reopened=1)
+            out.add(r.member_id, r.unit_id, r.reopened_at, reopened=1)
     for f in facts.feedback:
-        add(
+        out.add(
             f.member_id,
             f.unit_id,
             f.at,
             satisfied=int(f.satisfied),
             unsatisfied=int(not f.satisfied),
         )
-    return {k: v for k, v in out.items() if v}
+    return {k: v for k, v in out.rows.items() if v}
+
+
+def _seconds_since(start: datetime | None, at: datetime) -> int:
+    """Whole seconds from `start` (0 when unknown, never negative: events may arrive late)."""
+    return max(int((at - start).total_seconds()), 0) if start else 0
 
 
 def difference(old: Mapping[str, Counters], new: Mapping[str, Counters]) -> dict[str, Counters]:
@@ -332,62 +367,58 @@ def difference(old: Mapping[str, Counters], new: Mapping[str, Counters]) -> dict
     return delta
 
 
-def _insert(conn: AsyncConnection, table: Table) -> Any:
-    return (sqlite_insert if conn.dialect.name == "sqlite" else pg_insert)(table)
+def _insert(dialect: str, table: Table) -> Any:
+    return (sqlite_insert if dialect == "sqlite" else pg_insert)(table)
 
 
-# Statements built once per dialect and executed with parameters: building and hashing a fresh
-# SQLAlchemy construct for every event cost more than running it.
-_STATEMENTS: dict[tuple[str, str], Any] = {}
+def _add_counters_statement(dialect: str) -> Any:
+    # Every counter, zero where unchanged: one statement shape for every row, so a whole delta
+    # goes in one executemany and adding 0 leaves the other counters as they were.
+    stmt = _insert(dialect, stats_daily)
+    return stmt.on_conflict_do_update(
+        index_elements=["scope", "scope_id", "day"],
+        set_={n: stats_daily.c[n] + stmt.excluded[n] for n in STAT_COUNTERS},
+    )
 
 
-def _statement(conn: AsyncConnection, name: str) -> Any:
-    key = (conn.dialect.name, name)
-    stmt = _STATEMENTS.get(key)
-    if stmt is None:
-        stmt = _STATEMENTS[key] = _build(conn, name)
-    return stmt
+def _facts_row_statement(dialect: str) -> Any:
+    return _insert(dialect, petition_facts).on_conflict_do_nothing(index_elements=["petition_id"])
 
 
-def _build(conn: AsyncConnection, name: str) -> Any:
+def _lock_statement(dialect: str) -> Any:
     pf = petition_facts
-    if name == "add_counters":
-        # Every counter, zero where unchanged: one statement shape for every row, so a whole
-        # delta goes in one executemany and adding 0 leaves the other counters as they were.
-        stmt = _insert(conn, stats_daily)
-        return stmt.on_conflict_do_update(
-            index_elements=["scope", "scope_id", "day"],
-            set_={n: stats_daily.c[n] + stmt.excluded[n] for n in STAT_COUNTERS},
-        )
-    if name == "facts_row":
-        return _insert(conn, pf).on_conflict_do_nothing(index_elements=["petition_id"])
-    if name == "lock":
-        lock = select(pf.c.contributions).where(pf.c.petition_id == bindparam("pid"))
-        if conn.dialect.name != "sqlite":
-            # One petition's events are handled one at a time; SQLite has one writer anyway.
-            lock = lock.with_for_update()
-        return lock
-    if name == "events":
-        t = timeline
-        return (
-            select(t.c.subject, t.c.payload)
-            .where(t.c.petition_id == bindparam("pid"))
-            .order_by(t.c.occurred_at, t.c.id)
-        )
-    if name == "event_ids":
-        t = timeline
-        return (
-            select(t.c.event_id)
-            .where(t.c.petition_id == bindparam("pid"))
-            .order_by(t.c.occurred_at, t.c.id)
-        )
-    if name == "update_facts":
-        return (
-            update(pf)
-            .where(pf.c.petition_id == bindparam("pid"))
-            .values({c: bindparam(c) for c in _FACT_COLUMNS})
-        )
-    raise KeyError(name)
+    lock = select(pf.c.contributions).where(pf.c.petition_id == bindparam("pid"))
+    if dialect != "sqlite":
+        # One petition's events are handled one at a time; SQLite has one writer anyway.
+        lock = lock.with_for_update()
+    return lock
+
+
+def _events_statement(_: str) -> Any:
+    t = timeline
+    return (
+        select(t.c.event_id, t.c.subject, t.c.payload)
+        .where(t.c.petition_id == bindparam("pid"))
+        .order_by(t.c.occurred_at, t.c.id)
+    )
+
+
+def _event_ids_statement(_: str) -> Any:
+    t = timeline
+    return (
+        select(t.c.event_id)
+        .where(t.c.petition_id == bindparam("pid"))
+        .order_by(t.c.occurred_at, t.c.id)
+    )
+
+
+def _update_facts_statement(_: str) -> Any:
+    pf = petition_facts
+    return (
+        update(pf)
+        .where(pf.c.petition_id == bindparam("pid"))
+        .values({c: bindparam(c) for c in _FACT_COLUMNS})
+    )
 
 
 _FACT_COLUMNS = (
@@ -412,11 +443,10 @@ _FACT_COLUMNS = (
 )
 
 
-async def _add_counters(conn: AsyncConnection, delta: Mapping[str, Counters]) -> None:
-    if not delta:
-        return
+def _counter_rows(delta: Mapping[str, Counters]) -> list[dict[str, Any]]:
+    """One row per (scope, id, day), every counter present; in a fixed order, so two
+    transactions never wait for each other's rows crosswise."""
     rows = []
-    # A fixed order, so two transactions never wait for each other's rows crosswise.
     for key in sorted(delta):
         scope, scope_id, day = key.split("|", 2)
         changes = delta[key]
@@ -424,7 +454,35 @@ async def _add_counters(conn: AsyncConnection, delta: Mapping[str, Counters]) ->
         for name in STAT_COUNTERS:
             row[name] = changes.get(name, 0)
         rows.append(row)
-    await conn.execute(_statement(conn, "add_counters"), rows)
+    return rows
+
+
+def _facts_values(
+    facts: Facts, contributed: Mapping[str, Counters], now: datetime
+) -> dict[str, Any]:
+    """The `petition_facts` row of a replayed petition."""
+    current = facts.current
+    return {
+        "pid": facts.petition_id,
+        "reference": facts.reference,
+        "title": facts.title,
+        "origin_unit_id": facts.origin_unit_id,
+        "unit_id": current.unit_id if current else None,
+        "member_id": current.member_id if current else None,
+        "rung": current.rung if current else None,
+        "status": facts.status,
+        "submitted_at": facts.submitted_at,
+        "first_response_at": facts.first_response_at,
+        "resolved_at": facts.resolved_at,
+        "closed_at": facts.closed_at,
+        "due_at": current.due_at if current else None,
+        "reopen_count": facts.reopen_count,
+        "escalation_count": len(facts.escalations),
+        "satisfied": facts.satisfied,
+        "rungs": json.dumps([p.as_json() for p in facts.rungs], ensure_ascii=False),
+        "contributions": json.dumps(contributed, sort_keys=True),
+        "updated_at": now,
+    }
 
 
 class _ParsedEvents:
@@ -432,7 +490,7 @@ class _ParsedEvents:
     replay parses only what it has not seen (each event is parsed once, not once per later
     event of its petition); bounded, oldest first out."""
 
-    def __init__(self, size: int = 50_000) -> None:
+    def __init__(self, size: int) -> None:
         self._size = size
         self._events: OrderedDict[str, Event] = OrderedDict()
 
@@ -447,76 +505,81 @@ class _ParsedEvents:
             self._events.popitem(last=False)
 
 
-_PARSED = _ParsedEvents()
+class ResolutionTracker:
+    """Keeps each petition's facts and its share of the counters up to date. One per app
+    (`create_app`): it keeps the events it has parsed and the statements it has built."""
 
+    def __init__(self, *, zone: ZoneInfo, remembered_events: int = 50_000) -> None:
+        self.zone = zone
+        self._parsed = _ParsedEvents(remembered_events)
+        self._statements = Statements()
 
-async def load_events(conn: AsyncConnection, petition_id: str) -> list[Event]:
-    """The petition's events in the order they happened (ties in timeline order)."""
-    rows = (await conn.execute(_statement(conn, "event_ids"), {"pid": petition_id})).all()
-    missing = [event_id for (event_id,) in rows if _PARSED.get(event_id) is None]
-    if missing:
-        for subject, payload in (
-            await conn.execute(_statement(conn, "events"), {"pid": petition_id})
-        ).all():
-            _PARSED.put(parse_event(subject, payload.encode()))
-    events = []
-    for (event_id,) in rows:
-        event = _PARSED.get(event_id)
-        assert event is not None, event_id
-        events.append(event)
-    return events
+    def _statement(self, conn: AsyncConnection, name: str, build: Callable[[str], Any]) -> Any:
+        return self._statements.get(conn, name, build)
 
+    async def load_events(self, conn: AsyncConnection, petition_id: str) -> list[Event]:
+        """The petition's events in the order they happened (ties in timeline order)."""
+        key = {"pid": petition_id}
+        ids = [
+            event_id
+            for (event_id,) in await conn.execute(
+                self._statement(conn, "event_ids", _event_ids_statement), key
+            )
+        ]
+        if any(self._parsed.get(event_id) is None for event_id in ids):
+            stmt = self._statement(conn, "events", _events_statement)
+            for event_id, subject, payload in await conn.execute(stmt, key):
+                if self._parsed.get(event_id) is None:
+                    self._parsed.put(parse_event(subject, payload.encode()))
+        events = []
+        for event_id in ids:
+            event = self._parsed.get(event_id)
+            assert event is not None, event_id
+            events.append(event)
+        return events
 
-async def refresh_petition(
-    conn: AsyncConnection,
-    petition_id: str,
-    *,
-    zone: ZoneInfo,
-    now: datetime,
-    event: Event | None = None,
-) -> Facts:
-    """Bring one petition's facts and its share of the counters up to date, in the caller's
-    transaction (after its event, `event` when given, is on the timeline)."""
-    if event is not None:
-        _PARSED.put(event)
-    lock = _statement(conn, "lock")
-    stored = (await conn.execute(lock, {"pid": petition_id})).first()
-    if stored is None:
+    async def refresh(
+        self,
+        conn: AsyncConnection,
+        petition_id: str,
+        *,
+        now: datetime,
+        event: Event | None = None,
+    ) -> Facts:
+        """Bring one petition's facts and its share of the counters up to date, in the caller's
+        transaction (after its event, `event` when given, is on the timeline)."""
+        if event is not None:
+            self._parsed.put(event)
+        previous = await self._contributed(conn, petition_id, now=now)
+        facts = replay(petition_id, await self.load_events(conn, petition_id))
+        contributed = contributions(facts, self.zone)
+        delta = difference(previous, contributed)
+        if delta:
+            stmt = self._statement(conn, "add_counters", _add_counters_statement)
+            await conn.execute(stmt, _counter_rows(delta))
         await conn.execute(
-            _statement(conn, "facts_row"),
-            {"petition_id": petition_id, "status": "unknown", "updated_at": now},
+            self._statement(conn, "update_facts", _update_facts_statement),
+            _facts_values(facts, contributed, now),
         )
+        return facts
+
+    async def _contributed(
+        self, conn: AsyncConnection, petition_id: str, *, now: datetime
+    ) -> dict[str, Counters]:
+        """What the petition added to the counters so far, its facts row locked (and made,
+        for its first event)."""
+        lock = self._statement(conn, "lock", _lock_statement)
         stored = (await conn.execute(lock, {"pid": petition_id})).first()
-    previous = json.loads((stored[0] if stored is not None else None) or "{}")
-    facts = replay(petition_id, await load_events(conn, petition_id))
-    now_contrib = contributions(facts, zone)
-    await _add_counters(conn, difference(previous, now_contrib))
-    current = facts.current
-    await conn.execute(
-        _statement(conn, "update_facts"),
-        {
-            "pid": petition_id,
-            "reference": facts.reference,
-            "title": facts.title,
-            "origin_unit_id": facts.origin_unit_id,
-            "unit_id": current.unit_id if current else None,
-            "member_id": current.member_id if current else None,
-            "rung": current.rung if current else None,
-            "status": facts.status,
-            "submitted_at": facts.submitted_at,
-            "first_response_at": facts.first_response_at,
-            "resolved_at": facts.resolved_at,
-            "closed_at": facts.closed_at,
-            "due_at": current.due_at if current else None,
-            "reopen_count": facts.reopen_count,
-            "escalation_count": len(facts.escalations),
-            "satisfied": facts.satisfied,
-            "rungs": json.dumps([p.as_json() for p in facts.rungs], ensure_ascii=False),
-            "contributions": json.dumps(now_contrib, sort_keys=True),
-            "updated_at": now,
-        },
-    )
-    return facts
+        if stored is None:
+            await conn.execute(
+                self._statement(conn, "facts_row", _facts_row_statement),
+                {"petition_id": petition_id, "status": "unknown", "updated_at": now},
+            )
+            stored = (await conn.execute(lock, {"pid": petition_id})).first()
+        previous: dict[str, Counters] = json.loads(
+            (stored[0] if stored is not None else None) or "{}"
+        )
+        return previous
 
 
 def summarise_counters(totals: Mapping[str, int]) -> dict[str, Any]:

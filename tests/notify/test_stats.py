@@ -31,7 +31,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from pydantic import ValidationError
 
+from services.notify.api.statistics import DateRange, date_range
+from services.notify.errors import InvalidDateRange
 from services.notify.stats import contributions, difference, replay, summarise_counters
 from shared.events import (
     CaseAccepted,
@@ -365,3 +368,22 @@ def test_days_are_local(day: date) -> None:
         description="d",
     )
     assert list(contributions(replay(str(P1), [event]), VN)) == [f"unit|khom|{day.isoformat()}"]
+
+
+def test_a_range_is_local_days_up_to_today_and_refused_when_reversed_or_too_long() -> None:
+    today = date(2025, 3, 3)
+    assert date_range(DateRange(), today=today) == (date(2025, 2, 2), today)
+    only_end = DateRange.model_validate({"to": "2025-01-31"})
+    assert date_range(only_end, today=today) == (date(2025, 1, 2), date(2025, 1, 31))
+    # The first days of the calendar have fewer than 30 days before them: no overflow, no 500.
+    earliest = DateRange.model_validate({"to": "0001-01-05"})
+    assert date_range(earliest, today=today) == (date.min, date(1, 1, 5))
+    with pytest.raises(InvalidDateRange):
+        date_range(DateRange.model_validate({"from": "2025-03-04"}), today=today)
+    with pytest.raises(InvalidDateRange):
+        date_range(
+            DateRange.model_validate({"from": "2000-01-01", "to": "2025-01-01"}), today=today
+        )
+    # `to=0` is not 1 January 1970.
+    with pytest.raises(ValidationError):
+        DateRange.model_validate({"to": "0"})

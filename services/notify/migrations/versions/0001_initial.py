@@ -21,6 +21,11 @@ _id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
+    _timeline_and_notifications()
+    _messaging()
+
+
+def _timeline_and_notifications() -> None:
     op.create_table(
         "timeline",
         sa.Column("id", _id, primary_key=True, autoincrement=True),
@@ -56,6 +61,10 @@ def upgrade() -> None:
     )
     op.create_index("ix_notifications_due", "notifications", ["status", "next_attempt_at"])
     op.create_index("ix_notifications_petition", "notifications", ["petition_id"])
+
+
+def _messaging() -> None:
+    """Outbox, inbox and dead letters, as `shared.messaging` expects them."""
     op.create_table(
         "outbox",
         sa.Column("id", _id, primary_key=True, autoincrement=True),

@@ -39,6 +39,12 @@ COUNTERS = (
 
 
 def upgrade() -> None:
+    _notifications_batches_and_fallbacks()
+    _inbox_and_digests()
+    _statistics()
+
+
+def _notifications_batches_and_fallbacks() -> None:
     with op.batch_alter_table("notifications") as batch:
         batch.alter_column("petition_id", existing_type=sa.String(36), nullable=True)
         batch.add_column(sa.Column("batch_key", sa.String(300), nullable=True))
@@ -46,6 +52,9 @@ def upgrade() -> None:
         batch.add_column(sa.Column("fallbacks", sa.Text(), nullable=False, server_default="[]"))
         batch.add_column(sa.Column("fallback_of", _id, nullable=True))
         batch.create_index("ix_notifications_batch", ["batch_key", "status"])
+
+
+def _inbox_and_digests() -> None:
     op.create_table(
         "staff_inbox",
         sa.Column("id", _id, primary_key=True, autoincrement=True),
@@ -72,6 +81,9 @@ def upgrade() -> None:
         sa.Column("content", sa.Text(), nullable=False),
         sa.UniqueConstraint("unit_id", "meeting_at", name="uq_digests_unit_meeting"),
     )
+
+
+def _statistics() -> None:
     op.create_table(
         "petition_facts",
         sa.Column("petition_id", sa.String(36), primary_key=True),

@@ -1,0 +1,81 @@
+"""Meeting digests as they were sent: a unit's open, overdue, escalated and resolved cases per
+member, for those who may see the unit.
+
+No `from __future__ import annotations` here: FastAPI must see the `Annotated` dependencies
+and pydantic the models as objects rather than strings.
+"""
+
+import json
+from datetime import datetime
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from shared.web import AppRuntime, CurrentStaff, problem_responses
+
+from ..errors import DigestNotFound
+from ..models import digests
+from .notifications import RowId
+from .openapi import operation_id
+
+
+class DigestItem(BaseModel):
+    """One case in a digest section."""
+
+    reference: str
+    title: str
+    rung: int | None
+    due_at: datetime | None
+    status: str
+    link: str = Field(description="the case in the member workspace")
+    at: datetime | None = Field(default=None, description="when it was escalated or resolved")
+    on_time: bool | None = None
+
+
+class DigestMember(BaseModel):
+    """A member's cases: open ones they hold, and what escalated or was resolved at the unit
+    while they held it, since the last meeting."""
+
+    member_id: str
+    name: str
+    open: list[DigestItem]
+    overdue: list[DigestItem]
+    escalated: list[DigestItem]
+    resolved: list[DigestItem]
+
+
+class DigestTotals(BaseModel):
+    open: int
+    overdue: int
+    escalated: int
+    resolved: int
+
+
+class Digest(BaseModel):
+    id: int
+    unit_id: str
+    unit_name: str
+    meeting_at: datetime
+    since: datetime = Field(description="the previous meeting")
+    generated_at: datetime
+    totals: DigestTotals
+    members: list[DigestMember]
+
+
+router = APIRouter(
+    prefix="/api/v1/digests", tags=["digests"], generate_unique_id_function=operation_id
+)
+
+
+@router.get("/{digest_id}", responses=problem_responses(401, 404))
+async def digest(digest_id: RowId, staff: CurrentStaff, runtime: AppRuntime) -> Digest:
+    """A meeting digest, for those who may see its unit."""
+    d = digests
+    async with runtime.engine.connect() as conn:
+        row = (
+            await conn.execute(select(d.c.unit_id, d.c.content).where(d.c.id == digest_id))
+        ).first()
+    if row is None or not staff.may_see_unit(row.unit_id):
+        raise DigestNotFound
+    return Digest.model_validate({**json.loads(row.content), "id": digest_id})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import Select, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .models import staff_inbox
@@ -25,27 +25,34 @@ MESSAGE_FIELDS = (
 )
 
 
-async def unread_count(engine: AsyncEngine, member_id: str) -> int:
+def _unread(member_id: str) -> Select[int]:
     s = staff_inbox
+    return (
+        select(func.count())
+        .select_from(s)
+        .where(and_(s.c.member_id == member_id, s.c.read_at.is_(None)))
+    )
+
+
+async def unread_count(engine: AsyncEngine, member_id: str) -> int:
     async with engine.connect() as conn:
-        value = await conn.scalar(
-            select(func.count())
-            .select_from(s)
-            .where(and_(s.c.member_id == member_id, s.c.read_at.is_(None)))
-        )
-    return int(value or 0)
+        return int(await conn.scalar(_unread(member_id)) or 0)
 
 
 async def messages(
     engine: AsyncEngine, member_id: str, *, unread_only: bool, limit: int
-) -> list[dict[str, Any]]:
+) -> tuple[int, list[dict[str, Any]]]:
+    """The unread count and the newest messages, read from one snapshot so the two agree
+    while new messages arrive."""
     s = staff_inbox
     query = select(s).where(s.c.member_id == member_id)
     if unread_only:
         query = query.where(s.c.read_at.is_(None))
-    async with engine.connect() as conn:
+    async with engine.connect() as plain:
+        conn = await plain.execution_options(isolation_level="SERIALIZABLE")
+        unread = int(await conn.scalar(_unread(member_id)) or 0)
         rows = (await conn.execute(query.order_by(s.c.id.desc()).limit(limit))).mappings().all()
-    return [{name: r[name] for name in MESSAGE_FIELDS} for r in rows]
+    return unread, [{name: r[name] for name in MESSAGE_FIELDS} for r in rows]
 
 
 async def mark_read(

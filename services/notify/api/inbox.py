@@ -70,13 +70,10 @@ async def my_inbox(
 ) -> Inbox:
     """The signed-in member's in-app notifications, newest first, and the unread count."""
     member_id = member_of(staff)
-    rows = await inbox.messages(
+    unread, rows = await inbox.messages(
         runtime.engine, member_id, unread_only=query.unread, limit=query.limit
     )
-    return Inbox(
-        unread=await inbox.unread_count(runtime.engine, member_id),
-        messages=[InboxMessage.model_validate(row) for row in rows],
-    )
+    return Inbox(unread=unread, messages=[InboxMessage.model_validate(row) for row in rows])
 
 
 @router.get("/unread-count", responses=problem_responses(401, 403))

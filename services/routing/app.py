@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from services.routing import models
 from services.routing.actions import CaseActions
-from services.routing.api import build_router
+from services.routing.api import ROUTERS
 from services.routing.handlers import CaseHandlers
 from services.routing.ladder import load_ladder_file
 from services.routing.org import (
@@ -21,6 +21,7 @@ from services.routing.org import (
     has_units,
     import_org,
 )
+from services.routing.problems import PROBLEM_STATUS
 from services.routing.rpc import register_member_lookup, register_unit_lookup
 from services.routing.scheduled import Sweep, tune_sqlite
 from services.routing.settings import Settings
@@ -35,7 +36,7 @@ from shared.events import (
 )
 from shared.migrate import upgrade_async
 from shared.runtime import Runtime, build_runtime, running
-from shared.web import current_staff, install_service_edge
+from shared.web import install_service_edge
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -124,6 +125,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         app,
         runtime,
         staff_secret=settings.secret_key.get_secret_value,
+        errors=PROBLEM_STATUS,
         ready_check=lambda: sweep.running,
     )
     actions = CaseActions(
@@ -134,7 +136,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         wake_sweep=sweep.wake,
     )
     app.state.actions = actions
-    secret = settings.secret_key.get_secret_value
-    app.include_router(build_router(actions, current_staff, secret=secret))
+    for router in ROUTERS:
+        app.include_router(router)
     app.include_router(workspace_router(actions, settings))
     return app

@@ -18,7 +18,9 @@ from services.routing.assignment import (
     Candidate,
     Choice,
     RungHolder,
+    Trigger,
     chain,
+    next_search,
     place,
     rung_of,
     top_rung,
@@ -110,6 +112,33 @@ class Organisation:
             now=now,
             holders=self.holders(unit_id, category_id),
         )
+
+    def next_holder(
+        self,
+        trigger: Trigger,
+        *,
+        rung: int,
+        unit_id: str,
+        category_id: str,
+        now: datetime,
+        leaving: str | None = None,
+        decliners: Sequence[str] = (),
+    ) -> Choice | None:
+        """Who holds a case of this unit and category next, moving from `rung` for `trigger`
+        (see `assignment.next_search`); None when nobody can."""
+        search = next_search(
+            trigger,
+            rung=rung,
+            leaving=leaving,
+            decliners=decliners,
+            declines_before_leader=self.ladder.policy.declines_before_leader,
+        )
+        choice = self.place(
+            search.rung, unit_id=unit_id, category_id=category_id, now=now, exclude=search.exclude
+        )
+        if choice is None or (search.climb and choice.rung <= rung):
+            return None
+        return choice
 
     def top_rung(self, unit_id: str, category_id: str) -> int:
         return top_rung(self.chain(unit_id), self.holders(unit_id, category_id))

@@ -112,7 +112,7 @@ _ACTION_WORDS: dict[str, tuple[str, str]] = {
     "ask": ("hỏi thêm người dân về hồ sơ", "used to ask the resident a question"),
     "reassign": ("giao lại hồ sơ", "reassigned"),
     "escalate": ("chuyển hồ sơ lên cấp trên", "escalated"),
-    "take_over": ("tiếp nhận hồ sơ", "taken over"),
+    "take-over": ("tiếp nhận hồ sơ", "taken over"),
     "reject": ("từ chối xử lý hồ sơ", "rejected"),
 }
 

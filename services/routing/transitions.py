@@ -204,10 +204,14 @@ def escalate(
     before: Sequence[Entry] = (),
 ) -> Move | None:
     """One rung up, or further while nobody can take a rung; None when nothing is higher."""
-    choice = org.place(
-        case["rung"] + 1, unit_id=case["unit_id"], category_id=case["category_id"], now=now
+    choice = org.next_holder(
+        "escalated",
+        rung=case["rung"],
+        unit_id=case["unit_id"],
+        category_id=case["category_id"],
+        now=now,
     )
-    if choice is None or choice.rung <= case["rung"]:
+    if choice is None:
         return None
     return move_to(
         case,
@@ -219,6 +223,21 @@ def escalate(
         actor=actor,
         causation_id=causation_id,
         before=before,
+    )
+
+
+def unheld(entries: Sequence[Entry]) -> Move:
+    """Nobody can take the case: it waits, flagged, for a leader to assign it; no deadline runs
+    while nobody holds it."""
+    return Move(
+        values={
+            "status": "unassigned",
+            "holder_member_id": None,
+            "flag": "unassigned",
+            "due_at": None,
+            "ack_due_at": None,
+        },
+        entries=list(entries),
     )
 
 

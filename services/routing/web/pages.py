@@ -36,7 +36,9 @@ from services.routing.actions import (
     eligible_assignees,
 )
 from services.routing.cases import Organisation
-from services.routing.lifecycle import OPEN, STATUS_WORDS, allowed
+from services.routing.lifecycle import OPEN, STATUS_WORDS
+from services.routing.permissions import ACTIONS
+from services.routing.problems import http_status
 from services.routing.settings import Settings
 from services.routing.web.i18n import (
     DECLINE_REASONS,
@@ -262,7 +264,7 @@ def workspace_router(actions: CaseActions, settings: Settings) -> APIRouter:
                 request,
                 "signin.html",
                 here=f"/signin?next={quote(target, safe='')}" if target else "/signin",
-                status=exc.status if exc.status != 401 else 400,
+                status=http_status(exc) if http_status(exc) != 401 else 400,
                 next=target or "",
                 username=username,
                 error=exc,
@@ -378,23 +380,8 @@ def workspace_router(actions: CaseActions, settings: Settings) -> APIRouter:
         case, org = view.case, view.org
         names = await unit_names()
         holder = org.member(case["holder_member_id"]) if case["holder_member_id"] else None
-        is_holder = staff.member_id is not None and case["holder_member_id"] == staff.member_id
         st = case["status"]
-        can = {
-            "accept": is_holder and allowed(st, "accept"),
-            "resolve": view.may_act
-            and (allowed(st, "resolve") or (st == "assigned" and allowed(st, "accept"))),
-            "ask": is_holder and allowed(st, "ask"),
-            "decline": is_holder and allowed(st, "decline"),
-            "note": view.may_act and allowed(st, "note"),
-            "reassign": view.leads and allowed(st, "assign"),
-            "escalate": view.leads and allowed(st, "assign"),
-            "take-over": view.leads
-            and staff.role == "leader"
-            and not is_holder
-            and allowed(st, "assign"),
-            "reject": view.leadership and allowed(st, "reject"),
-        }
+        can = {action: action in view.allowed for action in ACTIONS}
         assignees = []
         if can["reassign"]:
             assignees = [
@@ -495,7 +482,13 @@ def workspace_router(actions: CaseActions, settings: Settings) -> APIRouter:
             if isinstance(exc, CaseNotFound):
                 return message(request, 404, "not_found", who=who)
             return await case_page(
-                request, who, case_id, status=exc.status, error=exc, values=form, failed=action
+                request,
+                who,
+                case_id,
+                status=http_status(exc),
+                error=exc,
+                values=form,
+                failed=action,
             )
         if not known:
             return message(request, 404, "not_found", who=who)
@@ -571,7 +564,7 @@ def workspace_router(actions: CaseActions, settings: Settings) -> APIRouter:
                 )
         except ActionError as exc:
             return await absence_page(
-                request, who, status=exc.status, error=exc.text(lang), values=form
+                request, who, status=http_status(exc), error=exc.text(lang), values=form
             )
         return RedirectResponse(
             f"/me/absence?done={'back' if back else 'absence'}", status_code=303

@@ -10,7 +10,7 @@ from shared.web import CurrentStaff, problem_responses
 router = APIRouter(prefix="/api/v1", tags=["staff"])
 
 
-@router.post("/members/{member_id}/absence", responses=problem_responses(401, 403, 404, 422))
+@router.post("/members/{member_id}/absence", responses=problem_responses(400, 401, 403, 404, 422))
 async def set_absence(
     member_id: str, body: AbsenceIn, staff: CurrentStaff, actions: ActionsDep
 ) -> Absence:

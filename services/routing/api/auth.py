@@ -2,10 +2,9 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.security import OAuth2PasswordRequestForm
+from fastapi import APIRouter, Form, Request
 
-from services.routing.api.schemas import Me, Token
+from services.routing.api.schemas import Me, Token, TokenForm
 from services.routing.deps import ActionsDep, SettingsDep
 from shared.auth import issue_token
 from shared.web import CurrentStaff, problem_responses
@@ -13,10 +12,10 @@ from shared.web import CurrentStaff, problem_responses
 router = APIRouter(prefix="/api/v1", tags=["staff"])
 
 
-@router.post("/auth/token", responses=problem_responses(401, 422, 429))
+@router.post("/auth/token", responses=problem_responses(400, 401, 422, 429))
 async def sign_in(
     request: Request,
-    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    form: Annotated[TokenForm, Form()],
     actions: ActionsDep,
     settings: SettingsDep,
 ) -> Token:

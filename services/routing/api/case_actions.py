@@ -22,6 +22,8 @@ from shared.web import CurrentStaff, problem_responses
 router = APIRouter(prefix="/api/v1/cases/{case_id}", tags=["staff"])
 
 REFUSALS = problem_responses(401, 403, 404, 409, 422)
+# A body that is not JSON at all is refused before it is read (400).
+WITH_BODY = problem_responses(400, 401, 403, 404, 409, 422)
 
 
 @router.post("/accept", responses=REFUSALS)
@@ -31,7 +33,7 @@ async def accept(case_id: uuid.UUID, staff: CurrentStaff, actions: ActionsDep) -
     return Case.for_staff(case, org, staff)
 
 
-@router.post("/notes", responses=REFUSALS)
+@router.post("/notes", responses=WITH_BODY)
 async def add_note(
     case_id: uuid.UUID, body: NoteIn, staff: CurrentStaff, actions: ActionsDep
 ) -> Case:
@@ -40,7 +42,7 @@ async def add_note(
     return Case.for_staff(case, org, staff)
 
 
-@router.post("/resolve", responses=REFUSALS)
+@router.post("/resolve", responses=WITH_BODY)
 async def resolve(
     case_id: uuid.UUID, body: ResolveIn, staff: CurrentStaff, actions: ActionsDep
 ) -> Case:
@@ -49,7 +51,7 @@ async def resolve(
     return Case.for_staff(case, org, staff)
 
 
-@router.post("/reassign", responses=REFUSALS)
+@router.post("/reassign", responses=WITH_BODY)
 async def reassign(
     case_id: uuid.UUID, body: ReassignIn, staff: CurrentStaff, actions: ActionsDep
 ) -> Case:
@@ -61,7 +63,7 @@ async def reassign(
     return Case.for_staff(case, org, staff)
 
 
-@router.post("/decline", responses=REFUSALS)
+@router.post("/decline", responses=WITH_BODY)
 async def decline(
     case_id: uuid.UUID, body: DeclineIn, staff: CurrentStaff, actions: ActionsDep
 ) -> Case:
@@ -72,14 +74,14 @@ async def decline(
     return Case.for_staff(case, org, staff)
 
 
-@router.post("/ask", responses=REFUSALS)
+@router.post("/ask", responses=WITH_BODY)
 async def ask(case_id: uuid.UUID, body: AskIn, staff: CurrentStaff, actions: ActionsDep) -> Case:
     """Ask the resident for information; the deadline clock stops until they answer."""
     case, org = await actions.ask(staff, case_id=str(case_id), question=body.question)
     return Case.for_staff(case, org, staff)
 
 
-@router.post("/escalate", responses=REFUSALS)
+@router.post("/escalate", responses=WITH_BODY)
 async def escalate_case(
     case_id: uuid.UUID, body: EscalateIn, staff: CurrentStaff, actions: ActionsDep
 ) -> Case:
@@ -95,7 +97,7 @@ async def take_over(case_id: uuid.UUID, staff: CurrentStaff, actions: ActionsDep
     return Case.for_staff(case, org, staff)
 
 
-@router.post("/reject", responses=REFUSALS)
+@router.post("/reject", responses=WITH_BODY)
 async def reject(
     case_id: uuid.UUID, body: RejectIn, staff: CurrentStaff, actions: ActionsDep
 ) -> Case:

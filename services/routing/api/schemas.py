@@ -126,12 +126,26 @@ class CaseDetail(Case):
         )
 
 
+# Words, not only spaces: the actions refuse a text that is blank once stripped, and the
+# contract says so. Spelled out because Python's and JavaScript's `\s` differ on a few
+# characters (U+001C-U+001F, U+0085, U+FEFF): none of them counts as a word.
+WORDS = r"[^\s\x1c-\x1f\x85\ufeff]"
+
+
+class TokenForm(BaseModel):
+    """Sign-in as an OAuth2 password form (`grant_type=password` may be sent, or left out)."""
+
+    username: str = Field(min_length=1, max_length=100)
+    password: str = Field(min_length=1, max_length=1000)
+    grant_type: Literal["password"] = "password"
+
+
 class NoteIn(BaseModel):
-    note: str = Field(min_length=1, max_length=5000)
+    note: str = Field(min_length=1, max_length=5000, pattern=WORDS)
 
 
 class ResolveIn(BaseModel):
-    explanation: str = Field(min_length=1, max_length=5000)
+    explanation: str = Field(min_length=1, max_length=5000, pattern=WORDS)
 
 
 class ReassignIn(BaseModel):
@@ -147,7 +161,7 @@ class DeclineIn(BaseModel):
 
 
 class AskIn(BaseModel):
-    question: str = Field(min_length=1, max_length=2000)
+    question: str = Field(min_length=1, max_length=2000, pattern=WORDS)
 
 
 class EscalateIn(BaseModel):
@@ -155,7 +169,7 @@ class EscalateIn(BaseModel):
 
 
 class RejectIn(BaseModel):
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: str = Field(min_length=1, max_length=2000, pattern=WORDS)
 
 
 class AbsenceIn(BaseModel):

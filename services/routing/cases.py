@@ -28,6 +28,7 @@ from services.routing.assignment import (
 from services.routing.calendar import WorkingCalendar
 from services.routing.escalation import Plan, Planned, plan_rung
 from services.routing.ladder import Ladder, Rung
+from services.routing.lifecycle import OPEN
 from shared.events import CaseEvent, Event, derived_id
 from shared.messaging import add_to_outbox
 
@@ -199,7 +200,7 @@ async def with_open_counts(
                 select(k.c.holder_member_id, func.count().label("n"))
                 .where(
                     k.c.holder_member_id.in_(list(member_ids)),
-                    k.c.status.in_(models.OPEN_STATUSES),
+                    k.c.status.in_(sorted(OPEN)),
                 )
                 .group_by(k.c.holder_member_id)
             )
@@ -222,7 +223,7 @@ async def load_organisation(
     parents = {row.id: row.parent_id for row in (await conn.execute(select(u))).all()}
     counting = (
         select(k.c.holder_member_id, func.count().label("n"))
-        .where(k.c.status.in_(models.OPEN_STATUSES), k.c.holder_member_id.is_not(None))
+        .where(k.c.status.in_(sorted(OPEN)), k.c.holder_member_id.is_not(None))
         .group_by(k.c.holder_member_id)
     )
     if member_ids is not None:

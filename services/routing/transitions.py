@@ -178,19 +178,26 @@ def move_to(
             actor=actor,
         )
     )
-    values = placement_values(choice, plan)
-    if escalation in ("deadline_passed", "resident_request") and values["flag"] is None:
-        # Past the deadline the resident was given: it stays marked for the leaders' eyes.
-        values["flag"] = "overdue"
-    if acknowledged:
-        values["status"] = "accepted"
     return Move(
-        values=values,
+        values=_placed(choice, plan, escalation=escalation, acknowledged=acknowledged),
         entries=entries,
         schedule=plan.rows,
         assignee=choice.member.member_id,
         to_rung=choice.rung,
     )
+
+
+def _placed(
+    choice: Choice, plan: Plan, *, escalation: EscalationReason | None, acknowledged: bool
+) -> dict[str, Any]:
+    """The case's columns once placed: marked overdue when it moved because the resident's
+    deadline passed (it stays marked for the leaders' eyes); accepted when taken over."""
+    values = placement_values(choice, plan)
+    if escalation in ("deadline_passed", "resident_request") and values["flag"] is None:
+        values["flag"] = "overdue"
+    if acknowledged:
+        values["status"] = "accepted"
+    return values
 
 
 def escalate(

@@ -3,11 +3,12 @@ absence starts."""
 
 from fastapi import APIRouter
 
+from services.routing.api.links import operation_id
 from services.routing.api.schemas import Absence, AbsenceIn
 from services.routing.deps import ActionsDep
 from shared.web import CurrentStaff, problem_responses
 
-router = APIRouter(prefix="/api/v1", tags=["staff"])
+router = APIRouter(prefix="/api/v1", tags=["staff"], generate_unique_id_function=operation_id)
 
 
 @router.post("/members/{member_id}/absence", responses=problem_responses(400, 401, 403, 404, 422))

@@ -4,12 +4,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 
+from services.routing.api.links import operation_id
 from services.routing.api.schemas import Me, Token, TokenForm
 from services.routing.deps import ActionsDep, SettingsDep
 from shared.auth import issue_token
 from shared.web import CurrentStaff, problem_responses
 
-router = APIRouter(prefix="/api/v1", tags=["staff"])
+router = APIRouter(prefix="/api/v1", tags=["staff"], generate_unique_id_function=operation_id)
 
 
 @router.post("/auth/token", responses=problem_responses(400, 401, 422, 429))

@@ -6,6 +6,7 @@ import uuid
 
 from fastapi import APIRouter
 
+from services.routing.api.links import case_links, operation_id
 from services.routing.api.schemas import (
     AskIn,
     Case,
@@ -19,11 +20,13 @@ from services.routing.api.schemas import (
 from services.routing.deps import ActionsDep
 from shared.web import CurrentStaff, problem_responses
 
-router = APIRouter(prefix="/api/v1/cases/{case_id}", tags=["staff"])
+router = APIRouter(
+    prefix="/api/v1/cases/{case_id}", tags=["staff"], generate_unique_id_function=operation_id
+)
 
-REFUSALS = problem_responses(401, 403, 404, 409, 422)
+REFUSALS = {**problem_responses(401, 403, 404, 409, 422), **case_links()}
 # A body that is not JSON at all is refused before it is read (400).
-WITH_BODY = problem_responses(400, 401, 403, 404, 409, 422)
+WITH_BODY = {**problem_responses(400, 401, 403, 404, 409, 422), **case_links()}
 
 
 @router.post("/accept", responses=REFUSALS)

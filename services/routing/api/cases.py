@@ -5,15 +5,16 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
+from services.routing.api.links import case_links, operation_id
 from services.routing.api.schemas import Case, CaseDetail
 from services.routing.deps import ActionsDep
 from services.routing.lifecycle import Status
 from shared.web import CurrentStaff, problem_responses
 
-router = APIRouter(prefix="/api/v1", tags=["staff"])
+router = APIRouter(prefix="/api/v1", tags=["staff"], generate_unique_id_function=operation_id)
 
 
-@router.get("/cases", responses=problem_responses(401, 403, 422))
+@router.get("/cases", responses={**problem_responses(401, 403, 422), **case_links("/0/id")})
 async def list_cases(
     staff: CurrentStaff,
     actions: ActionsDep,
@@ -34,7 +35,7 @@ async def list_cases(
     return [Case.for_staff(row, org, staff) for row in rows]
 
 
-@router.get("/cases/{case_id}", responses=problem_responses(401, 404, 422))
+@router.get("/cases/{case_id}", responses={**problem_responses(401, 404, 422), **case_links()})
 async def case_detail(case_id: uuid.UUID, staff: CurrentStaff, actions: ActionsDep) -> CaseDetail:
     """A case the caller holds, held, or leads, with its history, notes and what they may do."""
     return CaseDetail.of_view(await actions.view(staff, str(case_id)))

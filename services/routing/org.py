@@ -131,6 +131,24 @@ def load_org_file(path: Path) -> OrgConfig:
 
 
 def _check(r: _Reader, doc: Located) -> OrgConfig:
+    units = _units(r, doc)
+    categories = _categories(r, doc)
+    members: dict[str, MemberSpec] = {}
+    ids: set[str] = set()
+    for item in r.items(doc, "members"):
+        member = _member(r, item, units, categories, members, ids)
+        members[member.username] = member
+        ids.add(member.id)
+    return OrgConfig(
+        path=r.path,
+        units=tuple(units.values()),
+        categories=tuple(categories.values()),
+        members=tuple(members.values()),
+    )
+
+
+def _units(r: _Reader, doc: Located) -> dict[str, UnitSpec]:
+    """The area tree: unique ids, every parent known, no unit its own ancestor."""
     units: dict[str, UnitSpec] = {}
     for item in r.items(doc, "units"):
         uid = r.req(item, "id")
@@ -158,7 +176,12 @@ def _check(r: _Reader, doc: Located) -> OrgConfig:
                 raise r.fail(unit.line, f"vòng lặp đơn vị cha / parent cycle at unit '{unit.id}'")
             seen.add(parent)
             parent = units[parent].parent
+    return units
 
+
+def _categories(r: _Reader, doc: Located) -> dict[str, CategorySpec]:
+    """Categories with unique ids and positive deadline hours (one per rung, the last serving
+    every higher rung)."""
     categories: dict[str, CategorySpec] = {}
     for item in r.items(doc, "categories"):
         cid = r.req(item, "id")
@@ -185,82 +208,88 @@ def _check(r: _Reader, doc: Located) -> OrgConfig:
             deadline_hours=tuple(hours),
             line=item.line,
         )
+    return categories
 
-    members: dict[str, MemberSpec] = {}
-    ids: set[str] = set()
-    for item in r.items(doc, "members"):
-        username = r.req(item, "username")
-        if not _USERNAME.match(username):
-            raise r.fail(
-                item.at("username"),
-                f"tên đăng nhập chỉ gồm chữ thường không dấu / username must be lowercase ASCII: '{username}'",
-            )
-        if username in members:
-            raise r.fail(
-                item.at("username"), f"tên đăng nhập trùng / duplicate username '{username}'"
-            )
-        mid = r.text(item, "id", required=False) or username
-        if mid in ids:
-            raise r.fail(item.at("id"), f"mã thành viên trùng / duplicate member id '{mid}'")
-        ids.add(mid)
-        unit_id = r.req(item, "unit")
-        if unit_id not in units:
-            raise r.fail(item.at("unit"), f"đơn vị không tồn tại / unknown unit '{unit_id}'")
-        role = r.req(item, "role")
-        if role not in ROLES:
-            raise r.fail(
-                item.at("role"),
-                f"vai trò không hợp lệ / role must be member, leader or admin: '{role}'",
-            )
-        raw_categories = item.get("categories", "all" if role != "member" else None)
-        if raw_categories == "all":
-            cats: tuple[str, ...] = (ALL_CATEGORIES,)
-        elif isinstance(raw_categories, list) and raw_categories:
-            for c in raw_categories:
-                if c not in categories:
-                    raise r.fail(
-                        item.at("categories"), f"lĩnh vực không tồn tại / unknown category '{c}'"
-                    )
-            cats = tuple(str(c) for c in raw_categories)
-        else:
-            raise r.fail(
-                item.line,
-                '\'categories\' phải là danh sách hoặc "all" / must be a list of category ids or "all"',
-            )
-        capacity = item.get("capacity", 10)
-        if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 0:
-            raise r.fail(
-                item.at("capacity"), "'capacity' phải là số không âm / must be a whole number >= 0"
-            )
-        password = r.text(item, "password", required=False)
-        password_hash = r.text(item, "password_hash", required=False)
-        if (password is None) == (password_hash is None):
-            raise r.fail(
-                item.line,
-                "cần đúng một trong 'password' hoặc 'password_hash' / give exactly one of 'password' or 'password_hash'",
-            )
-        active = item.get("active", True)
-        if not isinstance(active, bool):
-            raise r.fail(item.at("active"), "'active' phải là true/false / must be true or false")
-        members[username] = MemberSpec(
-            id=mid,
-            username=username,
-            name=r.req(item, "name"),
-            email=r.text(item, "email", required=False),
-            unit=unit_id,
-            role=role,
-            categories=cats,
-            capacity=capacity,
-            password=password,
-            password_hash=password_hash,
-            active=active,
-            line=item.line,
+
+def _member(
+    r: _Reader,
+    item: Located,
+    units: dict[str, UnitSpec],
+    categories: dict[str, CategorySpec],
+    members: dict[str, MemberSpec],
+    ids: set[str],
+) -> MemberSpec:
+    """One member: a unique lowercase username and id, a known unit and role, the categories
+    they take, a capacity, and exactly one of a password or its hash."""
+    username = r.req(item, "username")
+    if not _USERNAME.match(username):
+        raise r.fail(
+            item.at("username"),
+            f"tên đăng nhập chỉ gồm chữ thường không dấu / username must be lowercase ASCII: '{username}'",
         )
-    return OrgConfig(
-        path=r.path,
-        units=tuple(units.values()),
-        categories=tuple(categories.values()),
-        members=tuple(members.values()),
+    if username in members:
+        raise r.fail(item.at("username"), f"tên đăng nhập trùng / duplicate username '{username}'")
+    mid = r.text(item, "id", required=False) or username
+    if mid in ids:
+        raise r.fail(item.at("id"), f"mã thành viên trùng / duplicate member id '{mid}'")
+    unit_id = r.req(item, "unit")
+    if unit_id not in units:
+        raise r.fail(item.at("unit"), f"đơn vị không tồn tại / unknown unit '{unit_id}'")
+    role = r.req(item, "role")
+    if role not in ROLES:
+        raise r.fail(
+            item.at("role"),
+            f"vai trò không hợp lệ / role must be member, leader or admin: '{role}'",
+        )
+    cats = _member_categories(r, item, role, categories)
+    capacity = item.get("capacity", 10)
+    if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 0:
+        raise r.fail(
+            item.at("capacity"), "'capacity' phải là số không âm / must be a whole number >= 0"
+        )
+    password = r.text(item, "password", required=False)
+    password_hash = r.text(item, "password_hash", required=False)
+    if (password is None) == (password_hash is None):
+        raise r.fail(
+            item.line,
+            "cần đúng một trong 'password' hoặc 'password_hash' / give exactly one of 'password' or 'password_hash'",
+        )
+    active = item.get("active", True)
+    if not isinstance(active, bool):
+        raise r.fail(item.at("active"), "'active' phải là true/false / must be true or false")
+    return MemberSpec(
+        id=mid,
+        username=username,
+        name=r.req(item, "name"),
+        email=r.text(item, "email", required=False),
+        unit=unit_id,
+        role=role,
+        categories=cats,
+        capacity=capacity,
+        password=password,
+        password_hash=password_hash,
+        active=active,
+        line=item.line,
+    )
+
+
+def _member_categories(
+    r: _Reader, item: Located, role: str, categories: dict[str, CategorySpec]
+) -> tuple[str, ...]:
+    """A list of known category ids, or "all" (the default for leaders and administrators)."""
+    raw_categories = item.get("categories", "all" if role != "member" else None)
+    if raw_categories == "all":
+        return (ALL_CATEGORIES,)
+    if isinstance(raw_categories, list) and raw_categories:
+        for c in raw_categories:
+            if c not in categories:
+                raise r.fail(
+                    item.at("categories"), f"lĩnh vực không tồn tại / unknown category '{c}'"
+                )
+        return tuple(str(c) for c in raw_categories)
+    raise r.fail(
+        item.line,
+        '\'categories\' phải là danh sách hoặc "all" / must be a list of category ids or "all"',
     )
 
 

@@ -1,8 +1,9 @@
 """Background work that runs until stopped: the outbox relay, delivery, sweeps.
 
 One shape for all of them: run a step; run again at once while the step says more is waiting;
-otherwise sleep until the idle interval passes or someone calls `wake()`. A failing step is
-logged and retried after a pause; it never ends the loop.
+otherwise sleep until the idle interval passes (or the next work falls due, when the worker
+knows) or someone calls `wake()`. A wake that arrives while a step runs is kept: the step runs
+again right after. A failing step is logged and retried after a pause; it never ends the loop.
 """
 
 from __future__ import annotations
@@ -24,10 +25,14 @@ class Worker:
         *,
         idle_s: float,
         error_pause_s: float = 1.0,
+        next_due: Callable[[], Awaitable[float | None]] | None = None,
     ) -> None:
-        """`step` returns True when more work may be waiting (run again at once)."""
+        """`step` returns True when more work may be waiting (run again at once). `next_due`,
+        when given, says in how many seconds the next known work falls due (None: nothing
+        known); an idle worker sleeps no longer than that."""
         self.name = name
         self._step = step
+        self._next_due = next_due
         self._idle_s = idle_s
         self._error_pause_s = error_pause_s
         self._wake = asyncio.Event()
@@ -64,5 +69,22 @@ class Worker:
                 more = False
                 await asyncio.sleep(self._error_pause_s)
             if not more:
+                pause = await self._idle()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._idle_s)
+                    await asyncio.wait_for(self._wake.wait(), pause)
+
+    async def _idle(self) -> float:
+        """How long to sleep unless woken: the idle interval, or less when work is due sooner."""
+        if self._next_due is None:
+            return self._idle_s
+        try:
+            due = await self._next_due()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("worker_next_due_failed", worker=self.name)
+            return self._idle_s
+        if due is None:
+            return self._idle_s
+        # Never a busy loop, even when something is already overdue.
+        return min(self._idle_s, max(0.05, due))

@@ -2,24 +2,21 @@
 the same rules and write the same events.
 
 Members see the cases they hold or held; leaders also every case of their unit and the units
-below it; administrators see everything. Each action is a compare-and-set transition whose
-events go out through the outbox in the same transaction. Refusals are `ActionError`s carrying
-a Vietnamese and an English sentence; the HTTP edge turns them into problem details, the pages
-into a message on the same page.
+below it; administrators see everything. Who may do what is `permissions.permissions`, asked
+once per request. Each action is a compare-and-set transition whose events go out through the
+outbox in the same transaction. Refusals are `errors.ActionError`s carrying a Vietnamese and an
+English sentence; the HTTP edge turns them into problem details, the pages into a message on
+the same page.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import and_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -36,194 +33,67 @@ from services.routing.cases import (
     load_organisation,
     past_holders,
 )
-from services.routing.ladder import Ladder
-from services.routing.lifecycle import (
-    Action,
-    IllegalTransition,
-    Status,
-    explain_refusal,
-    transition,
+from services.routing.errors import (
+    ActionError,
+    CaseNotFound,
+    InvalidInput,
+    MemberNotFound,
+    NotPermitted,
+    Refused,
 )
-from services.routing.transitions import Move, apply, escalate, move_to, pause
+from services.routing.ladder import Ladder
+from services.routing.lifecycle import Action as Step
+from services.routing.lifecycle import IllegalTransition, Status, explain_refusal, transition
+from services.routing.permissions import (
+    WHO_MAY,
+    Action,
+    CaseFacts,
+    by_role,
+    may_mark_away,
+    may_see,
+    permissions,
+)
+from services.routing.signin import SignInThrottle, sign_in, visible_units
+from services.routing.transitions import Move, apply, escalate, move_to, pause, unheld
 from shared.auth import Staff
 from shared.clock import Clock
 from shared.events import CaseAccepted, CaseDeclined, CaseNoteAdded, CaseRejected, CaseResolved
 from shared.events.routing import DeclineReason
 
-Lang = Literal["vi", "en"]
-
-_hasher = PasswordHasher()
-# Verified against when the username is unknown, so a wrong name costs as long as a wrong password.
-_DUMMY_HASH = _hasher.hash("not-a-password")
-
-
-class ActionError(Exception):
-    """A refused request, said in Vietnamese and English."""
-
-    status: ClassVar[int] = 400
-    default_type: ClassVar[str] = "about:blank"
-
-    def __init__(self, vi: str, en: str, *, type_: str | None = None, **extra: Any) -> None:
-        super().__init__(f"{vi} / {en}")
-        self.vi = vi
-        self.en = en
-        self.type = type_ or self.default_type
-        self.extra = extra
-
-    @property
-    def bilingual(self) -> str:
-        return f"{self.vi} / {self.en}"
-
-    def text(self, lang: Lang) -> str:
-        return self.en if lang == "en" else self.vi
-
-
-class CaseNotFound(ActionError):
-    status = 404
-
-
-class NotPermitted(ActionError):
-    status = 403
-
-
-class Refused(ActionError):
-    """The case's state does not allow the action now (409)."""
-
-    status = 409
-    default_type = "urn:petitions:problem:illegal-transition"
-
-
-class InvalidInput(ActionError):
-    status = 422
-    default_type = "urn:petitions:problem:validation"
-
-
-class BadCredentials(ActionError):
-    status = 401
-    default_type = "urn:petitions:problem:bad-credentials"
-
-
-class TooManyAttempts(ActionError):
-    status = 429
-    default_type = "urn:petitions:problem:too-many-attempts"
-
-
-def _no_case() -> CaseNotFound:
-    return CaseNotFound("Không tìm thấy hồ sơ.", "No such case.")
-
-
-def _leaders_only() -> NotPermitted:
-    return NotPermitted(
-        "Chỉ lãnh đạo đơn vị được làm việc này.", "Only a leader of the unit may do this."
-    )
-
-
-@dataclass
-class SignInThrottle:
-    """At most `max_failures` wrong passwords per username and client address in `window_s`
-    seconds; the next attempts are refused until the oldest failure ages out.
-
-    Kept in memory: each replica counts on its own and a restart forgets, which is enough to
-    make guessing a password slow without adding a store. The address is the TCP peer, so
-    behind a reverse proxy every resident shares it and only the username half keys.
-    """
-
-    max_failures: int = 5
-    window_s: float = 15 * 60
-    now: Callable[[], float] = time.monotonic
-    _failures: dict[tuple[str, str], list[float]] = field(default_factory=dict)
-
-    def _recent(self, key: tuple[str, str]) -> list[float]:
-        cutoff = self.now() - self.window_s
-        kept = [t for t in self._failures.get(key, ()) if t > cutoff]
-        if kept:
-            self._failures[key] = kept
-        else:
-            self._failures.pop(key, None)
-        return kept
-
-    def blocked(self, username: str, client: str) -> bool:
-        return len(self._recent((username, client))) >= self.max_failures
-
-    def failed(self, username: str, client: str) -> None:
-        if len(self._failures) > 10_000:
-            # Bound the memory an attacker can make us hold: forget whatever has aged out.
-            for key in list(self._failures):
-                self._recent(key)
-        self._failures.setdefault((username, client), []).append(self.now())
-
-    def succeeded(self, username: str, client: str) -> None:
-        self._failures.pop((username, client), None)
+# The workspace pages import these from here, beside the actions they refuse.
+__all__ = [
+    "ActionError",
+    "CaseActions",
+    "CaseNotFound",
+    "CaseView",
+    "InvalidInput",
+    "NotPermitted",
+    "Refused",
+    "SignInThrottle",
+    "eligible_assignees",
+    "facts",
+    "visible_units",
+]
 
 
 @dataclass(frozen=True)
 class CaseView:
-    """A case with what the caller may do to it."""
+    """A case with what the caller may do to it (`allowed`: names of `permissions.Action`)."""
 
     case: RowMapping
     org: Organisation
-    may_act: bool
-    leads: bool
-    leadership: bool
+    allowed: frozenset[str]
     history: list[dict[str, Any]] = field(default_factory=list)
     notes: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _verify(password_hash: str, password: str) -> bool:
-    try:
-        return _hasher.verify(password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
-
-
-def leads(staff: Staff, case: RowMapping, org: Organisation) -> bool:
-    """A leader of the case's unit or of a unit above it; an administrator."""
-    if staff.is_admin:
-        return True
-    return (
-        staff.role == "leader"
-        and staff.unit_id is not None
-        and staff.unit_id in org.chain(case["unit_id"])
+def facts(case: RowMapping, org: Organisation) -> CaseFacts:
+    """What the permission rule needs of a case row."""
+    return CaseFacts(
+        status=case["status"],
+        holder_member_id=case["holder_member_id"],
+        units=tuple(org.chain(case["unit_id"])),
     )
-
-
-def leadership(staff: Staff, case: RowMapping, org: Organisation) -> bool:
-    """An administrator, or a leader of a unit above the case's own (the ward and up)."""
-    if staff.is_admin:
-        return True
-    return (
-        staff.role == "leader"
-        and staff.unit_id is not None
-        and staff.unit_id in org.chain(case["unit_id"])[1:]
-    )
-
-
-def may_act(staff: Staff, case: RowMapping, org: Organisation) -> bool:
-    return case["holder_member_id"] == staff.member_id or leads(staff, case, org)
-
-
-def visible_units(
-    parents: dict[str, str | None], role: str, unit_id: str | None
-) -> tuple[str, ...]:
-    """The units whose petitions a person may see: a leader's unit and every unit below it, a
-    member's own unit; an administrator sees every unit without a list."""
-    if role == "admin" or unit_id is None:
-        return ()
-    if role == "leader":
-        below = [u for u in parents if _descends(u, unit_id, parents)]
-        return tuple(sorted(below))
-    return (unit_id,)
-
-
-def _descends(unit: str, ancestor: str, parents: dict[str, str | None]) -> bool:
-    seen: set[str] = set()
-    current: str | None = unit
-    while current is not None and current not in seen:
-        if current == ancestor:
-            return True
-        seen.add(current)
-        current = parents.get(current)
-    return False
 
 
 def eligible_assignees(case: RowMapping, org: Organisation) -> list[Candidate]:
@@ -254,7 +124,65 @@ def _mid(staff: Staff) -> str:
     return staff.member_id or staff.username
 
 
-Build = Callable[[AsyncConnection, RowMapping, Organisation, str], Awaitable[Move]]
+def _no_case() -> CaseNotFound:
+    return CaseNotFound("Không tìm thấy hồ sơ.", "No such case.")
+
+
+# The state machine's step each staff action takes (reassigning, escalating and taking over
+# all assign the case anew).
+_STEP: dict[Action, Step] = {
+    "accept": "accept",
+    "resolve": "resolve",
+    "ask": "ask",
+    "decline": "decline",
+    "note": "note",
+    "reassign": "assign",
+    "escalate": "assign",
+    "take-over": "assign",
+    "reject": "reject",
+}
+
+
+def _after(action: Action, current: str) -> Status:
+    """The status the action leads to (IllegalTransition when the state machine forbids it).
+    Resolving a case not yet accepted accepts it first."""
+    if action == "resolve" and current == "assigned":
+        return transition(transition(current, "accept"), "resolve")
+    return transition(current, _STEP[action])
+
+
+def _check(staff: Staff, case: RowMapping, org: Organisation, action: Action) -> None:
+    """Refuse an action the caller may not take now: by their place (403) or by the case's
+    state (409, saying the state in words and what to do first)."""
+    known = facts(case, org)
+    if action in permissions(staff, known):
+        return
+    if action not in by_role(staff, known):
+        raise NotPermitted(*WHO_MAY[action])
+    raise _refused(action, case["status"])
+
+
+def _refused(action: str, status: str, *, concurrent: bool = False) -> Refused:
+    vi, en = explain_refusal(action, status, concurrent=concurrent)
+    return Refused(vi, en, current_status=status)
+
+
+def _required(value: str, limit: int, vi: str, en: str) -> str:
+    value = value.strip()
+    if not value:
+        raise InvalidInput(f"Vui lòng nhập {vi}.", f"Please write the {en}.")
+    if len(value) > limit:
+        raise InvalidInput(
+            f"{vi.capitalize()} dài quá {limit} ký tự.", f"The {en} is over {limit} characters."
+        )
+    return value
+
+
+def _comment(value: str | None) -> str | None:
+    return (value or "").strip()[:2000] or None
+
+
+Build = Callable[[AsyncConnection, RowMapping, Organisation, Status], Awaitable[Move]]
 
 
 class CaseActions:
@@ -278,32 +206,9 @@ class CaseActions:
         self.throttle = throttle or SignInThrottle()
 
     async def sign_in(self, *, username: str, password: str, client: str) -> Staff:
-        """The staff member behind a username and password, with the units they may see.
-        Wrong credentials and too many recent failures are refused alike for every username."""
-        username = username.strip().lower()
-        if self.throttle.blocked(username, client):
-            raise TooManyAttempts(
-                "Đăng nhập sai quá nhiều lần. Vui lòng thử lại sau 15 phút.",
-                "Too many failed sign-ins. Please try again in 15 minutes.",
-            )
-        m, u = models.members, models.units
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(select(m).where(m.c.username == username))).mappings().first()
-            parents = {r.id: r.parent_id for r in (await conn.execute(select(u))).all()}
-        ok = await asyncio.to_thread(
-            _verify, row["password_hash"] if row else _DUMMY_HASH, password
-        )
-        if row is None or not ok or not row["active"]:
-            self.throttle.failed(username, client)
-            raise BadCredentials("Sai tên đăng nhập hoặc mật khẩu.", "Wrong username or password.")
-        self.throttle.succeeded(username, client)
-        return Staff(
-            username=row["username"],
-            member_id=row["id"],
-            role=row["role"],
-            unit_id=row["unit_id"],
-            name=row["name"],
-            units=visible_units(parents, row["role"], row["unit_id"]),
+        """The staff member behind a username and password (see `signin.sign_in`)."""
+        return await sign_in(
+            self.engine, self.throttle, username=username, password=password, client=client
         )
 
     async def list_cases(
@@ -320,32 +225,15 @@ class CaseActions:
         k = models.cases
         async with self.engine.connect() as conn:
             org = await load_organisation(conn, self.ladder)
-            conditions: list[Any] = []
-            if scope == "mine":
-                conditions.append(k.c.holder_member_id == staff.member_id)
-            elif not staff.is_admin:
-                if staff.role != "leader" or staff.unit_id is None:
-                    raise NotPermitted(
-                        "Chỉ lãnh đạo đơn vị xem được hồ sơ của đơn vị.",
-                        "Only unit leaders see the unit's cases.",
-                    )
-                conditions.append(k.c.unit_id.in_(org.subtree(staff.unit_id)))
+            conditions = _scope(staff, scope, org)
             if petition_id is not None:
                 conditions.append(k.c.petition_id == petition_id)
             if statuses is not None:
                 conditions.append(k.c.status.in_(list(statuses)))
-            rows = (
-                (
-                    await conn.execute(
-                        select(k)
-                        .where(and_(True, *conditions))
-                        .order_by(k.c.opened_at.desc())
-                        .limit(limit)
-                    )
-                )
-                .mappings()
-                .all()
+            query = (
+                select(k).where(and_(True, *conditions)).order_by(k.c.opened_at.desc()).limit(limit)
             )
+            rows = (await conn.execute(query)).mappings().all()
         return list(rows), org
 
     async def _visible(
@@ -359,67 +247,48 @@ class CaseActions:
         if case is None:
             raise _no_case()
         org = await load_organisation(conn, self.ladder)
-        if not may_act(staff, case, org) and staff.member_id not in await past_holders(
-            conn, case["id"]
-        ):
+        if not may_see(staff, facts(case, org), await past_holders(conn, case["id"])):
             # Not "forbidden": whether a case exists is itself not for everyone to know.
             raise _no_case()
         return case, org
 
     async def view(self, staff: Staff, case_id: str) -> CaseView:
-        """A case the caller may see, with its history and notes."""
+        """A case the caller may see, with its history, its notes and what they may do now."""
         n = models.notes
         async with self.engine.connect() as conn:
             case, org = await self._visible(conn, staff, case_id)
-            notes = [
-                dict(r)
-                for r in (
-                    await conn.execute(
-                        select(n.c.member_id, n.c.note, n.c.at)
-                        .where(n.c.case_id == case["id"])
-                        .order_by(n.c.id)
-                    )
-                )
-                .mappings()
-                .all()
-            ]
+            query = (
+                select(n.c.member_id, n.c.note, n.c.at)
+                .where(n.c.case_id == case["id"])
+                .order_by(n.c.id)
+            )
+            notes = [dict(r) for r in (await conn.execute(query)).mappings().all()]
             lines = await history(conn, case["id"])
         return CaseView(
             case=case,
             org=org,
-            may_act=may_act(staff, case, org),
-            leads=leads(staff, case, org),
-            leadership=leadership(staff, case, org),
+            allowed=frozenset(permissions(staff, facts(case, org))),
             history=lines,
             notes=notes,
         )
 
     async def _act(
-        self,
-        staff: Staff,
-        case_id: str,
-        name: str,
-        after: Callable[[str], Status],
-        build: Build,
+        self, staff: Staff, case_id: str, action: Action, build: Build
     ) -> tuple[RowMapping, Organisation]:
         """Run one action in one transaction: visibility, permission, state, change, outbox."""
         now = self.clock.now()
         try:
             async with self.engine.begin() as conn:
                 case, org = await self._visible(conn, staff, case_id)
-                if not may_act(staff, case, org):
-                    raise NotPermitted(
-                        "Chỉ người đang giữ hồ sơ hoặc lãnh đạo đơn vị được làm việc này.",
-                        "Only the member holding the case or a unit leader may do this.",
-                    )
-                move = await build(conn, case, org, after(case["status"]))
+                _check(staff, case, org, action)
+                move = await build(conn, case, org, _after(action, case["status"]))
                 await apply(conn, case, move, now=now)
                 fresh = await get_case(conn, case["id"])
                 assert fresh is not None
         except IllegalTransition as exc:
-            raise _refused(name, exc.current_status) from exc
+            raise _refused(action, exc.current_status) from exc
         except CaseConflict as exc:
-            raise _refused(name, exc.current_status, concurrent=True) from exc
+            raise _refused(action, exc.current_status, concurrent=True) from exc
         self._after_commit()
         self._wake_sweep()
         return fresh, org
@@ -435,8 +304,10 @@ class CaseActions:
         )
 
     async def accept(self, staff: Staff, *, case_id: str) -> tuple[RowMapping, Organisation]:
+        """The holder acknowledges the case: the acknowledgement deadline ends."""
+
         async def build(
-            conn: AsyncConnection, case: RowMapping, org: Organisation, status: str
+            conn: AsyncConnection, case: RowMapping, org: Organisation, status: Status
         ) -> Move:
             event = CaseAccepted(**self._env(case, "accepted"), member_id=_mid(staff))
             return Move(
@@ -445,15 +316,16 @@ class CaseActions:
                 cancel="ack",
             )
 
-        return await self._act(staff, case_id, "accept", _step("accept"), build)
+        return await self._act(staff, case_id, "accept", build)
 
     async def add_note(
         self, staff: Staff, *, case_id: str, note: str
     ) -> tuple[RowMapping, Organisation]:
+        """A note for whoever handles the case; the status does not change."""
         note = _required(note, 5000, "ghi chú", "note")
 
         async def build(
-            conn: AsyncConnection, case: RowMapping, org: Organisation, status: str
+            conn: AsyncConnection, case: RowMapping, org: Organisation, status: Status
         ) -> Move:
             event = CaseNoteAdded(**self._env(case, "note"), member_id=_mid(staff), note=note)
             await conn.execute(
@@ -465,13 +337,10 @@ class CaseActions:
                     at=self.clock.now(),
                 )
             )
-            return Move(
-                values={},
-                entries=[Entry(event, "note", actor=staff.username, member_id=_mid(staff))],
-                cancel=None,
-            )
+            entry = Entry(event, "note", actor=staff.username, member_id=_mid(staff))
+            return Move(values={}, entries=[entry], cancel=None)
 
-        return await self._act(staff, case_id, "note", _step("note"), build)
+        return await self._act(staff, case_id, "note", build)
 
     async def resolve(
         self, staff: Staff, *, case_id: str, explanation: str
@@ -481,46 +350,11 @@ class CaseActions:
         explanation = _required(explanation, 5000, "giải thích", "explanation")
 
         async def build(
-            conn: AsyncConnection, case: RowMapping, org: Organisation, status: str
+            conn: AsyncConnection, case: RowMapping, org: Organisation, status: Status
         ) -> Move:
-            entries = []
-            if case["status"] == "assigned":
-                accepted = CaseAccepted(**self._env(case, "accepted"), member_id=_mid(staff))
-                entries.append(
-                    Entry(accepted, "accepted", actor=staff.username, member_id=_mid(staff))
-                )
-            event = CaseResolved(
-                **self._env(case, "resolved"), member_id=_mid(staff), explanation=explanation
-            )
-            entries.append(
-                Entry(
-                    event,
-                    "resolved",
-                    actor=staff.username,
-                    member_id=_mid(staff),
-                    detail={"explanation": explanation},
-                )
-            )
-            # Nothing is due while the resident is asked to confirm: every deadline of the
-            # rung ends here, in the same transaction, so a resolved case never escalates.
-            return Move(
-                values={
-                    "status": status,
-                    "due_at": None,
-                    "ack_due_at": None,
-                    "flag": None,
-                    "question_id": None,
-                    "paused_remaining_s": None,
-                },
-                entries=entries,
-            )
+            return _resolution(staff, case, status, explanation, self._env)
 
-        def after(current: str) -> Status:
-            if current == "assigned":
-                return transition(transition(current, "accept"), "resolve")
-            return transition(current, "resolve")
-
-        return await self._act(staff, case_id, "resolve", after, build)
+        return await self._act(staff, case_id, "resolve", build)
 
     async def reassign(
         self, staff: Staff, *, case_id: str, member_id: str | None, username: str | None = None
@@ -529,10 +363,8 @@ class CaseActions:
         unit above it; the rung follows the new holder."""
 
         async def build(
-            conn: AsyncConnection, case: RowMapping, org: Organisation, status: str
+            conn: AsyncConnection, case: RowMapping, org: Organisation, status: Status
         ) -> Move:
-            if not leads(staff, case, org):
-                raise _leaders_only()
             target = org.member(member_id) if member_id else org.by_username(username or "")
             rung = org.rung_of(target, case["unit_id"], case["category_id"]) if target else None
             if target is None or target.role == "admin" or not target.active or rung is None:
@@ -541,34 +373,23 @@ class CaseActions:
                     "The member chosen does not serve this unit; choose someone from the list.",
                     type_="urn:petitions:problem:bad-assignee",
                 )
-            return move_to(
-                case,
-                Choice(target, rung, target.unit_id, "initial"),
-                org,
-                self.clock.now(),
-                reason="reassigned",
-                actor=staff.username,
-            )
+            choice = Choice(target, rung, target.unit_id, "initial")
+            now = self.clock.now()
+            return move_to(case, choice, org, now, reason="reassigned", actor=staff.username)
 
-        return await self._act(staff, case_id, "reassign", _step("assign"), build)
+        return await self._act(staff, case_id, "reassign", build)
 
     async def decline(
         self, staff: Staff, *, case_id: str, reason_code: DeclineReason, comment: str | None
     ) -> tuple[RowMapping, Organisation]:
-        """The holder hands the case back with a reason; it goes at once to someone else at the
-        rung who has not declined it, else one rung up. A case declined too often at the first
-        rung goes to the unit's leader instead of bouncing between members."""
-        comment = (comment or "").strip()[:2000] or None
+        """The holder hands the case back with a reason; it goes at once to whoever holds it
+        next (`assignment.next_search`: someone else at the rung who has not declined it, the
+        leader after too many declines), or waits unassigned when nobody can."""
+        comment = _comment(comment)
 
         async def build(
-            conn: AsyncConnection, case: RowMapping, org: Organisation, status: str
+            conn: AsyncConnection, case: RowMapping, org: Organisation, status: Status
         ) -> Move:
-            if case["holder_member_id"] != staff.member_id:
-                raise NotPermitted(
-                    "Chỉ người đang giữ hồ sơ mới trả lại được.",
-                    "Only the member holding the case may decline it.",
-                )
-            now = self.clock.now()
             event = CaseDeclined(
                 **self._env(case, "declined"),
                 member_id=_mid(staff),
@@ -583,40 +404,40 @@ class CaseActions:
                 rung=case["rung"],
                 detail={"reason_code": reason_code, "comment": comment},
             )
-            before = await decliners(conn, case["id"])
-            rung = case["rung"]
-            if rung == 0 and len(before) >= self.ladder.policy.declines_before_leader:
-                rung = 1
-            choice = org.place(
-                rung,
-                unit_id=case["unit_id"],
-                category_id=case["category_id"],
-                now=now,
-                exclude={*before, _mid(staff)},
-            )
-            if choice is None:
-                return Move(
-                    values={
-                        "status": "unassigned",
-                        "holder_member_id": None,
-                        "flag": "unassigned",
-                        "due_at": None,
-                        "ack_due_at": None,
-                    },
-                    entries=[entry],
-                )
-            return move_to(
-                case,
-                choice,
-                org,
-                now,
-                reason="declined",
-                escalation="declined",
-                actor=staff.username,
-                before=[entry],
-            )
+            return await self._hand_back(conn, staff, case, org, entry)
 
-        return await self._act(staff, case_id, "decline", _step("decline"), build)
+        return await self._act(staff, case_id, "decline", build)
+
+    async def _hand_back(
+        self,
+        conn: AsyncConnection,
+        staff: Staff,
+        case: RowMapping,
+        org: Organisation,
+        entry: Entry,
+    ) -> Move:
+        now = self.clock.now()
+        choice = org.next_holder(
+            "declined",
+            rung=case["rung"],
+            unit_id=case["unit_id"],
+            category_id=case["category_id"],
+            now=now,
+            leaving=_mid(staff),
+            decliners=await decliners(conn, case["id"]),
+        )
+        if choice is None:
+            return unheld([entry])
+        return move_to(
+            case,
+            choice,
+            org,
+            now,
+            reason="declined",
+            escalation="declined",
+            actor=staff.username,
+            before=[entry],
+        )
 
     async def ask(
         self, staff: Staff, *, case_id: str, question: str
@@ -626,7 +447,7 @@ class CaseActions:
         question = _required(question, 2000, "câu hỏi", "question")
 
         async def build(
-            conn: AsyncConnection, case: RowMapping, org: Organisation, status: str
+            conn: AsyncConnection, case: RowMapping, org: Organisation, status: Status
         ) -> Move:
             return pause(
                 case,
@@ -637,19 +458,17 @@ class CaseActions:
                 actor=staff.username,
             )
 
-        return await self._act(staff, case_id, "ask", _step("ask"), build)
+        return await self._act(staff, case_id, "ask", build)
 
     async def escalate(
         self, staff: Staff, *, case_id: str, comment: str | None
     ) -> tuple[RowMapping, Organisation]:
         """A leader moves the case one rung up (or further while nobody can take a rung)."""
-        comment = (comment or "").strip()[:2000] or None
+        comment = _comment(comment)
 
         async def build(
-            conn: AsyncConnection, case: RowMapping, org: Organisation, status: str
+            conn: AsyncConnection, case: RowMapping, org: Organisation, status: Status
         ) -> Move:
-            if not leads(staff, case, org):
-                raise _leaders_only()
             move = escalate(
                 case, org, self.clock.now(), reason="leader_decision", actor=staff.username
             )
@@ -666,19 +485,20 @@ class CaseActions:
                 move.entries[0].detail["comment"] = comment
             return move
 
-        return await self._act(staff, case_id, "escalate", _step("assign"), build)
+        return await self._act(staff, case_id, "escalate", build)
 
     async def take_over(self, staff: Staff, *, case_id: str) -> tuple[RowMapping, Organisation]:
         """A leader takes the case on themselves, at their own rung; taking it from a lower
         rung is an escalation by decision."""
 
         async def build(
-            conn: AsyncConnection, case: RowMapping, org: Organisation, status: str
+            conn: AsyncConnection, case: RowMapping, org: Organisation, status: Status
         ) -> Move:
             me = org.member(staff.member_id or "")
             rung = org.rung_of(me, case["unit_id"], case["category_id"]) if me else None
-            if me is None or me.role != "leader" or not leads(staff, case, org) or rung is None:
-                raise _leaders_only()
+            if me is None or rung is None:
+                # A leader whose unit holds no rung of this case's ladder.
+                raise NotPermitted(*WHO_MAY["take-over"])
             return move_to(
                 case,
                 Choice(me, rung, me.unit_id, "initial"),
@@ -690,7 +510,7 @@ class CaseActions:
                 acknowledged=True,
             )
 
-        return await self._act(staff, case_id, "take_over", _step("assign"), build)
+        return await self._act(staff, case_id, "take-over", build)
 
     async def reject(
         self, staff: Staff, *, case_id: str, reason: str
@@ -700,19 +520,13 @@ class CaseActions:
         reason = _required(reason, 2000, "lý do", "reason")
 
         async def build(
-            conn: AsyncConnection, case: RowMapping, org: Organisation, status: str
+            conn: AsyncConnection, case: RowMapping, org: Organisation, status: Status
         ) -> Move:
-            if not leadership(staff, case, org):
-                raise NotPermitted(
-                    "Chỉ lãnh đạo cấp trên (phường, xã) được từ chối xử lý.",
-                    "Only ward or commune leadership may reject a case.",
-                )
-            now = self.clock.now()
             event = CaseRejected(**self._env(case, "rejected"), actor=staff.username, reason=reason)
             return Move(
                 values={
                     "status": status,
-                    "closed_at": now,
+                    "closed_at": self.clock.now(),
                     "due_at": None,
                     "ack_due_at": None,
                     "flag": None,
@@ -720,7 +534,7 @@ class CaseActions:
                 entries=[Entry(event, "rejected", actor=staff.username, detail={"reason": reason})],
             )
 
-        return await self._act(staff, case_id, "reject", _step("reject"), build)
+        return await self._act(staff, case_id, "reject", build)
 
     async def member(self, member_id: str) -> RowMapping | None:
         m = models.members
@@ -731,8 +545,8 @@ class CaseActions:
         self, staff: Staff, *, member_id: str, from_: datetime | None, until: datetime | None
     ) -> None:
         """Mark a member away (or, with no `from_`, back): they get no new cases while away,
-        and their open cases go to the leader when the absence starts. Members mark themselves;
-        leaders of the member's unit or above and administrators mark anyone."""
+        and their open cases go to the leader when the absence starts (`permissions.
+        may_mark_away` says who may mark whom)."""
         if from_ is not None and until is not None and until <= from_:
             raise InvalidInput("Ngày về phải sau ngày đi.", "'until' must be after 'from'.")
         m = models.members
@@ -740,18 +554,9 @@ class CaseActions:
             org = await load_organisation(conn, self.ladder, member_ids=())
             target = org.member(member_id)
             if target is None:
-                raise CaseNotFound("Không có thành viên này.", "No such member.")
-            allowed = (
-                staff.is_admin
-                or staff.member_id == member_id
-                or (
-                    staff.role == "leader"
-                    and staff.unit_id is not None
-                    and staff.unit_id in org.chain(target.unit_id)
-                )
-            )
-            if not allowed:
-                raise _leaders_only()
+                raise MemberNotFound("Không có thành viên này.", "No such member.")
+            if not may_mark_away(staff, member_id, org.chain(target.unit_id)):
+                raise NotPermitted(*WHO_MAY["reassign"])
             await conn.execute(
                 update(m)
                 .where(m.c.id == member_id)
@@ -764,21 +569,51 @@ class CaseActions:
         self._wake_sweep()
 
 
-def _step(action: Action) -> Callable[[str], Status]:
-    return lambda current: transition(current, action)
-
-
-def _refused(name: str, status: str, *, concurrent: bool = False) -> Refused:
-    vi, en = explain_refusal(name, status, concurrent=concurrent)
-    return Refused(vi, en, current_status=status)
-
-
-def _required(value: str, limit: int, vi: str, en: str) -> str:
-    value = value.strip()
-    if not value:
-        raise InvalidInput(f"Vui lòng nhập {vi}.", f"Please write the {en}.")
-    if len(value) > limit:
-        raise InvalidInput(
-            f"{vi.capitalize()} dài quá {limit} ký tự.", f"The {en} is over {limit} characters."
+def _scope(staff: Staff, scope: Literal["mine", "unit"], org: Organisation) -> list[Any]:
+    """Which cases a listing covers: the caller's own, or (leaders) their unit and below."""
+    k = models.cases
+    if scope == "mine":
+        return [k.c.holder_member_id == staff.member_id]
+    if staff.is_admin:
+        return []
+    if staff.role != "leader" or staff.unit_id is None:
+        raise NotPermitted(
+            "Chỉ lãnh đạo đơn vị xem được hồ sơ của đơn vị.",
+            "Only unit leaders see the unit's cases.",
         )
-    return value
+    return [k.c.unit_id.in_(org.subtree(staff.unit_id))]
+
+
+def _resolution(
+    staff: Staff,
+    case: RowMapping,
+    status: Status,
+    explanation: str,
+    env: Callable[[RowMapping, str], dict[str, Any]],
+) -> Move:
+    """The resolving move: an implicit accept first when the case was only assigned, then the
+    resolution. Nothing is due while the resident is asked to confirm: every deadline of the
+    rung ends here, in the same transaction, so a resolved case never escalates."""
+    entries = []
+    if case["status"] == "assigned":
+        accepted = CaseAccepted(**env(case, "accepted"), member_id=_mid(staff))
+        entries.append(Entry(accepted, "accepted", actor=staff.username, member_id=_mid(staff)))
+    event = CaseResolved(**env(case, "resolved"), member_id=_mid(staff), explanation=explanation)
+    entries.append(
+        Entry(
+            event,
+            "resolved",
+            actor=staff.username,
+            member_id=_mid(staff),
+            detail={"explanation": explanation},
+        )
+    )
+    values = {
+        "status": status,
+        "due_at": None,
+        "ack_due_at": None,
+        "flag": None,
+        "question_id": None,
+        "paused_remaining_s": None,
+    }
+    return Move(values=values, entries=entries)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 import structlog
@@ -11,9 +11,9 @@ from fastapi import FastAPI
 
 from services.routing import models
 from services.routing.actions import CaseActions
-from services.routing.api import build_router
+from services.routing.api import ROUTERS
 from services.routing.handlers import CaseHandlers
-from services.routing.ladder import load_ladder_file
+from services.routing.ladder import Ladder, load_ladder_file
 from services.routing.org import (
     DEMO_ORG_FILE,
     DemoPasswordRefused,
@@ -21,6 +21,7 @@ from services.routing.org import (
     has_units,
     import_org,
 )
+from services.routing.problems import PROBLEM_STATUS
 from services.routing.rpc import register_member_lookup, register_unit_lookup
 from services.routing.scheduled import Sweep, tune_sqlite
 from services.routing.settings import Settings
@@ -36,7 +37,7 @@ from shared.events import (
 )
 from shared.migrate import upgrade_async
 from shared.runtime import Runtime, build_runtime, running
-from shared.web import current_staff, install_service_edge
+from shared.web import install_service_edge
 from shared.webkit.pages import install_pages
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -63,25 +64,8 @@ async def prepare_organisation(runtime: Runtime, settings: Settings) -> None:
             )
 
 
-def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
-    runtime = build_runtime(
-        service="routing",
-        settings=settings,
-        database_url=settings.database_url,
-        tables=models.messaging,
-        clock=clock or clock_from_env(settings.clock_file),
-    )
-    ladder = load_ladder_file(settings.ladder_file)
-    tune_sqlite(runtime.engine)
-    sweep = Sweep(
-        engine=runtime.engine,
-        ladder=ladder,
-        clock=runtime.clock,
-        interval_s=settings.sweep_interval_s,
-        batch_size=settings.sweep_batch,
-        after_commit=runtime.relay.wake,
-        quiet_close_days=settings.quiet_close_days,
-    )
+def subscribe(runtime: Runtime, ladder: Ladder) -> None:
+    """What routing does with intake's events, and the questions it answers on the bus."""
     handlers = CaseHandlers(clock=runtime.clock, ladder=ladder)
     runtime.consumers.add(PetitionSubmitted, handlers.when_petition_submitted_open_case_and_assign)
     runtime.consumers.add(FeedbackGiven, handlers.when_feedback_given_close_or_reopen)
@@ -92,6 +76,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     )
     register_member_lookup(runtime.broker, runtime.engine)
     register_unit_lookup(runtime.broker, runtime.engine)
+
+
+def lifespan_of(
+    runtime: Runtime, settings: Settings, sweep: Sweep
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Migrate, put the organisation in place, then run the consumers, relay and sweep."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -113,11 +103,34 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
             finally:
                 await sweep.stop()
 
+    return lifespan
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
+    runtime = build_runtime(
+        service="routing",
+        settings=settings,
+        database_url=settings.database_url,
+        tables=models.messaging,
+        clock=clock or clock_from_env(settings.clock_file),
+    )
+    ladder = load_ladder_file(settings.ladder_file)
+    tune_sqlite(runtime.engine)
+    sweep = Sweep(
+        engine=runtime.engine,
+        ladder=ladder,
+        clock=runtime.clock,
+        interval_s=settings.sweep_interval_s,
+        batch_size=settings.sweep_batch,
+        after_commit=runtime.relay.wake,
+        quiet_close_days=settings.quiet_close_days,
+    )
+    subscribe(runtime, ladder)
     app = FastAPI(
         title="Petitions routing",
         description="Phân công, xử lý và chuyển cấp phản ánh / Assignment, handling and escalation",
         version="0.1.0",
-        lifespan=lifespan,
+        lifespan=lifespan_of(runtime, settings, sweep),
     )
     app.state.sweep = sweep
     app.state.settings = settings
@@ -126,6 +139,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         app,
         runtime,
         staff_secret=settings.secret_key.get_secret_value,
+        errors=PROBLEM_STATUS,
         ready_check=lambda: sweep.running,
     )
     actions = CaseActions(
@@ -136,8 +150,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         wake_sweep=sweep.wake,
     )
     app.state.actions = actions
-    secret = settings.secret_key.get_secret_value
-    app.include_router(build_router(actions, current_staff, secret=secret))
+    for router in ROUTERS:
+        app.include_router(router)
     app.state.guard = build_guard(settings)
     # Same-origin referrers: a signed-in POST then carries our Origin, and nothing leaks to
     # other sites; sign-in may send the browser on to another of our services.

@@ -205,3 +205,53 @@ def rung_of(
         if h.level == level and h.role == role:
             return r
     return None
+
+
+# Why a case needs a holder: a new petition; its holder declined it; the resident said "not
+# resolved"; it escalates (a deadline, the resident, a leader); its holder's absence began;
+# or who would hold it if it escalated now (the heads-up before a deadline).
+Trigger = Literal["submitted", "declined", "reopened", "escalated", "absent", "next_rung"]
+
+
+@dataclass(frozen=True)
+class Search:
+    """Where the next holder of a case is looked for: from `rung` upward (past the top, the
+    highest leaders there are), leaving out `exclude`. With `climb`, only someone above the
+    case's current rung will do: an escalation that cannot climb does not happen."""
+
+    rung: int
+    exclude: frozenset[str] = frozenset()
+    climb: bool = False
+
+
+def next_search(
+    trigger: Trigger,
+    *,
+    rung: int,
+    leaving: str | None = None,
+    decliners: Sequence[str] = (),
+    declines_before_leader: int = 2,
+) -> Search:
+    """THE rule of who holds a case next, by why it moves from rung `rung`.
+
+    - A new petition starts at rung 0.
+    - A declined case goes to someone else at the same rung who has not declined it (else up);
+      declined too often at rung 0, it goes to the unit's leader instead of bouncing between
+      members.
+    - Reopened by the resident, it goes one rung up; at the top it stays with the top leaders.
+    - An escalation (and the heads-up before one) goes one rung up, or further while nobody can
+      take a rung; with nowhere higher, nobody.
+    - A member whose absence began hands their cases to the leader (at least rung 1), never back
+      to themselves.
+    """
+    if trigger == "submitted":
+        return Search(0)
+    if trigger == "declined":
+        out = {*decliners, *((leaving,) if leaving else ())}
+        start = 1 if rung == 0 and len(decliners) >= declines_before_leader else rung
+        return Search(start, frozenset(out))
+    if trigger == "reopened":
+        return Search(rung + 1)
+    if trigger == "absent":
+        return Search(max(rung, 1), frozenset((leaving,) if leaving else ()))
+    return Search(rung + 1, climb=True)

@@ -18,7 +18,9 @@ from services.routing.assignment import (
     Candidate,
     Choice,
     RungHolder,
+    Trigger,
     chain,
+    next_search,
     place,
     rung_of,
     top_rung,
@@ -26,6 +28,7 @@ from services.routing.assignment import (
 from services.routing.calendar import WorkingCalendar
 from services.routing.escalation import Plan, Planned, plan_rung
 from services.routing.ladder import Ladder, Rung
+from services.routing.lifecycle import OPEN
 from shared.events import CaseEvent, Event, derived_id
 from shared.messaging import add_to_outbox
 
@@ -111,6 +114,33 @@ class Organisation:
             holders=self.holders(unit_id, category_id),
         )
 
+    def next_holder(
+        self,
+        trigger: Trigger,
+        *,
+        rung: int,
+        unit_id: str,
+        category_id: str,
+        now: datetime,
+        leaving: str | None = None,
+        decliners: Sequence[str] = (),
+    ) -> Choice | None:
+        """Who holds a case of this unit and category next, moving from `rung` for `trigger`
+        (see `assignment.next_search`); None when nobody can."""
+        search = next_search(
+            trigger,
+            rung=rung,
+            leaving=leaving,
+            decliners=decliners,
+            declines_before_leader=self.ladder.policy.declines_before_leader,
+        )
+        choice = self.place(
+            search.rung, unit_id=unit_id, category_id=category_id, now=now, exclude=search.exclude
+        )
+        if choice is None or (search.climb and choice.rung <= rung):
+            return None
+        return choice
+
     def top_rung(self, unit_id: str, category_id: str) -> int:
         return top_rung(self.chain(unit_id), self.holders(unit_id, category_id))
 
@@ -170,7 +200,7 @@ async def with_open_counts(
                 select(k.c.holder_member_id, func.count().label("n"))
                 .where(
                     k.c.holder_member_id.in_(list(member_ids)),
-                    k.c.status.in_(models.OPEN_STATUSES),
+                    k.c.status.in_(sorted(OPEN)),
                 )
                 .group_by(k.c.holder_member_id)
             )
@@ -193,7 +223,7 @@ async def load_organisation(
     parents = {row.id: row.parent_id for row in (await conn.execute(select(u))).all()}
     counting = (
         select(k.c.holder_member_id, func.count().label("n"))
-        .where(k.c.status.in_(models.OPEN_STATUSES), k.c.holder_member_id.is_not(None))
+        .where(k.c.status.in_(sorted(OPEN)), k.c.holder_member_id.is_not(None))
         .group_by(k.c.holder_member_id)
     )
     if member_ids is not None:

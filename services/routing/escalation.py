@@ -21,13 +21,11 @@ from typing import Any, Literal
 
 from services.routing.calendar import WorkingCalendar
 from services.routing.ladder import Policy, Rung
+from services.routing.lifecycle import OPEN
 
 DeadlineKind = Literal[
     "ack", "resolve", "reminder", "heads_up", "max_wait", "top_daily", "resolved", "quiet_close"
 ]
-OPEN_STATUSES = frozenset(
-    {"unassigned", "assigned", "accepted", "waiting_for_resident", "reopened"}
-)
 
 
 @dataclass(frozen=True)
@@ -177,7 +175,7 @@ def decide(case: CaseView, due: Sequence[DueRow], *, in_office_hours: bool) -> D
             done=ids,
             reason="quiet period" if current else "stale",
         )
-    if case.status not in OPEN_STATUSES:
+    if case.status not in OPEN:
         return Decision(done=ids, reason="case closed")
     current = [r for r in due if r.rung == case.rung]
     stale = tuple(r.id for r in due if r.rung != case.rung)

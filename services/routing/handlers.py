@@ -4,13 +4,19 @@ with the "handled" mark, so a redelivery changes nothing."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 import structlog
 from sqlalchemy import insert
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.routing import models
+from services.routing.assignment import Choice
 from services.routing.cases import (
     Entry,
+    Organisation,
     add_deadlines,
     case_id_for,
     change,
@@ -22,16 +28,18 @@ from services.routing.cases import (
     record_history,
     touch_member,
 )
-from services.routing.escalation import Planned
+from services.routing.escalation import Plan, Planned
 from services.routing.ladder import Ladder
-from services.routing.lifecycle import FINAL, transition
+from services.routing.lifecycle import CLOCK_RUNS, FINAL, HELD, transition
 from services.routing.transitions import (
+    Move,
     apply,
     assigned_entry,
     escalate,
     escalated_entry,
     move_to,
     resume,
+    unheld,
 )
 from shared.clock import Clock
 from shared.events import (
@@ -58,35 +66,17 @@ class CaseHandlers:
     async def when_petition_submitted_open_case_and_assign(
         self, conn: AsyncConnection, event: PetitionSubmitted
     ) -> None:
-        """A new petition opens one case, held by the member who serves the resident's unit and
-        handles the category (or the nearest leader when nobody can)."""
+        """A new petition opens one case, held by whoever holds a new case (`assignment.
+        next_search`: a serving member of the resident's unit who handles the category, or the
+        nearest leader when nobody can); unassigned, flagged, when the ladder is empty."""
         if await get_case_by_petition(conn, str(event.petition_id)) is not None:
             return
         now = self._clock.now()
         org = await load_organisation(conn, self._ladder)
-        choice = org.place(0, unit_id=event.unit_id, category_id=event.category_id, now=now)
-        case: dict[str, object] = {
-            "id": str(case_id_for(event.petition_id)),
-            "petition_id": str(event.petition_id),
-            "correlation_id": str(event.correlation_id),
-            "reference": event.reference,
-            "unit_id": event.unit_id,
-            "category_id": event.category_id,
-            "title": event.title,
-            "description": event.description,
-            "location": event.location,
-            "language": event.language,
-            "status": "unassigned",
-            "rung": 0,
-            "holder_member_id": None,
-            "holder_unit_id": None,
-            "flag": "unassigned",
-            "due_at": None,
-            "opened_at": now,
-            "updated_at": now,
-            "closed_at": None,
-            "version": 1,
-        }
+        choice = org.next_holder(
+            "submitted", rung=0, unit_id=event.unit_id, category_id=event.category_id, now=now
+        )
+        case = _new_case(event, now)
         entries: list[Entry] = []
         schedule: tuple[Planned, ...] = ()
         if choice is not None:
@@ -94,31 +84,7 @@ class CaseHandlers:
                 unit_id=event.unit_id, category_id=event.category_id, rung=choice.rung, start=now
             )
             schedule = plan.rows
-            reason: AssignReason = "initial" if choice.outcome == "initial" else "no_member"
-            if choice.rung > 0:
-                # Nobody at the first rung could take it: an escalation, recorded as one.
-                entries.append(
-                    escalated_entry(
-                        case,
-                        to_rung=choice.rung,
-                        reason="nobody_available",
-                        actor=None,
-                        seq=1,
-                        now=now,
-                        causation_id=event.event_id,
-                    )
-                )
-            entries.append(
-                assigned_entry(
-                    case,
-                    choice,
-                    plan=plan,
-                    reason=reason,
-                    seq=1,
-                    now=now,
-                    causation_id=event.event_id,
-                )
-            )
+            entries = _first_placement(case, choice, plan, event, now)
             case.update(placement_values(choice, plan))
         else:
             log.warning(
@@ -154,76 +120,12 @@ class CaseHandlers:
             )
             return
         now = self._clock.now()
-        seq = case["version"] + 1
-        rung = case["rung"]
         if event.resolved:
-            transition(case["status"], "close")
-            closed = CaseClosed(
-                **envelope(
-                    case, kind="closed", rung=rung, seq=seq, now=now, causation_id=event.event_id
-                ),
-                reason="resident_confirmed",
-            )
-            await change(
-                conn,
-                case,
-                values={"status": "closed", "closed_at": now, "due_at": None, "flag": None},
-                entries=[
-                    Entry(
-                        closed, "closed", actor="resident", detail={"reason": "resident_confirmed"}
-                    )
-                ],
-                now=now,
-                cancel="all",
-            )
+            await _close_confirmed(conn, case, event, now)
             return
         transition(transition(case["status"], "reopen"), "assign")
         org = await load_organisation(conn, self._ladder)
-        choice = org.place(
-            rung + 1, unit_id=case["unit_id"], category_id=case["category_id"], now=now
-        )
-        reopened = CaseReopened(
-            **envelope(
-                case, kind="reopened", rung=rung, seq=seq, now=now, causation_id=event.event_id
-            ),
-            from_rung=rung,
-            comment=event.comment,
-        )
-        entries = [
-            Entry(
-                reopened, "reopened", actor="resident", rung=rung, detail={"comment": event.comment}
-            )
-        ]
-        if choice is None:
-            await change(
-                conn,
-                case,
-                values={
-                    "status": "unassigned",
-                    "holder_member_id": None,
-                    "flag": "unassigned",
-                    "due_at": None,
-                    "ack_due_at": None,
-                },
-                entries=entries,
-                now=now,
-                cancel="all",
-            )
-            return
-        move = move_to(
-            case,
-            choice,
-            org,
-            now,
-            reason="reopened",
-            escalation="not_resolved",
-            actor="resident",
-            causation_id=event.event_id,
-            before=entries,
-        )
-        if choice.rung <= rung:
-            move.values["flag"] = "top_rung"
-        await apply(conn, case, move, now=now)
+        await apply(conn, case, _reopen(case, org, event, now), now=now)
 
     async def when_petition_withdrawn_close_case(
         self, conn: AsyncConnection, event: PetitionWithdrawn
@@ -300,7 +202,8 @@ class CaseHandlers:
         )
         last = case["resident_request_at"]
         refusal: str | None = None
-        if case["status"] not in ("assigned", "accepted", "reopened"):
+        # Held, and its clock running: not while nobody holds it or the resident is asked.
+        if case["status"] not in HELD & CLOCK_RUNS:
             refusal = "not_open"
         elif not overdue:
             refusal = "not_overdue"
@@ -331,3 +234,123 @@ class CaseHandlers:
             return
         move.values["resident_request_at"] = now
         await apply(conn, case, move, now=now)
+
+
+def _new_case(event: PetitionSubmitted, now: datetime) -> dict[str, Any]:
+    """The case row a petition opens, before anyone holds it."""
+    return {
+        "id": str(case_id_for(event.petition_id)),
+        "petition_id": str(event.petition_id),
+        "correlation_id": str(event.correlation_id),
+        "reference": event.reference,
+        "unit_id": event.unit_id,
+        "category_id": event.category_id,
+        "title": event.title,
+        "description": event.description,
+        "location": event.location,
+        "language": event.language,
+        "status": "unassigned",
+        "rung": 0,
+        "holder_member_id": None,
+        "holder_unit_id": None,
+        "flag": "unassigned",
+        "due_at": None,
+        "opened_at": now,
+        "updated_at": now,
+        "closed_at": None,
+        "version": 1,
+    }
+
+
+def _first_placement(
+    case: dict[str, Any], choice: Choice, plan: Plan, event: PetitionSubmitted, now: datetime
+) -> list[Entry]:
+    """The events of a new case's first holder: an escalation first when nobody at the first
+    rung could take it (recorded as one), then the assignment."""
+    reason: AssignReason = "initial" if choice.outcome == "initial" else "no_member"
+    entries: list[Entry] = []
+    if choice.rung > 0:
+        entries.append(
+            escalated_entry(
+                case,
+                to_rung=choice.rung,
+                reason="nobody_available",
+                actor=None,
+                seq=1,
+                now=now,
+                causation_id=event.event_id,
+            )
+        )
+    entries.append(
+        assigned_entry(
+            case, choice, plan=plan, reason=reason, seq=1, now=now, causation_id=event.event_id
+        )
+    )
+    return entries
+
+
+async def _close_confirmed(
+    conn: AsyncConnection, case: RowMapping, event: FeedbackGiven, now: datetime
+) -> None:
+    """The resident confirmed the resolution: the case closes."""
+    transition(case["status"], "close")
+    closed = CaseClosed(
+        **envelope(
+            case,
+            kind="closed",
+            rung=case["rung"],
+            seq=case["version"] + 1,
+            now=now,
+            causation_id=event.event_id,
+        ),
+        reason="resident_confirmed",
+    )
+    entry = Entry(closed, "closed", actor="resident", detail={"reason": "resident_confirmed"})
+    await change(
+        conn,
+        case,
+        values={"status": "closed", "closed_at": now, "due_at": None, "flag": None},
+        entries=[entry],
+        now=now,
+        cancel="all",
+    )
+
+
+def _reopen(case: RowMapping, org: Organisation, event: FeedbackGiven, now: datetime) -> Move:
+    """ "Not resolved": the case reopens and goes to whoever holds it next (one rung up; at the
+    top, back to the top leaders, flagged; nobody at all: unassigned)."""
+    rung = case["rung"]
+    reopened = CaseReopened(
+        **envelope(
+            case,
+            kind="reopened",
+            rung=rung,
+            seq=case["version"] + 1,
+            now=now,
+            causation_id=event.event_id,
+        ),
+        from_rung=rung,
+        comment=event.comment,
+    )
+    entries = [
+        Entry(reopened, "reopened", actor="resident", rung=rung, detail={"comment": event.comment})
+    ]
+    choice = org.next_holder(
+        "reopened", rung=rung, unit_id=case["unit_id"], category_id=case["category_id"], now=now
+    )
+    if choice is None:
+        return unheld(entries)
+    move = move_to(
+        case,
+        choice,
+        org,
+        now,
+        reason="reopened",
+        escalation="not_resolved",
+        actor="resident",
+        causation_id=event.event_id,
+        before=entries,
+    )
+    if choice.rung <= rung:
+        move.values["flag"] = "top_rung"
+    return move

@@ -42,7 +42,14 @@ _OPEN: tuple[Status, ...] = (
     "waiting_for_resident",
     "reopened",
 )
+# The one list of statuses in which a case still waits for someone to act (they count against
+# a member's capacity, and deadlines run in them).
 OPEN: frozenset[str] = frozenset(_OPEN)
+# Derived: open cases somebody holds (an unassigned case has no holder; reopened is the moment
+# before it is assigned anew).
+HELD: frozenset[str] = OPEN - {"unassigned"}
+# Derived: open cases whose deadline clock runs (it stops while the resident is asked).
+CLOCK_RUNS: frozenset[str] = OPEN - {"waiting_for_resident"}
 FINAL: frozenset[str] = frozenset({"closed", "withdrawn", "rejected"})
 
 _TABLE: dict[tuple[str, str], Status] = {
@@ -112,7 +119,7 @@ _ACTION_WORDS: dict[str, tuple[str, str]] = {
     "ask": ("hỏi thêm người dân về hồ sơ", "used to ask the resident a question"),
     "reassign": ("giao lại hồ sơ", "reassigned"),
     "escalate": ("chuyển hồ sơ lên cấp trên", "escalated"),
-    "take_over": ("tiếp nhận hồ sơ", "taken over"),
+    "take-over": ("tiếp nhận hồ sơ", "taken over"),
     "reject": ("từ chối xử lý hồ sơ", "rejected"),
 }
 

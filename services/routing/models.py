@@ -17,14 +17,10 @@ from sqlalchemy import (
     Text,
 )
 
-from services.routing.lifecycle import OPEN
 from shared.db import UtcDateTime
 from shared.messaging import messaging_tables
 
 metadata = MetaData()
-
-# States in which a case still waits for someone to act; they count against a member's capacity.
-OPEN_STATUSES = tuple(sorted(OPEN))
 
 _AUTO_ID = BigInteger().with_variant(Integer, "sqlite")
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,9 +131,14 @@ def load_org_file(path: Path) -> OrgConfig:
 
 
 def _check(r: _Reader, doc: Located) -> OrgConfig:
-    units = _check_units(r, doc)
-    categories = _check_categories(r, doc)
-    members = _check_members(r, doc, units, categories)
+    units = _units(r, doc)
+    categories = _categories(r, doc)
+    members: dict[str, MemberSpec] = {}
+    ids: set[str] = set()
+    for item in r.items(doc, "members"):
+        member = _member(r, item, units, categories, members, ids)
+        members[member.username] = member
+        ids.add(member.id)
     return OrgConfig(
         path=r.path,
         units=tuple(units.values()),
@@ -143,8 +147,8 @@ def _check(r: _Reader, doc: Located) -> OrgConfig:
     )
 
 
-def _check_units(r: _Reader, doc: Located) -> dict[str, UnitSpec]:
-    """Units with unique ids, each parent known, and no unit its own ancestor."""
+def _units(r: _Reader, doc: Located) -> dict[str, UnitSpec]:
+    """The area tree: unique ids, every parent known, no unit its own ancestor."""
     units: dict[str, UnitSpec] = {}
     for item in r.items(doc, "units"):
         uid = r.req(item, "id")
@@ -175,8 +179,9 @@ def _check_units(r: _Reader, doc: Located) -> dict[str, UnitSpec]:
     return units
 
 
-def _check_categories(r: _Reader, doc: Located) -> dict[str, CategorySpec]:
-    """Categories with unique ids and positive deadline hours, one per rung."""
+def _categories(r: _Reader, doc: Located) -> dict[str, CategorySpec]:
+    """Categories with unique ids and positive deadline hours (one per rung, the last serving
+    every higher rung)."""
     categories: dict[str, CategorySpec] = {}
     for item in r.items(doc, "categories"):
         cid = r.req(item, "id")
@@ -206,55 +211,37 @@ def _check_categories(r: _Reader, doc: Located) -> dict[str, CategorySpec]:
     return categories
 
 
-def _check_members(
-    r: _Reader,
-    doc: Located,
-    units: Mapping[str, UnitSpec],
-    categories: Mapping[str, CategorySpec],
-) -> dict[str, MemberSpec]:
-    """Members with unique usernames and ids, in a known unit, with a known role."""
-    members: dict[str, MemberSpec] = {}
-    ids: set[str] = set()
-    for item in r.items(doc, "members"):
-        username = r.req(item, "username")
-        if not _USERNAME.match(username):
-            raise r.fail(
-                item.at("username"),
-                f"tên đăng nhập chỉ gồm chữ thường không dấu / username must be lowercase ASCII: '{username}'",
-            )
-        if username in members:
-            raise r.fail(
-                item.at("username"), f"tên đăng nhập trùng / duplicate username '{username}'"
-            )
-        mid = r.text(item, "id", required=False) or username
-        if mid in ids:
-            raise r.fail(item.at("id"), f"mã thành viên trùng / duplicate member id '{mid}'")
-        ids.add(mid)
-        unit_id = r.req(item, "unit")
-        if unit_id not in units:
-            raise r.fail(item.at("unit"), f"đơn vị không tồn tại / unknown unit '{unit_id}'")
-        role = r.req(item, "role")
-        if role not in ROLES:
-            raise r.fail(
-                item.at("role"),
-                f"vai trò không hợp lệ / role must be member, leader or admin: '{role}'",
-            )
-        members[username] = _member(r, item, mid, username, unit_id, role, categories)
-    return members
-
-
 def _member(
     r: _Reader,
     item: Located,
-    mid: str,
-    username: str,
-    unit_id: str,
-    role: str,
-    categories: Mapping[str, CategorySpec],
+    units: dict[str, UnitSpec],
+    categories: dict[str, CategorySpec],
+    members: dict[str, MemberSpec],
+    ids: set[str],
 ) -> MemberSpec:
-    """The rest of one member: categories handled, capacity, exactly one of a password or its
-    hash, and whether the account is active."""
-    handles = _member_categories(r, item, role, categories)
+    """One member: a unique lowercase username and id, a known unit and role, the categories
+    they take, a capacity, and exactly one of a password or its hash."""
+    username = r.req(item, "username")
+    if not _USERNAME.match(username):
+        raise r.fail(
+            item.at("username"),
+            f"tên đăng nhập chỉ gồm chữ thường không dấu / username must be lowercase ASCII: '{username}'",
+        )
+    if username in members:
+        raise r.fail(item.at("username"), f"tên đăng nhập trùng / duplicate username '{username}'")
+    mid = r.text(item, "id", required=False) or username
+    if mid in ids:
+        raise r.fail(item.at("id"), f"mã thành viên trùng / duplicate member id '{mid}'")
+    unit_id = r.req(item, "unit")
+    if unit_id not in units:
+        raise r.fail(item.at("unit"), f"đơn vị không tồn tại / unknown unit '{unit_id}'")
+    role = r.req(item, "role")
+    if role not in ROLES:
+        raise r.fail(
+            item.at("role"),
+            f"vai trò không hợp lệ / role must be member, leader or admin: '{role}'",
+        )
+    cats = _member_categories(r, item, role, categories)
     capacity = item.get("capacity", 10)
     if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 0:
         raise r.fail(
@@ -277,7 +264,7 @@ def _member(
         email=r.text(item, "email", required=False),
         unit=unit_id,
         role=role,
-        categories=handles,
+        categories=cats,
         capacity=capacity,
         password=password,
         password_hash=password_hash,
@@ -287,19 +274,19 @@ def _member(
 
 
 def _member_categories(
-    r: _Reader, item: Located, role: str, categories: Mapping[str, CategorySpec]
+    r: _Reader, item: Located, role: str, categories: dict[str, CategorySpec]
 ) -> tuple[str, ...]:
-    """The categories a member handles: a list of known ids, or "all" (a leader's default)."""
-    raw = item.get("categories", "all" if role != "member" else None)
-    if raw == "all":
+    """A list of known category ids, or "all" (the default for leaders and administrators)."""
+    raw_categories = item.get("categories", "all" if role != "member" else None)
+    if raw_categories == "all":
         return (ALL_CATEGORIES,)
-    if isinstance(raw, list) and raw:
-        for c in raw:
+    if isinstance(raw_categories, list) and raw_categories:
+        for c in raw_categories:
             if c not in categories:
                 raise r.fail(
                     item.at("categories"), f"lĩnh vực không tồn tại / unknown category '{c}'"
                 )
-        return tuple(str(c) for c in raw)
+        return tuple(str(c) for c in raw_categories)
     raise r.fail(
         item.line,
         '\'categories\' phải là danh sách hoặc "all" / must be a list of category ids or "all"',

@@ -19,7 +19,6 @@ its cost follows the number of due cases, not the number of open ones.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -33,6 +32,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.routing import models
+from services.routing.calendar import WorkingCalendar
 from services.routing.cases import (
     Entry,
     Organisation,
@@ -42,14 +42,15 @@ from services.routing.cases import (
     with_open_counts,
 )
 from services.routing.escalation import (
-    OPEN_STATUSES,
     CaseView,
+    Decision,
     DueRow,
     Planned,
     decide,
     unfold,
 )
 from services.routing.ladder import Duration, Ladder
+from services.routing.lifecycle import CLOCK_RUNS, HELD
 from services.routing.transitions import (
     Move,
     apply,
@@ -63,10 +64,10 @@ from shared.clock import Clock
 from shared.db import is_sqlite
 from shared.events import CaseClosed, CaseReminderDue, derived_id
 from shared.messaging import add_to_outbox
+from shared.worker import Worker
 
 log = structlog.get_logger(__name__)
 
-_HOLDING = ("assigned", "accepted", "waiting_for_resident", "reopened")
 SQLITE_CACHE_KIB = 128 * 1024
 SQLITE_MMAP_BYTES = 2 * 1024**3
 SQLITE_CHECKPOINT_PAGES = 20_000
@@ -90,23 +91,29 @@ class Totals:
     events: int = 0
     by_rung: dict[tuple[int, int], int] = field(default_factory=dict)
 
+    def summary(self) -> dict[str, int]:
+        """What changed, by kind (for the pass's log line)."""
+        return {
+            "cases": self.cases,
+            "escalated": self.escalated,
+            "at_top": self.at_top,
+            "reminders": self.reminders,
+            "heads_up": self.heads_up,
+            "resumed": self.resumed,
+            "top_daily": self.top_daily,
+            "absences": self.absences,
+            "closed": self.closed,
+        }
+
     @property
     def changed(self) -> int:
-        return (
-            self.escalated
-            + self.at_top
-            + self.reminders
-            + self.heads_up
-            + self.resumed
-            + self.top_daily
-            + self.absences
-            + self.closed
-        )
+        return sum(v for k, v in self.summary().items() if k != "cases")
 
 
 class Sweep:
     """Runs passes every `interval_s` seconds (sooner when the next deadline is nearer, or when
-    woken); each pass works through every due case in batches of `batch_size`."""
+    woken); each pass works through every due case in batches of `batch_size`. The loop is a
+    `shared.worker.Worker`: a wake that arrives during a pass gets a pass of its own."""
 
     def __init__(
         self,
@@ -124,63 +131,46 @@ class Sweep:
         self._quiet = Duration(quiet_close_days, "d")
         self._ladder = ladder
         self._clock = clock
-        self._interval_s = interval_s
         self._batch_size = batch_size
-        self._after_commit = after_commit
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._after_commit = after_commit or (lambda: None)
         # One pass at a time per Sweep (the loop's and a caller's `run_once`): a pass that
         # started while another held cases would skip them and return before they are done.
         self._pass_lock = asyncio.Lock()
-        self.passes = 0
-        self.last_error: str | None = None
         # The organisation as read at the start of a pass (people, units); open-case counts are
         # read again for each batch.
         self._org: Organisation | None = None
+        # Nothing is lost when a pass fails: the rows stay due and the next pass takes them.
+        self._worker = Worker(
+            "escalation-sweep", self._step, idle_s=interval_s, next_due=self._until_next_due
+        )
 
     def wake(self) -> None:
         """Run a pass now rather than at the next tick (after an absence is set, a case moved…)."""
-        self._wake.set()
+        self._worker.wake()
 
     @property
     def running(self) -> bool:
-        return self._task is not None and not self._task.done()
+        return self._worker.running
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="escalation-sweep")
+        self._worker.start()
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._worker.stop()
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-                self.last_error = None
-                pause = await self._until_next_due()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                # Nothing is lost: the rows stay due and the next pass takes them again.
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.exception("sweep_failed")
-                pause = self._interval_s
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), pause)
+    async def _step(self) -> bool:
+        # A pass already works through every due batch: nothing more is waiting after it.
+        await self.run_once()
+        return False
 
-    async def _until_next_due(self) -> float:
+    async def _until_next_due(self) -> float | None:
+        """Seconds until the nearest pending deadline (None: nothing pending)."""
         d = models.deadlines
         async with self._engine.connect() as conn:
             nearest = await conn.scalar(select(func.min(d.c.due_at)).where(d.c.done_at.is_(None)))
         if nearest is None:
-            return self._interval_s
-        left = float((nearest - self._clock.now()).total_seconds())
-        return min(self._interval_s, max(0.05, left))
+            return None
+        return float((nearest - self._clock.now()).total_seconds())
 
     async def run_once(self) -> Totals:
         """One pass: absences that started, then every due case, batch by batch."""
@@ -192,7 +182,27 @@ class Sweep:
         started = time.perf_counter()
         self._org = None
         now = self._clock.now()
-        # An idle pass is two look-ups on partial indexes in one read, nothing else.
+        due, away = await self._anything_to_do(now)
+        if away:
+            await self._absences(now, totals)
+        while due:
+            claimed = await self._batch(self._clock.now(), totals)
+            if claimed:
+                totals.batches += 1
+                self._after_commit()
+            if claimed < self._batch_size:
+                break
+        if totals.changed:
+            log.info(
+                "sweep_pass",
+                **totals.summary(),
+                ms=round((time.perf_counter() - started) * 1000, 1),
+            )
+        return totals
+
+    async def _anything_to_do(self, now: datetime) -> tuple[bool, bool]:
+        """Whether any deadline is due, and whether any absence began: an idle pass is these
+        two look-ups on partial indexes in one read, nothing else."""
         d, m = models.deadlines, models.members
         async with self._engine.connect() as conn:
             # Ordered by due_at, so the planner walks the due index and stops at the first row.
@@ -203,32 +213,7 @@ class Sweep:
                 .limit(1)
             )
             away = await conn.scalar(select(m.c.id).where(_absence_started(now)).limit(1))
-        if away is not None:
-            await self._absences(now, totals)
-        while due is not None:
-            claimed = await self._batch(self._clock.now(), totals)
-            if claimed:
-                totals.batches += 1
-                if self._after_commit is not None:
-                    self._after_commit()
-            if claimed < self._batch_size:
-                break
-        self.passes += 1
-        if totals.changed:
-            log.info(
-                "sweep_pass",
-                cases=totals.cases,
-                escalated=totals.escalated,
-                at_top=totals.at_top,
-                reminders=totals.reminders,
-                heads_up=totals.heads_up,
-                resumed=totals.resumed,
-                top_daily=totals.top_daily,
-                absences=totals.absences,
-                closed=totals.closed,
-                ms=round((time.perf_counter() - started) * 1000, 1),
-            )
-        return totals
+        return due is not None, away is not None
 
     async def _claim(self, conn: AsyncConnection, now: datetime) -> Sequence[RowMapping]:
         d, k = models.deadlines, models.cases
@@ -246,34 +231,12 @@ class Sweep:
         return (await conn.execute(query)).mappings().all()
 
     async def _batch(self, now: datetime, totals: Totals) -> int:
-        d = models.deadlines
         async with self._engine.begin() as conn:
             cases = await self._claim(conn, now)
             if not cases:
                 return 0
-            ids = [c["id"] for c in cases]
-            due: dict[str, list[DueRow]] = defaultdict(list)
-            # What rides on each due row and is not due yet: the row that follows it.
-            rest: dict[int, list[Planned]] = {}
-            for r in (
-                await conn.execute(
-                    select(
-                        d.c.id, d.c.case_id, d.c.kind, d.c.rung, d.c.due_at, d.c.fraction, d.c.later
-                    ).where(and_(d.c.case_id.in_(ids), d.c.done_at.is_(None), d.c.due_at <= now))
-                )
-            ).all():
-                row = DueRow(r.id, r.kind, r.rung, r.due_at, r.fraction)
-                items, rest[r.id] = unfold(row, r.later, now)
-                due[r.case_id].extend(items)
-            if self._org is None:
-                self._org = await load_organisation(conn, self._ladder, member_ids=())
-            org = self._org
-            units = {u for c in cases for u in org.chain(c["unit_id"])}
-            org = await with_open_counts(
-                conn,
-                org,
-                [m.member_id for m in org.candidates if m.role == "leader" and m.unit_id in units],
-            )
+            due, rest = await _due_rows(conn, [c["id"] for c in cases], now)
+            org = await self._batch_organisation(conn, cases)
             writes = _Writes()
             for case in cases:
                 self._one(case, due.get(case["id"], []), rest, org, now, writes, totals)
@@ -281,6 +244,18 @@ class Sweep:
             totals.cases += len(cases)
             totals.events += len(writes.events)
         return len(cases)
+
+    async def _batch_organisation(
+        self, conn: AsyncConnection, cases: Sequence[RowMapping]
+    ) -> Organisation:
+        """The pass's organisation, with the open cases of the leaders a batch may hand cases
+        to counted afresh (members' counts matter only to new petitions)."""
+        if self._org is None:
+            self._org = await load_organisation(conn, self._ladder, member_ids=())
+        org = self._org
+        units = {u for c in cases for u in org.chain(c["unit_id"])}
+        leaders = [m.member_id for m in org.candidates if m.role == "leader" and m.unit_id in units]
+        return await with_open_counts(conn, org, leaders)
 
     def _one(
         self,
@@ -292,6 +267,7 @@ class Sweep:
         writes: _Writes,
         totals: Totals,
     ) -> None:
+        """What the due rows of one case mean for it, added to the batch's writes."""
         calendar = org.calendar(case["unit_id"])
         decision = decide(
             CaseView(case["status"], case["rung"], case["flag"]),
@@ -304,67 +280,42 @@ class Sweep:
         if postponed:
             opening = calendar.next_office_time(now)
             writes.postpone.extend((i, opening) for i in sorted(postponed))
-        if decision.close:
-            writes.move(case, _quiet_close(case, now))
-            totals.closed += 1
-            return
-        if decision.quiet_from is not None:
-            closes_at = calendar.add_working(decision.quiet_from.due_at, self._quiet.span(calendar))
-            if closes_at <= now:
-                writes.move(case, _quiet_close(case, now))
-                totals.closed += 1
-            else:
-                planned = [Planned("quiet_close", closes_at)]
-                writes.new_rows.extend(deadline_rows(case["id"], case["rung"], planned))
-            return
-        if decision.escalate:
-            move = escalate(case, org, now, reason="deadline_passed")
-            if move is None:
-                writes.move(case, at_top(case, org, now))
-                totals.at_top += 1
-            else:
-                assert move.to_rung is not None
-                assert move.assignee is not None
-                writes.move(case, move)
-                org.took(move.assignee, now)
-                totals.escalated += 1
-                key = (case["rung"], move.to_rung)
-                totals.by_rung[key] = totals.by_rung.get(key, 0) + 1
-            return
-        if decision.resume:
+        if decision.close or decision.quiet_from is not None:
+            self._quiet_period(case, decision, calendar, now, writes, totals)
+        elif decision.escalate:
+            _escalate(case, org, now, writes, totals)
+        elif decision.resume:
             writes.move(case, resume(case, org, now, reason="max_wait"))
             totals.resumed += 1
-            return
-        if decision.remind is not None and case["holder_member_id"]:
-            writes.notice(case, _reminder(case, decision.remind, case["holder_member_id"], now))
-            totals.reminders += 1
-        if decision.heads_up is not None:
-            nxt = org.place(
-                case["rung"] + 1, unit_id=case["unit_id"], category_id=case["category_id"], now=now
-            )
-            if nxt is not None and nxt.rung > case["rung"]:
-                writes.notice(case, _reminder(case, decision.heads_up, nxt.member.member_id, now))
-                totals.heads_up += 1
-        if decision.top_daily is not None:
-            entry, following = overdue_notice(case, org, now, seq=case["version"])
-            writes.notice(case, entry)
-            writes.new_rows.extend(deadline_rows(case["id"], case["rung"], [following]))
-            totals.top_daily += 1
-        if case["status"] in OPEN_STATUSES and case["status"] != "waiting_for_resident":
-            # The case stays where it is: the rung's next deadline becomes its pending row.
-            for row_id in dict.fromkeys(r.id for r in due if r.rung == case["rung"]):
-                if row_id not in postponed:
-                    writes.new_rows.extend(
-                        deadline_rows(case["id"], case["rung"], rest.get(row_id, []))
-                    )
+        else:
+            _notices(case, decision, org, now, writes, totals)
+            _plant_next(case, due, rest, postponed, writes)
+
+    def _quiet_period(
+        self,
+        case: RowMapping,
+        decision: Decision,
+        calendar: WorkingCalendar,
+        now: datetime,
+        writes: _Writes,
+        totals: Totals,
+    ) -> None:
+        """A resolved case: close it once the quiet period has passed, else plan the close."""
+        if decision.quiet_from is not None:
+            closes_at = calendar.add_working(decision.quiet_from.due_at, self._quiet.span(calendar))
+            if closes_at > now:
+                planned = [Planned("quiet_close", closes_at)]
+                writes.new_rows.extend(deadline_rows(case["id"], case["rung"], planned))
+                return
+        writes.move(case, _quiet_close(case, now))
+        totals.closed += 1
 
     async def _absences(self, now: datetime, totals: Totals) -> None:
-        """Members whose absence has started hand their open cases to the leader (or, for a
-        leader, to whoever can take the rung); once per absence, marked on the member row."""
-        m, k = models.members, models.cases
-        started = _absence_started(now)
+        """Members whose absence has started hand their open cases to whoever holds them next
+        (`assignment.next_search`: the leader); once per absence, marked on the member row."""
+        m = models.members
         async with self._engine.begin() as conn:
-            query = select(m.c.id, m.c.away_from).where(started)
+            query = select(m.c.id, m.c.away_from).where(_absence_started(now))
             if not is_sqlite(self._engine):
                 query = query.with_for_update(skip_locked=True)
             away = (await conn.execute(query)).all()
@@ -372,40 +323,125 @@ class Sweep:
                 return
             org = await load_organisation(conn, self._ladder)
             for member in away:
-                held = select(k).where(
-                    and_(k.c.holder_member_id == member.id, k.c.status.in_(_HOLDING))
-                )
-                if not is_sqlite(self._engine):
-                    held = held.with_for_update()
-                for case in (await conn.execute(held)).mappings().all():
-                    choice = org.place(
-                        max(case["rung"], 1),
-                        unit_id=case["unit_id"],
-                        category_id=case["category_id"],
-                        now=now,
-                        exclude={member.id},
-                    )
-                    if choice is None:
-                        log.warning("absence_no_one_to_take", case_id=case["id"])
-                        continue
-                    move = move_to(
-                        case,
-                        choice,
-                        org,
-                        now,
-                        reason="absent",
-                        escalation="nobody_available",
-                    )
-                    await apply(conn, case, move, now=now)
-                    org.took(choice.member.member_id, now)
-                    totals.absences += 1
+                totals.absences += await self._hand_over(conn, org, member.id, now)
                 await conn.execute(
                     update(m)
                     .where(m.c.id == member.id)
                     .values(absence_applied_from=member.away_from)
                 )
-        if self._after_commit is not None:
-            self._after_commit()
+        self._after_commit()
+
+    async def _hand_over(
+        self, conn: AsyncConnection, org: Organisation, member_id: str, now: datetime
+    ) -> int:
+        """Hand an absent member's held cases on; how many moved."""
+        k = models.cases
+        held = select(k).where(
+            and_(k.c.holder_member_id == member_id, k.c.status.in_(sorted(HELD)))
+        )
+        if not is_sqlite(self._engine):
+            held = held.with_for_update()
+        moved = 0
+        for case in (await conn.execute(held)).mappings().all():
+            choice = org.next_holder(
+                "absent",
+                rung=case["rung"],
+                unit_id=case["unit_id"],
+                category_id=case["category_id"],
+                now=now,
+                leaving=member_id,
+            )
+            if choice is None:
+                log.warning("absence_no_one_to_take", case_id=case["id"])
+                continue
+            move = move_to(case, choice, org, now, reason="absent", escalation="nobody_available")
+            await apply(conn, case, move, now=now)
+            org.took(choice.member.member_id, now)
+            moved += 1
+        return moved
+
+
+async def _due_rows(
+    conn: AsyncConnection, case_ids: list[str], now: datetime
+) -> tuple[dict[str, list[DueRow]], dict[int, list[Planned]]]:
+    """The due deadline rows of the claimed cases (with those riding on them that are due too),
+    by case; and, by row, what rides on it and is not due yet: the row that follows it."""
+    d = models.deadlines
+    due: dict[str, list[DueRow]] = defaultdict(list)
+    rest: dict[int, list[Planned]] = {}
+    query = select(
+        d.c.id, d.c.case_id, d.c.kind, d.c.rung, d.c.due_at, d.c.fraction, d.c.later
+    ).where(and_(d.c.case_id.in_(case_ids), d.c.done_at.is_(None), d.c.due_at <= now))
+    for r in (await conn.execute(query)).all():
+        row = DueRow(r.id, r.kind, r.rung, r.due_at, r.fraction)
+        items, rest[r.id] = unfold(row, r.later, now)
+        due[r.case_id].extend(items)
+    return due, rest
+
+
+def _escalate(
+    case: RowMapping, org: Organisation, now: datetime, writes: _Writes, totals: Totals
+) -> None:
+    """A passed deadline: one rung up, or (nowhere higher) flagged overdue at the top."""
+    move = escalate(case, org, now, reason="deadline_passed")
+    if move is None:
+        writes.move(case, at_top(case, org, now))
+        totals.at_top += 1
+        return
+    assert move.to_rung is not None
+    assert move.assignee is not None
+    writes.move(case, move)
+    org.took(move.assignee, now)
+    totals.escalated += 1
+    key = (case["rung"], move.to_rung)
+    totals.by_rung[key] = totals.by_rung.get(key, 0) + 1
+
+
+def _notices(
+    case: RowMapping,
+    decision: Decision,
+    org: Organisation,
+    now: datetime,
+    writes: _Writes,
+    totals: Totals,
+) -> None:
+    """Reminders to the holder, the heads-up to whoever holds the case next if it escalates,
+    and the day's notice to leadership of a case overdue at the top."""
+    if decision.remind is not None and case["holder_member_id"]:
+        writes.notice(case, _reminder(case, decision.remind, case["holder_member_id"], now))
+        totals.reminders += 1
+    if decision.heads_up is not None:
+        nxt = org.next_holder(
+            "next_rung",
+            rung=case["rung"],
+            unit_id=case["unit_id"],
+            category_id=case["category_id"],
+            now=now,
+        )
+        if nxt is not None:
+            writes.notice(case, _reminder(case, decision.heads_up, nxt.member.member_id, now))
+            totals.heads_up += 1
+    if decision.top_daily is not None:
+        entry, following = overdue_notice(case, org, now, seq=case["version"])
+        writes.notice(case, entry)
+        writes.new_rows.extend(deadline_rows(case["id"], case["rung"], [following]))
+        totals.top_daily += 1
+
+
+def _plant_next(
+    case: RowMapping,
+    due: list[DueRow],
+    rest: dict[int, list[Planned]],
+    postponed: set[int],
+    writes: _Writes,
+) -> None:
+    """The case stays where it is: the rung's next deadline becomes its pending row (not while
+    the clock is stopped, nor for a row postponed to the next opening, which keeps its own)."""
+    if case["status"] not in CLOCK_RUNS:
+        return
+    for row_id in dict.fromkeys(r.id for r in due if r.rung == case["rung"]):
+        if row_id not in postponed:
+            writes.new_rows.extend(deadline_rows(case["id"], case["rung"], rest.get(row_id, [])))
 
 
 def tune_sqlite(engine: AsyncEngine) -> None:

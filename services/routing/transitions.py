@@ -178,19 +178,26 @@ def move_to(
             actor=actor,
         )
     )
-    values = placement_values(choice, plan)
-    if escalation in ("deadline_passed", "resident_request") and values["flag"] is None:
-        # Past the deadline the resident was given: it stays marked for the leaders' eyes.
-        values["flag"] = "overdue"
-    if acknowledged:
-        values["status"] = "accepted"
     return Move(
-        values=values,
+        values=_placed(choice, plan, escalation=escalation, acknowledged=acknowledged),
         entries=entries,
         schedule=plan.rows,
         assignee=choice.member.member_id,
         to_rung=choice.rung,
     )
+
+
+def _placed(
+    choice: Choice, plan: Plan, *, escalation: EscalationReason | None, acknowledged: bool
+) -> dict[str, Any]:
+    """The case's columns once placed: marked overdue when it moved because the resident's
+    deadline passed (it stays marked for the leaders' eyes); accepted when taken over."""
+    values = placement_values(choice, plan)
+    if escalation in ("deadline_passed", "resident_request") and values["flag"] is None:
+        values["flag"] = "overdue"
+    if acknowledged:
+        values["status"] = "accepted"
+    return values
 
 
 def escalate(
@@ -204,10 +211,14 @@ def escalate(
     before: Sequence[Entry] = (),
 ) -> Move | None:
     """One rung up, or further while nobody can take a rung; None when nothing is higher."""
-    choice = org.place(
-        case["rung"] + 1, unit_id=case["unit_id"], category_id=case["category_id"], now=now
+    choice = org.next_holder(
+        "escalated",
+        rung=case["rung"],
+        unit_id=case["unit_id"],
+        category_id=case["category_id"],
+        now=now,
     )
-    if choice is None or choice.rung <= case["rung"]:
+    if choice is None:
         return None
     return move_to(
         case,
@@ -219,6 +230,21 @@ def escalate(
         actor=actor,
         causation_id=causation_id,
         before=before,
+    )
+
+
+def unheld(entries: Sequence[Entry]) -> Move:
+    """Nobody can take the case: it waits, flagged, for a leader to assign it; no deadline runs
+    while nobody holds it."""
+    return Move(
+        values={
+            "status": "unassigned",
+            "holder_member_id": None,
+            "flag": "unassigned",
+            "due_at": None,
+            "ack_due_at": None,
+        },
+        entries=list(entries),
     )
 
 

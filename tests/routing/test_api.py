@@ -233,3 +233,29 @@ async def test_unknown_case_is_not_found(routing: Routing) -> None:
     member = await routing.token(ROADS_MEMBER)
     response = await routing.client.post(f"/api/v1/cases/{uuid.uuid4()}/accept", headers=member)
     assert response.status_code == 404
+
+
+async def test_the_case_says_what_the_caller_may_do_now(routing: Routing) -> None:
+    case_id = (await open_case(routing, submitted_event()))["case_id"]
+    url = f"/api/v1/cases/{case_id}"
+    member = await routing.token(ROADS_MEMBER)
+    ward = await routing.token(WARD_LEADER)
+    held = (await routing.client.get(url, headers=member)).json()
+    assert held["allowed_actions"] == ["accept", "ask", "decline", "note", "resolve"]
+    led = (await routing.client.get(url, headers=ward)).json()
+    assert led["allowed_actions"] == [
+        "escalate",
+        "note",
+        "reassign",
+        "reject",
+        "resolve",
+        "take-over",
+    ]
+    # What it says is what the actions do: a leader may not accept for the holder.
+    assert (await routing.client.post(f"{url}/accept", headers=ward)).status_code == 403
+    accepted = await routing.client.post(f"{url}/accept", headers=member)
+    assert accepted.json()["allowed_actions"] == ["ask", "decline", "note", "resolve"]
+    listed = (await routing.client.get("/api/v1/cases", headers=member)).json()
+    assert [c["allowed_actions"] for c in listed if c["id"] == case_id] == [
+        ["ask", "decline", "note", "resolve"]
+    ]

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from services.routing.assignment import Candidate, Choice, chain, place, rung_of, rung_unit
+import pytest
+
+from services.routing.assignment import (
+    Candidate,
+    Choice,
+    Search,
+    Trigger,
+    chain,
+    next_search,
+    place,
+    rung_of,
+    rung_unit,
+)
 
 NOW = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 PARENTS: dict[str, str | None] = {
@@ -111,3 +123,29 @@ def test_past_the_top_the_case_stays_with_the_highest_leaders() -> None:
 def test_an_empty_ladder_places_nobody() -> None:
     assert place(0, units=LADDER, candidates=[], category_id="x", now=NOW) is None
     assert place(0, units=[], candidates=[LEADER], category_id="x", now=NOW) is None
+
+
+@pytest.mark.parametrize(
+    ("trigger", "rung", "decliners", "expected"),
+    [
+        ("submitted", 3, (), Search(0)),
+        ("declined", 0, (), Search(0, frozenset({"lan"}))),
+        ("declined", 0, ("an",), Search(0, frozenset({"an", "lan"}))),
+        # The third decline at the first rung goes to the leader, not to a third member.
+        ("declined", 0, ("an", "binh"), Search(1, frozenset({"an", "binh", "lan"}))),
+        ("declined", 2, ("an", "binh"), Search(2, frozenset({"an", "binh", "lan"}))),
+        ("reopened", 1, (), Search(2)),
+        ("escalated", 1, (), Search(2, climb=True)),
+        ("next_rung", 0, (), Search(1, climb=True)),
+        ("absent", 0, (), Search(1, frozenset({"lan"}))),
+        ("absent", 2, (), Search(2, frozenset({"lan"}))),
+    ],
+)
+def test_who_holds_a_case_next(
+    trigger: Trigger, rung: int, decliners: tuple[str, ...], expected: Search
+) -> None:
+    leaving = None if trigger in ("submitted", "reopened", "escalated", "next_rung") else "lan"
+    found = next_search(
+        trigger, rung=rung, leaving=leaving, decliners=decliners, declines_before_leader=2
+    )
+    assert found == expected

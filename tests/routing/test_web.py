@@ -331,7 +331,8 @@ async def test_decline_hands_the_case_on_and_the_former_holder_only_reads(
         # The form is gone, and posting it anyway is refused.
         refused = await client.post(f"/cases/{case_id}/accept", data={"csrf": csrf_of(shown.text)})
         assert refused.status_code == 403
-        assert "Chỉ người đang giữ hồ sơ hoặc lãnh đạo đơn vị" in refused.text
+        # Accepting is the holder's alone (`permissions`): a unit leader takes the case over.
+        assert "Chỉ người đang giữ hồ sơ mới nhận được" in refused.text
 
 
 async def test_a_member_cannot_see_or_act_on_someone_elses_case(workspace: Workspace) -> None:

@@ -12,6 +12,7 @@ from fastapi.responses import Response
 
 from services.routing.actions import ActionError
 from services.routing.deps import SignedIn
+from services.routing.problems import http_status
 from services.routing.web.pages import Workspace, WorkspaceDep
 from shared.webkit.forms import FormRefused
 from shared.webkit.i18n import choose_language
@@ -97,6 +98,6 @@ async def set_absence(request: Request, ws: WorkspaceDep, session: SignedIn) -> 
         )
     except ActionError as exc:
         return await absence_page(
-            request, ws, session, status=exc.status, error=exc.text(lang), values=form
+            request, ws, session, status=http_status(exc), error=exc.text(lang), values=form
         )
     return see_other(f"/me/absence?done={'back' if back else 'absence'}")

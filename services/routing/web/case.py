@@ -21,7 +21,9 @@ from services.routing.actions import (
     eligible_assignees,
 )
 from services.routing.deps import OptionalSession, SignedIn
-from services.routing.lifecycle import STATUS_WORDS, allowed
+from services.routing.lifecycle import STATUS_WORDS
+from services.routing.permissions import ACTIONS
+from services.routing.problems import http_status
 from services.routing.web.cases import is_overdue, unit_names
 from services.routing.web.i18n import DECLINE_REASONS, HISTORY_WORDS, rung_words
 from services.routing.web.pages import Workspace, WorkspaceDep
@@ -34,17 +36,6 @@ from shared.webkit.session import StaffSession
 
 router = APIRouter(include_in_schema=False)
 
-ACTIONS = (
-    "accept",
-    "note",
-    "resolve",
-    "decline",
-    "ask",
-    "reassign",
-    "escalate",
-    "take-over",
-    "reject",
-)
 # The text a person wrote, by history kind.
 _SAID = {
     "resolved": "explanation",
@@ -54,28 +45,6 @@ _SAID = {
     "reopened": "comment",
     "escalation_requested": "comment",
 }
-
-
-def _can(view: CaseView, staff: Staff) -> dict[str, bool]:
-    """Which action buttons the page shows this person on this case."""
-    case = view.case
-    is_holder = staff.member_id is not None and case["holder_member_id"] == staff.member_id
-    st = case["status"]
-    return {
-        "accept": is_holder and allowed(st, "accept"),
-        "resolve": view.may_act
-        and (allowed(st, "resolve") or (st == "assigned" and allowed(st, "accept"))),
-        "ask": is_holder and allowed(st, "ask"),
-        "decline": is_holder and allowed(st, "decline"),
-        "note": view.may_act and allowed(st, "note"),
-        "reassign": view.leads and allowed(st, "assign"),
-        "escalate": view.leads and allowed(st, "assign"),
-        "take-over": view.leads
-        and staff.role == "leader"
-        and not is_holder
-        and allowed(st, "assign"),
-        "reject": view.leadership and allowed(st, "reject"),
-    }
 
 
 def history_line(
@@ -160,7 +129,7 @@ async def case_page(
         view = await ws.actions.view(session.staff, case_id)
     except CaseNotFound:
         return ws.message(request, 404, "not_found", session)
-    can = _can(view, session.staff)
+    can: dict[str, bool] = {action: action in view.allowed for action in ACTIONS}
     done = request.query_params.get("done", "")
     return ws.render(
         request,
@@ -242,7 +211,14 @@ async def case_action(
         return ws.message(request, 404, "not_found", session)
     except ActionError as exc:
         return await case_page(
-            request, ws, session, case_id, status=exc.status, error=exc, values=form, failed=action
+            request,
+            ws,
+            session,
+            case_id,
+            status=http_status(exc),
+            error=exc,
+            values=form,
+            failed=action,
         )
     if not known:
         return ws.message(request, 404, "not_found", session)

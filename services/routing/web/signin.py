@@ -13,6 +13,7 @@ from fastapi.responses import Response
 
 from services.routing.actions import ActionError
 from services.routing.deps import OptionalSession, SettingsDep
+from services.routing.problems import http_status
 from services.routing.web.pages import WorkspaceDep
 from shared.auth import SESSION_COOKIE, issue_token
 from shared.webkit.forms import FormRefused
@@ -59,7 +60,7 @@ async def signin(request: Request, ws: WorkspaceDep, settings: SettingsDep) -> R
             request,
             "signin.html",
             here=f"/signin?next={quote(target, safe='')}" if target else "/signin",
-            status=exc.status if exc.status != 401 else 400,
+            status=400 if http_status(exc) == 401 else http_status(exc),
             next=target or "",
             username=username,
             error=exc,

@@ -1,0 +1,187 @@
+"""The shapes the staff API reads and answers: its contract, as the OpenAPI document shows it.
+
+No `from __future__ import annotations`: pydantic and FastAPI read these annotations.
+"""
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlalchemy.engine import RowMapping
+
+from services.routing.actions import CaseView, facts
+from services.routing.cases import Organisation
+from services.routing.lifecycle import Status
+from services.routing.permissions import Action, permissions
+from shared.auth import Role, Staff
+from shared.events.routing import DeclineReason
+
+
+class Token(BaseModel):
+    """A bearer token for `Authorization: Bearer …` (valid 12 hours)."""
+
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the scheme's name, not a secret
+
+
+class Me(BaseModel):
+    """The signed-in person, and the units whose petitions they may see (none listed for an
+    administrator, who sees every unit)."""
+
+    username: str
+    member_id: str | None
+    role: Role
+    unit_id: str | None
+    name: str
+    units: list[str]
+
+    @classmethod
+    def of(cls, staff: Staff) -> "Me":
+        return cls(
+            username=staff.username,
+            member_id=staff.member_id,
+            role=staff.role,
+            unit_id=staff.unit_id,
+            name=staff.name,
+            units=list(staff.units),
+        )
+
+
+class Case(BaseModel):
+    """A case as staff see it, with what the caller may do to it now (`allowed_actions`: the
+    same answer the workspace pages show as buttons)."""
+
+    id: uuid.UUID
+    petition_id: uuid.UUID
+    reference: str
+    unit_id: str
+    category_id: str
+    title: str
+    description: str
+    location: str | None
+    status: Status
+    rung: int
+    holder_member_id: str | None
+    holder_username: str | None
+    holder_name: str | None
+    holder_unit_id: str | None
+    flag: str | None
+    due_at: datetime | None
+    ack_due_at: datetime | None
+    question_id: uuid.UUID | None
+    opened_at: datetime
+    updated_at: datetime
+    closed_at: datetime | None
+    version: int
+    allowed_actions: list[Action]
+
+    @classmethod
+    def of(cls, case: RowMapping, org: Organisation, allowed: frozenset[str]) -> "Case":
+        holder = org.member(case["holder_member_id"]) if case["holder_member_id"] else None
+        fields = {name: case[name] for name in cls.model_fields if name in case}
+        return cls(
+            **fields,
+            holder_username=holder.username if holder else None,
+            holder_name=holder.name if holder else None,
+            allowed_actions=sorted(allowed),
+        )
+
+    @classmethod
+    def for_staff(cls, case: RowMapping, org: Organisation, staff: Staff) -> "Case":
+        return cls.of(case, org, frozenset(permissions(staff, facts(case, org))))
+
+
+class HistoryLine(BaseModel):
+    """One line of a case's history: an event routing wrote or one it received."""
+
+    event_id: str
+    kind: str
+    at: datetime
+    actor: str | None
+    member_id: str | None
+    rung: int | None
+    detail: dict[str, Any]
+
+
+class Note(BaseModel):
+    member_id: str
+    note: str
+    at: datetime
+
+
+class CaseDetail(Case):
+    """A case with its history and notes."""
+
+    history: list[HistoryLine]
+    notes: list[Note]
+
+    @classmethod
+    def of_view(cls, view: CaseView) -> "CaseDetail":
+        base = Case.of(view.case, view.org, view.allowed)
+        return cls(
+            **base.model_dump(),
+            history=[HistoryLine.model_validate(h) for h in view.history],
+            notes=[Note.model_validate(n) for n in view.notes],
+        )
+
+
+# Words, not only spaces: the actions refuse a text that is blank once stripped, and the
+# contract says so. Spelled out because Python's and JavaScript's `\s` differ on a few
+# characters (U+001C-U+001F, U+0085, U+FEFF): none of them counts as a word.
+WORDS = r"[^\s\x1c-\x1f\x85\ufeff]"
+
+
+class TokenForm(BaseModel):
+    """Sign-in as an OAuth2 password form (`grant_type=password` may be sent, or left out)."""
+
+    username: str = Field(min_length=1, max_length=100)
+    password: str = Field(min_length=1, max_length=1000)
+    grant_type: Literal["password"] = "password"
+
+
+class NoteIn(BaseModel):
+    note: str = Field(min_length=1, max_length=5000, pattern=WORDS)
+
+
+class ResolveIn(BaseModel):
+    explanation: str = Field(min_length=1, max_length=5000, pattern=WORDS)
+
+
+class ReassignIn(BaseModel):
+    """The new holder, by member id or by username."""
+
+    member_id: str | None = None
+    username: str | None = None
+
+
+class DeclineIn(BaseModel):
+    reason_code: DeclineReason
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+class AskIn(BaseModel):
+    question: str = Field(min_length=1, max_length=2000, pattern=WORDS)
+
+
+class EscalateIn(BaseModel):
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+class RejectIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000, pattern=WORDS)
+
+
+class AbsenceIn(BaseModel):
+    """Away from `from` until `until` (open-ended without it)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: AwareDatetime = Field(alias="from")
+    until: AwareDatetime | None = None
+
+
+class Absence(BaseModel):
+    member_id: str
+    away_from: datetime
+    away_until: datetime | None

@@ -1,0 +1,74 @@
+"""The background loop every service runs (`shared.worker.Worker`), without servers."""
+
+from __future__ import annotations
+
+import asyncio
+
+from shared.worker import Worker
+from tests.support import eventually
+
+
+async def test_a_wake_during_a_step_runs_the_step_again() -> None:
+    """A change that arrives while a step is running is not lost until the idle interval."""
+    calls = 0
+    release = asyncio.Event()
+    worker: Worker
+
+    async def step() -> bool:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            worker.wake()  # something new arrives mid-step
+            await release.wait()
+        return False
+
+    worker = Worker("test", step, idle_s=3600)
+    worker.start()
+    try:
+        await eventually(lambda: asyncio.sleep(0, calls == 1), what="first step running")
+        release.set()
+        assert await eventually(lambda: asyncio.sleep(0, calls >= 2), what="second step", timeout=5)
+    finally:
+        await worker.stop()
+
+
+async def test_an_idle_worker_wakes_when_the_next_work_falls_due() -> None:
+    calls = 0
+
+    async def step() -> bool:
+        nonlocal calls
+        calls += 1
+        return False
+
+    async def next_due() -> float | None:
+        return 0.1
+
+    worker = Worker("test", step, idle_s=3600, next_due=next_due)
+    worker.start()
+    try:
+        assert await eventually(lambda: asyncio.sleep(0, calls >= 3), what="steps", timeout=5)
+    finally:
+        await worker.stop()
+
+
+async def test_without_known_work_the_worker_sleeps_its_idle_interval() -> None:
+    calls = 0
+
+    async def step() -> bool:
+        nonlocal calls
+        calls += 1
+        return False
+
+    async def next_due() -> float | None:
+        return None
+
+    worker = Worker("test", step, idle_s=3600, next_due=next_due)
+    worker.start()
+    try:
+        await eventually(lambda: asyncio.sleep(0, calls == 1), what="first step")
+        await asyncio.sleep(0.3)
+        assert calls == 1
+        worker.wake()
+        assert await eventually(lambda: asyncio.sleep(0, calls == 2), what="woken", timeout=5)
+    finally:
+        await worker.stop()

@@ -131,7 +131,8 @@ def install_problem_handlers(
 ) -> None:
     """Every error as problem details. `errors` maps a service's domain exceptions to their
     HTTP status in one place: the domain raises `UnknownTrackingLink`, the edge answers 404.
-    A domain exception may carry `problem_type` (a URN) and `extra` (more members)."""
+    A domain exception may carry `problem_type` (a URN), `extra` (more members) and `headers`
+    (e.g. `Retry-After`)."""
     for exc_type, status in (errors or {}).items():
         app.add_exception_handler(exc_type, _domain_handler(status))
 
@@ -166,12 +167,14 @@ def install_problem_handlers(
 
 def _domain_handler(status: int) -> Callable[[Request, Exception], Any]:
     async def handle(_: Request, exc: Exception) -> JSONResponse:
-        return problem(
+        response = problem(
             status,
             str(exc),
             type_=getattr(exc, "problem_type", "about:blank"),
             **getattr(exc, "extra", {}),
         )
+        response.headers.update(getattr(exc, "headers", {}))
+        return response
 
     return handle
 

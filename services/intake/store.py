@@ -12,7 +12,19 @@ from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.intake.errors import UnknownTrackingLink
+# The pages catch these as `store.X`: they are what the functions below raise.
+from services.intake.errors import ActionNotAllowed as ActionNotAllowed
+from services.intake.errors import (
+    EscalationNotOpen,
+    EscalationTooSoon,
+    IdempotencyKeyErased,
+    IdempotencyKeyReused,
+    NotOverdue,
+    UnknownTrackingLink,
+)
+from services.intake.errors import EscalationRefused as EscalationRefused
+from services.intake.errors import FeedbackNotExpected as FeedbackNotExpected
+from services.intake.errors import IdempotencyConflict as IdempotencyConflict
 from services.intake.models import (
     contacts,
     idempotency_keys,
@@ -23,7 +35,6 @@ from services.intake.models import (
 from services.intake.petitions import (
     ESCALATION_REQUEST_EVERY,
     FINAL_STATUSES,
-    EscalationCheck,
     Submission,
     escalation_check,
     hash_token,
@@ -69,43 +80,6 @@ class Receipt:
     event_id: uuid.UUID | None
     # True when an idempotency key matched: this is the petition an earlier request created.
     replayed: bool = False
-
-
-class IdempotencyConflict(Exception):
-    """The key was used for another submission, or its petition can no longer be replayed."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class ActionNotAllowed(Exception):
-    """A resident action the petition's current state does not allow."""
-
-    def __init__(self, status: str, why: str = "status") -> None:
-        super().__init__(f"{why}: {status}")
-        self.status = status
-        self.why = why
-
-
-class EscalationRefused(Exception):
-    """An escalation request refused: not open, not overdue yet, or asked too recently."""
-
-    def __init__(
-        self, check: EscalationCheck, *, allowed_at: datetime | None, due_at: datetime | None
-    ) -> None:
-        super().__init__(check)
-        self.check = check
-        self.allowed_at = allowed_at
-        self.due_at = due_at
-
-
-class FeedbackNotExpected(Exception):
-    """The resident answered when there is no resolution waiting for their answer."""
-
-    def __init__(self, status: str) -> None:
-        super().__init__(status)
-        self.status = status
 
 
 async def submit_petition(
@@ -215,11 +189,11 @@ async def _replay(
         await conn.execute(delete(idempotency_keys).where(idempotency_keys.c.key == key))
         return None
     if row["request_hash"] != fingerprint:
-        raise IdempotencyConflict("different_request")
+        raise IdempotencyKeyReused
     token = row["tracking_token"]
     if token is None:
         # The resident erased their data, tracking token copy included: nothing to hand back.
-        raise IdempotencyConflict("erased")
+        raise IdempotencyKeyErased
     return Receipt(
         petition_id=uuid.UUID(row["id"]),
         reference=row["reference"],
@@ -670,8 +644,13 @@ async def request_escalation(
         check, allowed_at = escalation_check(
             status=row["status"], due_at=row["due_at"], last_request_at=last, now=now
         )
-        if check != "allowed":
-            raise EscalationRefused(check, allowed_at=allowed_at, due_at=row["due_at"])
+        if check == "not_open":
+            raise EscalationNotOpen
+        if check == "not_overdue":
+            raise NotOverdue(row["due_at"])
+        if check == "too_soon":
+            assert allowed_at is not None
+            raise EscalationTooSoon(allowed_at, now=now)
         requested = petitions.c.escalation_requested_at
         changed = await conn.execute(
             update(petitions)

@@ -24,9 +24,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from services.intake import store
-from services.intake.api import read_limited_body
 from services.intake.catalog import Catalog
 from services.intake.errors import UnknownTrackingLink
+from services.intake.http import read_limited_body
 from services.intake.petitions import (
     FieldError,
     InvalidSubmission,

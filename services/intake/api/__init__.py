@@ -1,0 +1,8 @@
+"""Intake's public JSON API, one module per resource: `petitions` (submit, public status),
+`tracking` (the resident's actions by tracking token), `catalog` (units and categories);
+`schemas` holds their models, `edge` what they share. `create_app` includes the routers."""
+
+# Open311 still imports the body reader from here; it lives in `services.intake.http`.
+from services.intake.http import read_limited_body
+
+__all__ = ["read_limited_body"]

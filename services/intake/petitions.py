@@ -383,6 +383,12 @@ def _aware(value: datetime | None) -> datetime | None:
 def public_update(event: CaseEvent) -> PublicUpdate | None:
     """Translate a routing event into the resident's view; None for events residents never see
     (internal notes, and any event this version does not know)."""
+    return _handling_update(event) or _exchange_update(event)
+
+
+def _handling_update(event: CaseEvent) -> PublicUpdate | None:
+    """The case moving along its lifecycle: assigned, accepted, resolved, reopened, escalated,
+    closed."""
     match event:
         case CaseAssigned():
             vi, en = holder_label(event.rung)
@@ -437,6 +443,12 @@ def public_update(event: CaseEvent) -> PublicUpdate | None:
                 message_en=f"The petition was closed ({why_en}).",
                 deadline=("set", None),
             )
+    return None
+
+
+def _exchange_update(event: CaseEvent) -> PublicUpdate | None:
+    """What the holder asks of the resident, and the refusals, declines and notices on the way."""
+    match event:
         case CaseQuestionAsked():
             return PublicUpdate(
                 kind="question_asked",

@@ -103,29 +103,13 @@ async def submit_petition(
         petition_id = uuid.uuid4()
         reference = new_reference()
         token = new_tracking_token()
-        event = PetitionSubmitted.new(
-            producer=PRODUCER,
-            petition_id=petition_id,
-            occurred_at=now,
-            reference=reference,
-            unit_id=submission.unit_id,
-            category_id=submission.category_id,
-            title=submission.title,
-            description=submission.description,
-            location=submission.location,
-            language=submission.language,
-            wants_updates=submission.wants_updates,
-        )
+        event = _submitted(submission, petition_id, reference, now)
         # Every row is built before the transaction opens: on SQLite the one connection is held
         # only for the statements themselves.
         rows = _petition_rows(submission, petition_id, reference, token, event, now)
         key_row = (
-            {
-                "key": idempotency_key,
-                "petition_id": str(petition_id),
-                "request_hash": fingerprint,
-                "created_at": now,
-            }
+            {"key": idempotency_key, "petition_id": str(petition_id)}
+            | {"request_hash": fingerprint, "created_at": now}
             if idempotency_key is not None
             else None
         )
@@ -157,6 +141,25 @@ async def submit_petition(
             event_id=event.event_id,
         )
     raise AssertionError("unreachable")
+
+
+def _submitted(
+    submission: Submission, petition_id: uuid.UUID, reference: str, now: datetime
+) -> PetitionSubmitted:
+    """The event that announces the petition: its content, never the resident's contact."""
+    return PetitionSubmitted.new(
+        producer=PRODUCER,
+        petition_id=petition_id,
+        occurred_at=now,
+        reference=reference,
+        unit_id=submission.unit_id,
+        category_id=submission.category_id,
+        title=submission.title,
+        description=submission.description,
+        location=submission.location,
+        language=submission.language,
+        wants_updates=submission.wants_updates,
+    )
 
 
 async def _replay(

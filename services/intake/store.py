@@ -81,6 +81,18 @@ class Receipt:
     # True when an idempotency key matched: this is the petition an earlier request created.
     replayed: bool = False
 
+    @classmethod
+    def new(cls, event: PetitionSubmitted, token: str, public_url: str) -> Receipt:
+        """The receipt of the petition `event` announces, just stored."""
+        return cls(
+            petition_id=event.petition_id,
+            reference=event.reference,
+            tracking_token=token,
+            tracking_url=tracking_url(public_url, token),
+            status="submitted",
+            event_id=event.event_id,
+        )
+
 
 async def submit_petition(
     engine: AsyncEngine,
@@ -132,14 +144,7 @@ async def submit_petition(
             if attempt == _UNIQUE_ATTEMPTS - 1:
                 raise
             continue
-        return Receipt(
-            petition_id=petition_id,
-            reference=reference,
-            tracking_token=token,
-            tracking_url=tracking_url(public_url, token),
-            status="submitted",
-            event_id=event.event_id,
-        )
+        return Receipt.new(event, token, public_url)
     raise AssertionError("unreachable")
 
 

@@ -11,10 +11,9 @@ from fastapi import APIRouter, Header, Response
 from services.intake import store
 from services.intake.api.edge import JsonRoute, operation_id, problems
 from services.intake.api.schemas import PetitionSubmission, PublicView, SubmissionReceipt
-from services.intake.deps import CatalogDep, SettingsDep
+from services.intake.deps import AppRuntime, CatalogDep, SettingsDep
 from services.intake.errors import DatabaseUnavailable, InvalidIdempotencyKey, UnknownReference
 from services.intake.petitions import parse_reference, validate_submission
-from shared.web import AppRuntime
 
 router = APIRouter(
     prefix="/api/v1",

@@ -20,10 +20,9 @@ from services.intake.api.schemas import (
     UpdatesStopped,
     Withdrawal,
 )
-from services.intake.deps import CatalogDep
+from services.intake.deps import AppRuntime, CatalogDep
 from services.intake.errors import UnknownTrackingLink
 from services.intake.petitions import resident_actions, validate_comment
-from shared.web import AppRuntime
 
 router = APIRouter(
     prefix="/api/v1/track/{token}",

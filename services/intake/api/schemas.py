@@ -91,15 +91,17 @@ class PetitionSubmission(BaseModel):
 
     model_config = ConfigDict(
         json_schema_extra={
-            "example": {
-                "unit_id": "my-thoi-thoi-an-a-to-2",
-                "category_id": "roads_lighting",
-                "title": "Đèn đường hỏng",
-                "description": "Đèn đường trước nhà số 12 không sáng đã một tuần.",
-                "phone": "0912 345 678",
-                "notify": True,
-                "consent": True,
-            }
+            "examples": [
+                {
+                    "unit_id": "my-thoi-thoi-an-a-to-2",
+                    "category_id": "roads_lighting",
+                    "title": "Đèn đường hỏng",
+                    "description": "Đèn đường trước nhà số 12 không sáng đã một tuần.",
+                    "phone": "0912 345 678",
+                    "notify": True,
+                    "consent": True,
+                }
+            ]
         }
     )
 

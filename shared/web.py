@@ -17,6 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import SESSION_COOKIE, InvalidTokenError, Staff, read_token
@@ -131,7 +132,8 @@ def install_problem_handlers(
 ) -> None:
     """Every error as problem details. `errors` maps a service's domain exceptions to their
     HTTP status in one place: the domain raises `UnknownTrackingLink`, the edge answers 404.
-    A domain exception may carry `problem_type` (a URN) and `extra` (more members)."""
+    A domain exception may carry `problem_type` (a URN), `extra` (more members) and `headers`
+    (e.g. `Retry-After`)."""
     for exc_type, status in (errors or {}).items():
         app.add_exception_handler(exc_type, _domain_handler(status))
     for outage in (*OUTAGE_ERRORS, ConnectionRefusedError):
@@ -156,14 +158,33 @@ def install_problem_handlers(
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         headers = getattr(exc, "headers", None)
         response = problem(exc.status_code, str(exc.detail))
         if headers:
             response.headers.update(headers)
+        if exc.status_code == 405:
+            response.headers["Allow"] = allowed_methods(request)
         return response
 
     app.add_middleware(_CatchAll)
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route of the app answers at this path. Starlette names only the first
+    matching route's methods, wrong when GET and POST of one path are two routes; asking each
+    route with each method also sees into included routers."""
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    )
 
 
 RETRY_AFTER_S = 5
@@ -192,12 +213,14 @@ async def _database_outage(request: Request, _: Exception) -> Response:
 
 def _domain_handler(status: int) -> Callable[[Request, Exception], Any]:
     async def handle(_: Request, exc: Exception) -> JSONResponse:
-        return problem(
+        response = problem(
             status,
             str(exc),
             type_=getattr(exc, "problem_type", "about:blank"),
             **getattr(exc, "extra", {}),
         )
+        response.headers.update(getattr(exc, "headers", {}))
+        return response
 
     return handle
 

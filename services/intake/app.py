@@ -3,17 +3,36 @@ keep the resident's view current, and the contact look-up notify asks for."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import cast
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from services.intake import handlers, open311
-from services.intake.api import api_router, database_unavailable
+from services.intake.api import catalog as catalog_api
+from services.intake.api import petitions as petitions_api
+from services.intake.api import tracking as tracking_api
 from services.intake.catalog import load_catalog
+from services.intake.errors import (
+    ActionNotAllowed,
+    DatabaseUnavailable,
+    EscalationNotOpen,
+    EscalationTooSoon,
+    FeedbackNotExpected,
+    IdempotencyKeyErased,
+    IdempotencyKeyReused,
+    InvalidIdempotencyKey,
+    InvalidSubmission,
+    MalformedBody,
+    NotOverdue,
+    UnknownReference,
+    UnknownTrackingLink,
+    UnsupportedMediaType,
+)
 from services.intake.models import messaging
 from services.intake.rpc import register_contact_lookup
 from services.intake.settings import Settings
@@ -24,7 +43,26 @@ from shared.runtime import build_runtime, running
 from shared.web import install_service_edge
 from shared.webkit.pages import install_pages
 
+ProblemHandler = Callable[[Request, Exception], Awaitable[Response]]
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+# Every refusal of intake's rules and the HTTP status it is answered with, in one place.
+ERRORS: dict[type[Exception], int] = {
+    MalformedBody: 400,
+    InvalidIdempotencyKey: 400,
+    UnknownReference: 404,
+    UnknownTrackingLink: 404,
+    ActionNotAllowed: 409,
+    FeedbackNotExpected: 409,
+    EscalationNotOpen: 409,
+    NotOverdue: 409,
+    IdempotencyKeyErased: 409,
+    UnsupportedMediaType: 415,
+    InvalidSubmission: 422,
+    IdempotencyKeyReused: 422,
+    EscalationTooSoon: 429,
+    DatabaseUnavailable: 503,
+}
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
@@ -53,8 +91,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     )
     app.state.catalog = catalog
     app.state.settings = settings
-    install_service_edge(app, runtime, staff_secret=settings.secret_key.get_secret_value)
-    app.include_router(api_router(runtime, catalog, settings.public_url))
+    install_service_edge(
+        app, runtime, staff_secret=settings.secret_key.get_secret_value, errors=ERRORS
+    )
+    for api in (petitions_api.router, tracking_api.router, catalog_api.router):
+        app.include_router(api)
     # The tracking token is in the URL: no page hands it to another site.
     install_pages(app, build_page_kit(), referrer_policy="no-referrer")
     for pages in (form.router, tracking.router, tracking_actions.router):
@@ -71,7 +112,9 @@ def install_outage_handler(app: FastAPI) -> None:
     async def outage(request: Request, _: Exception) -> Response:
         path = request.url.path
         if path.startswith("/api/"):
-            return database_unavailable()
+            # Answered as the domain's DatabaseUnavailable is, by its handler from ERRORS.
+            as_problem = cast(ProblemHandler, app.exception_handlers[DatabaseUnavailable])
+            return await as_problem(request, DatabaseUnavailable())
         if path.startswith("/open311/"):
             return open311.edge.error_response(
                 request, 503, "Tạm thời gián đoạn / Unavailable, please retry"

@@ -13,6 +13,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from services.intake.catalog import Catalog
+
+# The pages and Open311 read these from here, beside the rules that raise them.
+from services.intake.errors import FieldError as FieldError
+from services.intake.errors import InvalidSubmission as InvalidSubmission
 from shared.events import (
     CaseAccepted,
     CaseAssigned,
@@ -46,26 +50,8 @@ _REFERENCE_RE = re.compile(
 _PHONE_RE = re.compile(r"^\+?[0-9 ]+$")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
 # C0 controls other than tab and newlines, and DEL: invisible, and PostgreSQL refuses NUL.
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-@dataclass(frozen=True)
-class FieldError:
-    field: str
-    message_vi: str
-    message_en: str
-
-    @property
-    def message(self) -> str:
-        return f"{self.message_vi} / {self.message_en}"
-
-
-class InvalidSubmission(ValueError):
-    """A submission that breaks one or more rules; each error names its field."""
-
-    def __init__(self, errors: list[FieldError]) -> None:
-        super().__init__("; ".join(f"{e.field}: {e.message_en}" for e in errors))
-        self.errors = errors
+# Lone surrogates (JSON's "\ud800") are no characters at all: no database can store them.
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -89,8 +75,12 @@ class Submission:
 
 def clean_text(value: str) -> str:
     """NFC (Vietnamese typed with different keyboards compares equal), no control characters,
-    no surrounding blanks."""
-    return _CONTROL_RE.sub("", unicodedata.normalize("NFC", value)).strip()
+    no surrounding blanks; nothing at all when only invisible characters are left (zero-width
+    spaces and other format characters read as empty)."""
+    text = _CONTROL_RE.sub("", unicodedata.normalize("NFC", value)).strip()
+    if all(c.isspace() or unicodedata.category(c) == "Cf" for c in text):
+        return ""
+    return text
 
 
 def _text(
@@ -170,8 +160,10 @@ def validate_submission(data: Mapping[str, Any], catalog: Catalog) -> Submission
                 "consent is required to process the petition",
             )
         )
-    language = data.get("language") or "vi"
-    if language not in LANGUAGES:
+    language = data.get("language")
+    if language is None:
+        language = "vi"
+    elif language not in LANGUAGES:
         errors.append(FieldError("language", "chỉ hỗ trợ vi hoặc en", "must be vi or en"))
     if errors:
         raise InvalidSubmission(errors)

@@ -12,7 +12,19 @@ from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.intake.errors import UnknownTrackingLink
+# The pages catch these as `store.X`: they are what the functions below raise.
+from services.intake.errors import ActionNotAllowed as ActionNotAllowed
+from services.intake.errors import (
+    EscalationNotOpen,
+    EscalationTooSoon,
+    IdempotencyKeyErased,
+    IdempotencyKeyReused,
+    NotOverdue,
+    UnknownTrackingLink,
+)
+from services.intake.errors import EscalationRefused as EscalationRefused
+from services.intake.errors import FeedbackNotExpected as FeedbackNotExpected
+from services.intake.errors import IdempotencyConflict as IdempotencyConflict
 from services.intake.models import (
     contacts,
     idempotency_keys,
@@ -23,7 +35,6 @@ from services.intake.models import (
 from services.intake.petitions import (
     ESCALATION_REQUEST_EVERY,
     FINAL_STATUSES,
-    EscalationCheck,
     Submission,
     escalation_check,
     hash_token,
@@ -70,42 +81,17 @@ class Receipt:
     # True when an idempotency key matched: this is the petition an earlier request created.
     replayed: bool = False
 
-
-class IdempotencyConflict(Exception):
-    """The key was used for another submission, or its petition can no longer be replayed."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class ActionNotAllowed(Exception):
-    """A resident action the petition's current state does not allow."""
-
-    def __init__(self, status: str, why: str = "status") -> None:
-        super().__init__(f"{why}: {status}")
-        self.status = status
-        self.why = why
-
-
-class EscalationRefused(Exception):
-    """An escalation request refused: not open, not overdue yet, or asked too recently."""
-
-    def __init__(
-        self, check: EscalationCheck, *, allowed_at: datetime | None, due_at: datetime | None
-    ) -> None:
-        super().__init__(check)
-        self.check = check
-        self.allowed_at = allowed_at
-        self.due_at = due_at
-
-
-class FeedbackNotExpected(Exception):
-    """The resident answered when there is no resolution waiting for their answer."""
-
-    def __init__(self, status: str) -> None:
-        super().__init__(status)
-        self.status = status
+    @classmethod
+    def new(cls, event: PetitionSubmitted, token: str, public_url: str) -> Receipt:
+        """The receipt of the petition `event` announces, just stored."""
+        return cls(
+            petition_id=event.petition_id,
+            reference=event.reference,
+            tracking_token=token,
+            tracking_url=tracking_url(public_url, token),
+            status="submitted",
+            event_id=event.event_id,
+        )
 
 
 async def submit_petition(
@@ -133,29 +119,13 @@ async def submit_petition(
         petition_id = uuid.uuid4()
         reference = new_reference()
         token = new_tracking_token()
-        event = PetitionSubmitted.new(
-            producer=PRODUCER,
-            petition_id=petition_id,
-            occurred_at=now,
-            reference=reference,
-            unit_id=submission.unit_id,
-            category_id=submission.category_id,
-            title=submission.title,
-            description=submission.description,
-            location=submission.location,
-            language=submission.language,
-            wants_updates=submission.wants_updates,
-        )
+        event = _submitted(submission, petition_id, reference, now)
         # Every row is built before the transaction opens: on SQLite the one connection is held
         # only for the statements themselves.
         rows = _petition_rows(submission, petition_id, reference, token, event, now)
         key_row = (
-            {
-                "key": idempotency_key,
-                "petition_id": str(petition_id),
-                "request_hash": fingerprint,
-                "created_at": now,
-            }
+            {"key": idempotency_key, "petition_id": str(petition_id)}
+            | {"request_hash": fingerprint, "created_at": now}
             if idempotency_key is not None
             else None
         )
@@ -180,15 +150,27 @@ async def submit_petition(
             if attempt == _UNIQUE_ATTEMPTS - 1:
                 raise
             continue
-        return Receipt(
-            petition_id=petition_id,
-            reference=reference,
-            tracking_token=token,
-            tracking_url=tracking_url(public_url, token),
-            status="submitted",
-            event_id=event.event_id,
-        )
+        return Receipt.new(event, token, public_url)
     raise AssertionError("unreachable")
+
+
+def _submitted(
+    submission: Submission, petition_id: uuid.UUID, reference: str, now: datetime
+) -> PetitionSubmitted:
+    """The event that announces the petition: its content, never the resident's contact."""
+    return PetitionSubmitted.new(
+        producer=PRODUCER,
+        petition_id=petition_id,
+        occurred_at=now,
+        reference=reference,
+        unit_id=submission.unit_id,
+        category_id=submission.category_id,
+        title=submission.title,
+        description=submission.description,
+        location=submission.location,
+        language=submission.language,
+        wants_updates=submission.wants_updates,
+    )
 
 
 async def _replay(
@@ -221,11 +203,11 @@ async def _replay(
         await conn.execute(delete(idempotency_keys).where(idempotency_keys.c.key == key))
         return None
     if row["request_hash"] != fingerprint:
-        raise IdempotencyConflict("different_request")
+        raise IdempotencyKeyReused
     token = row["tracking_token"]
     if token is None:
         # The resident erased their data, tracking token copy included: nothing to hand back.
-        raise IdempotencyConflict("erased")
+        raise IdempotencyKeyErased
     return Receipt(
         petition_id=uuid.UUID(row["id"]),
         reference=row["reference"],
@@ -676,8 +658,13 @@ async def request_escalation(
         check, allowed_at = escalation_check(
             status=row["status"], due_at=row["due_at"], last_request_at=last, now=now
         )
-        if check != "allowed":
-            raise EscalationRefused(check, allowed_at=allowed_at, due_at=row["due_at"])
+        if check == "not_open":
+            raise EscalationNotOpen
+        if check == "not_overdue":
+            raise NotOverdue(row["due_at"])
+        if check == "too_soon":
+            assert allowed_at is not None
+            raise EscalationTooSoon(allowed_at, now=now)
         requested = petitions.c.escalation_requested_at
         changed = await conn.execute(
             update(petitions)

@@ -227,3 +227,50 @@ async def test_units_and_categories_for_the_form(intake: Intake) -> None:
 async def test_ops_endpoints(intake: Intake, path: str) -> None:
     response = await intake.client.get(path)
     assert response.status_code == 200, response.text
+
+
+async def test_every_refused_field_is_explained_in_both_languages(intake: Intake) -> None:
+    """Whether the model refuses the shape or the domain refuses the value, each field error
+    carries Vietnamese and English."""
+    body = {**VALID, "title": 42, "notify": "yes", "description": "  "}
+    del body["consent"]
+    response = await intake.client.post("/api/v1/petitions", json=body)
+    assert response.status_code == 422
+    errors = {e["field"]: e for e in response.json()["errors"]}
+    assert errors["title"]["message_vi"] == "phải là chuỗi ký tự"
+    assert errors["title"]["message"] == "must be text"
+    assert errors["notify"]["message_vi"] == "phải là true hoặc false"
+    assert errors["consent"]["message_vi"] == "cần đồng ý để phản ánh được xử lý"
+
+    blank = await intake.client.post("/api/v1/petitions", json={**VALID, "description": "\x01 "})
+    assert blank.status_code == 422
+    [error] = blank.json()["errors"]
+    assert (error["field"], error["message_vi"]) == ("description", "không được để trống")
+
+    listed = await intake.client.post("/api/v1/petitions", json=[VALID])
+    assert listed.status_code == 422
+    assert listed.json()["errors"][0]["field"] == "body"
+    assert listed.json()["errors"][0]["message_vi"]
+
+
+async def test_lone_surrogates_and_control_characters_are_cleaned_not_a_500(
+    intake: Intake,
+) -> None:
+    """JSON may carry what no database stores (a lone surrogate, NUL); text loses it."""
+    raw = json.dumps({**VALID, "title": "\ud800Đèn\x00 hỏng", "location": "\udfff"})
+    response = await intake.client.post(
+        "/api/v1/petitions", content=raw, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 201, response.text
+    view = await intake.track(response.json()["tracking_token"])
+    assert (view["title"], view["location"]) == ("Đèn hỏng", None)
+
+    token = response.json()["tracking_token"]
+    withdrawn = await intake.client.post(
+        f"/api/v1/track/{token}/withdraw",
+        content=json.dumps({"reason": "\x00\ud83d"}),
+        headers={"content-type": "application/json"},
+    )
+    assert withdrawn.status_code == 200, withdrawn.text
+    for path in ("/api/v1/petitions/%00", "/api/v1/track/%00%01", "/api/v1/petitions/PA-%ED%A0%80"):
+        assert (await intake.client.get(path)).status_code == 404, path

@@ -432,6 +432,10 @@ async def test_bad_requests_are_errors_in_its_format_and_store_nothing(intake: I
     georeport_errors(await intake.client.post(url, json={**CREATE, "api_key": key}), 415)
     huge = {**CREATE, "api_key": key, "description": "x" * 70_000}
     georeport_errors(await intake.client.post(url, data=huge), 413)
+    for control_only in ("\x01", "\x00", "\u200b\x7f"):
+        blank = {**CREATE, "api_key": key, "description": control_only}
+        errors = georeport_errors(await intake.client.post(url, data=blank), 400)
+        assert any(e.startswith("description:") for e in errors), errors
     [only] = await intake.published(PetitionSubmitted, 1)
     async with intake.runtime.engine.connect() as conn:
         [row] = (await conn.execute(select(open311_requests))).mappings().all()
@@ -441,6 +445,7 @@ async def test_bad_requests_are_errors_in_its_format_and_store_nothing(intake: I
 
 def test_a_title_is_the_first_line_of_the_description_shortened_at_a_word() -> None:
     assert title_from("Ngắn\nphần sau") == "Ngắn"
+    assert title_from("\x01") == ""
     long = title_from("từ " * 60)
     assert long.endswith("…")
     assert len(long) <= 80

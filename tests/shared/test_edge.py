@@ -77,3 +77,17 @@ def test_problems_are_documented_as_problem_json_with_their_schema() -> None:
     }
     assert "Problem" in doc["components"]["schemas"]
     assert "HTTPValidationError" not in doc["components"]["schemas"]
+
+
+async def test_a_wrong_method_names_every_method_of_the_path_in_allow() -> None:
+    app = edge_app()
+
+    @app.post("/api/v1/refused")
+    async def create() -> dict[str, str]:
+        return {}
+
+    async with await client(app) as http:
+        answer = await http.delete("/api/v1/refused")
+    assert answer.status_code == 405
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.headers["allow"] == "GET, POST"

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from services.intake.open311 import render
 from services.intake.open311.errors import Open311Error
 from services.intake.open311.schemas import CreateForm, Format, GeoReportError
+from shared.web import allowed_methods
 
 ROOT = "/open311"
 PREFIX = f"{ROOT}/v2"
@@ -84,8 +85,11 @@ def install(app: FastAPI) -> None:
         response = error_response(
             request, exc.status_code, _HTTP.get(exc.status_code, str(exc.detail))
         )
-        # 405 carries `Allow`, 401 `WWW-Authenticate`: keep what the exception says.
+        # 405 carries `Allow`, 401 `WWW-Authenticate`: keep what the exception says, with
+        # every method of the path in `Allow`.
         response.headers.update(exc.headers or {})
+        if exc.status_code == 405:
+            response.headers["Allow"] = allowed_methods(request)
         return response
 
     app.add_exception_handler(RequestValidationError, invalid)  # type: ignore[arg-type]

@@ -39,8 +39,11 @@ _ERRORS = {"model": list[GeoReportError]}
 # in GeoReport's words.
 _DATE_TIME = Query(
     description="W3C (RFC 3339) with a time zone, e.g. 2026-01-01T00:00:00Z; "
-    "start_date and end_date at most 90 days apart",
-    json_schema_extra={"format": "date-time"},
+    "start_date and end_date at most 90 days apart; empty is the same as absent (some "
+    "GeoReport clients send every parameter)",
+    json_schema_extra={
+        "pattern": r"^$|^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:\d{2})$"
+    },
 )
 _STATUS = Query(
     description="open, closed, or open,closed",

@@ -61,7 +61,9 @@ def language(locale: str | None) -> str | None:
 def title_from(description: str) -> str:
     """A title for a petition that came without one: the description's first line, shortened
     at a word boundary."""
-    first = clean_text(description).splitlines()[0] if description.strip() else ""
+    # Cleaned first: a description of control characters only cleans down to nothing.
+    lines = clean_text(description).splitlines()
+    first = lines[0] if lines else ""
     if len(first) <= TITLE_FROM_DESCRIPTION:
         return first
     cut = first[: TITLE_FROM_DESCRIPTION - 1].rsplit(" ", 1)[0]

@@ -12,7 +12,7 @@ from pathlib import Path
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
-from services.intake.api import MAX_BODY_BYTES
+from services.intake.http import MAX_BODY_BYTES
 from services.intake.petitions import FieldError
 from services.intake.web.i18n import catalogue, field_label
 from shared.webkit.forms import FormRefused, read_form

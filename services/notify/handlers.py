@@ -14,11 +14,12 @@ from shared.events import CATALOGUE, Event
 from shared.runtime import Runtime
 
 from .access import record_access
+from .facts import Facts
 from .models import timeline
 from .notifications import plan_notifications
 from .queueing import Queueing, insert_ignoring, queue_planned
 from .statements import Statements
-from .stats import Facts, ResolutionTracker
+from .stats import ResolutionTracker
 from .timeline import kind_of, summarise
 
 

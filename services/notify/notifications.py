@@ -27,7 +27,7 @@ from shared.events import (
 )
 
 from .config import QuietHours
-from .stats import Facts
+from .facts import Facts
 from .timeline import ESCALATION_REASONS
 
 RecipientKind = Literal["resident", "member"]

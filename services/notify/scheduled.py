@@ -27,10 +27,10 @@ from shared.worker import Worker
 
 from .config import Meeting
 from .directory import Directory, Member
+from .facts import OPEN_STATUSES
 from .models import digests, petition_facts
 from .notifications import PlannedNotification
 from .queueing import Queueing, queue_planned
-from .stats import OPEN_STATUSES
 
 log = structlog.get_logger(__name__)
 

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.routing import models
+from services.routing.calendar import WorkingCalendar
 from services.routing.cases import Organisation, load_organisation
 from services.routing.ladder import Ladder, load_ladder_file, with_calendar_file
 
@@ -142,43 +143,10 @@ def _replay(
     run = _Run(org=org, unit=unit, category=case["category_id"])
     calendar = org.calendar(unit)
     for row in rows:
-        kind, at, detail = row["kind"], row["at"], row["detail"] or {}
-        if kind == "escalated":
-            reason = detail.get("reason")
-            key = (unit, int(detail.get("from_rung", 0)), int(row["rung"] or 0))
-            if reason == _BY_DEADLINE:
-                report.did[key] += 1
-                continue
-            report.other[str(reason)] += 1
-        run.advance(at)
-        if kind == "assigned":
-            reason = detail.get("reason")
-            rung = int(row["rung"] or 0)
-            if reason in ("initial", "no_member"):
-                run.place(rung, at)
-            elif reason == "reopened":
-                run.place(max(run.rung, rung), at)
-            elif reason in _RESTARTS:
-                run.place(rung, at)
-        elif kind == "escalated":
-            run.place(max(run.rung, int(row["rung"] or 0)), at)
-        elif kind == "accepted":
-            run.acknowledged = True
-        elif kind == "question_asked" and run.active and run.due is not None:
-            run.left = calendar.working_between(at, run.due)
-            run.paused = True
-        elif kind == "resumed" and run.paused:
-            plan = org.plan(
-                unit_id=unit,
-                category_id=run.category,
-                rung=run.rung,
-                start=at,
-                remaining=run.left,
-                acknowledged=True,
-            )
-            run.paused, run.acknowledged, run.due, run.ack_due = False, True, plan.due_at, None
-        elif kind in _STOPS:
-            run.active = False
+        if _counted_as_deadline_escalation(report, unit, row):
+            continue
+        run.advance(row["at"])
+        _follow(run, org, calendar, row)
     run.advance(case["closed_at"] or end)
     for key in run.escalations:
         report.would[key] += 1
@@ -186,6 +154,60 @@ def _replay(
         report.would_top[unit] += 1
     if any(r["kind"] == "overdue_at_top" for r in rows):
         report.did_top[unit] += 1
+
+
+def _counted_as_deadline_escalation(
+    report: SimulationReport, unit: str, row: dict[str, Any]
+) -> bool:
+    """An escalation the real sweep made because a deadline passed is what the simulated
+    ladder decides for itself: count it as "did" and do not replay it. Escalations for other
+    reasons are counted by reason and replayed."""
+    if row["kind"] != "escalated":
+        return False
+    detail = row["detail"] or {}
+    reason = detail.get("reason")
+    if reason == _BY_DEADLINE:
+        report.did[(unit, int(detail.get("from_rung", 0)), int(row["rung"] or 0))] += 1
+        return True
+    report.other[str(reason)] += 1
+    return False
+
+
+def _follow(run: _Run, org: Organisation, calendar: WorkingCalendar, row: dict[str, Any]) -> None:
+    """Move the simulated case as the recorded history entry moved the real one."""
+    kind, at = row["kind"], row["at"]
+    if kind == "assigned":
+        _assigned(run, row)
+    elif kind == "escalated":
+        run.place(max(run.rung, int(row["rung"] or 0)), at)
+    elif kind == "accepted":
+        run.acknowledged = True
+    elif kind == "question_asked" and run.active and run.due is not None:
+        run.left = calendar.working_between(at, run.due)
+        run.paused = True
+    elif kind == "resumed" and run.paused:
+        plan = org.plan(
+            unit_id=run.unit,
+            category_id=run.category,
+            rung=run.rung,
+            start=at,
+            remaining=run.left,
+            acknowledged=True,
+        )
+        run.paused, run.acknowledged, run.due, run.ack_due = False, True, plan.due_at, None
+    elif kind in _STOPS:
+        run.active = False
+
+
+def _assigned(run: _Run, row: dict[str, Any]) -> None:
+    reason = (row["detail"] or {}).get("reason")
+    rung, at = int(row["rung"] or 0), row["at"]
+    if reason in ("initial", "no_member"):
+        run.place(rung, at)
+    elif reason == "reopened":
+        run.place(max(run.rung, rung), at)
+    elif reason in _RESTARTS:
+        run.place(rung, at)
 
 
 def format_report(report: SimulationReport) -> str:

@@ -32,9 +32,9 @@ from services.notify.config import (
     parse_config,
 )
 from services.notify.directory import Member
+from services.notify.facts import replay
 from services.notify.notifications import plan_notifications, quiet_until
 from services.notify.scheduled import FactRow, build_digest, digest_due, meeting_window
-from services.notify.stats import replay
 from shared.events import (
     CaseAccepted,
     CaseAssigned,

@@ -35,7 +35,8 @@ from pydantic import ValidationError
 
 from services.notify.api.statistics import DateRange, date_range
 from services.notify.errors import InvalidDateRange
-from services.notify.stats import contributions, difference, replay, summarise_counters
+from services.notify.facts import contributions, difference, replay
+from services.notify.stats import summarise_counters
 from shared.events import (
     CaseAccepted,
     CaseAssigned,

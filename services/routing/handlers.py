@@ -46,12 +46,14 @@ from shared.events import (
     CaseClosed,
     CaseReopened,
     EscalationRequested,
+    Event,
     FeedbackGiven,
     PetitionSubmitted,
     PetitionWithdrawn,
     ResidentAnswered,
 )
 from shared.events.routing import AssignReason
+from shared.messaging import NotYet
 
 log = structlog.get_logger(__name__)
 
@@ -111,12 +113,12 @@ class CaseHandlers:
         """The resident's word on a resolved case: "resolved" closes it; "not resolved" reopens
         it one rung higher (at the top rung it stays with the top leaders, flagged). Feedback on
         a case that is not resolved changes nothing."""
-        case = await get_case_by_petition(conn, str(event.petition_id))
-        if case is None or case["status"] != "resolved":
+        case = await case_of(conn, event)
+        if case["status"] != "resolved":
             log.info(
                 "feedback_ignored",
                 petition_id=str(event.petition_id),
-                status=case["status"] if case else None,
+                status=case["status"],
             )
             return
         now = self._clock.now()
@@ -131,8 +133,8 @@ class CaseHandlers:
         self, conn: AsyncConnection, event: PetitionWithdrawn
     ) -> None:
         """The resident withdrew: an unfinished case ends, and whoever held it is told."""
-        case = await get_case_by_petition(conn, str(event.petition_id))
-        if case is None or case["status"] in FINAL:
+        case = await case_of(conn, event)
+        if case["status"] in FINAL:
             return
         now = self._clock.now()
         transition(case["status"], "withdraw")
@@ -161,9 +163,7 @@ class CaseHandlers:
     ) -> None:
         """The resident's answer is kept in the case's history for the holder; when it answers
         the open question, the clock runs again with the time that was left."""
-        case = await get_case_by_petition(conn, str(event.petition_id))
-        if case is None:
-            return
+        case = await case_of(conn, event)
         now = self._clock.now()
         answer = Entry(
             event,
@@ -192,9 +192,7 @@ class CaseHandlers:
         """A resident may move an overdue case one rung up, once per case in the policy's
         interval; a case that is not overdue, waits for the resident, or has nowhere higher to
         go stays where it is (the refusal is kept in the history)."""
-        case = await get_case_by_petition(conn, str(event.petition_id))
-        if case is None:
-            return
+        case = await case_of(conn, event)
         now = self._clock.now()
         policy = self._ladder.policy
         overdue = case["flag"] in ("overdue", "overdue_top") or (
@@ -234,6 +232,16 @@ class CaseHandlers:
             return
         move.values["resident_request_at"] = now
         await apply(conn, case, move, now=now)
+
+
+async def case_of(conn: AsyncConnection, event: Event) -> RowMapping:
+    """The case a resident's later event is about. Before its petition's submission has been
+    applied there is none yet (the events crossed on the way): `NotYet` keeps the event, and
+    it is applied after the submission instead of being dropped."""
+    case = await get_case_by_petition(conn, str(event.petition_id))
+    if case is None:
+        raise NotYet(f"no case yet for petition {event.petition_id}")
+    return case
 
 
 def _new_case(event: PetitionSubmitted, now: datetime) -> dict[str, Any]:

@@ -457,3 +457,25 @@ async def test_migrations_go_down_to_0001_and_up_again(database_url: str) -> Non
     finally:
         await engine.dispose()
     await upgrade_async(MIGRATIONS_DIR, database_url)
+
+
+async def test_the_api_and_the_dashboard_answer_503_while_the_database_is_down(
+    nats_url: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    settings = make_settings(nats_url, sqlite_url, tmp_path)
+    async with running_notify(settings) as notify:
+        runtime = notify.app.state.runtime
+        real = runtime.engine
+        runtime.engine = create_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/n")
+        try:
+            api = await notify.http.get(
+                f"/api/v1/petitions/{uuid.uuid4()}/timeline", headers=token("admin")
+            )
+            page = await notify.http.get("/", cookies=session("admin"))
+        finally:
+            runtime.engine = real
+    assert api.status_code == 503
+    assert api.headers["content-type"] == "application/problem+json"
+    assert api.headers["retry-after"]
+    assert page.status_code == 503
+    assert page.headers["content-type"].startswith("text/html")

@@ -19,6 +19,8 @@ from sqlalchemy import func, select
 from services.routing import models
 from services.routing.app import create_app
 from services.routing.settings import Settings
+from shared.db import create_engine
+from shared.embedded_nats import free_port
 from shared.events import Event, FeedbackGiven, PetitionSubmitted, PetitionWithdrawn
 from shared.runtime import Runtime
 from shared.streams import PETITIONS_STREAM
@@ -302,3 +304,57 @@ async def test_withdrawal_closes_the_case(routing: Routing) -> None:
 
     ((_, closing),) = await eventually(closed, what="CaseClosed withdrawn")
     assert closing["reason"] == "withdrawn"
+
+
+async def test_a_withdrawal_that_overtakes_its_submission_still_closes_the_case(
+    routing: Routing,
+) -> None:
+    """The stream holds the withdrawal before the submission (a relay retry can leave them so):
+    the withdrawal is kept until the case exists, then closes it; it is never dropped."""
+    event = submitted(unit_id="my-thoi-thoi-an-a", category_id="social_policy")
+    withdrawn = PetitionWithdrawn.new(producer="intake", petition_id=event.petition_id)
+    await routing.publish(withdrawn)
+
+    async def waiting() -> bool:
+        return routing.runtime.consumers.stats.retried >= 1
+
+    await eventually(waiting, what="the withdrawal kept for later")
+    await routing.publish(event)
+
+    async def closed() -> list[tuple[str, dict[str, Any]]]:
+        return await routing.events("closed")
+
+    ((_, closing),) = await eventually(closed, what="CaseClosed withdrawn")
+    assert closing["reason"] == "withdrawn"
+    assert closing["petition_id"] == str(event.petition_id)
+    async with routing.runtime.engine.connect() as conn:
+        status = await conn.scalar(
+            select(models.cases.c.status).where(
+                models.cases.c.petition_id == str(event.petition_id)
+            )
+        )
+        parked = await conn.scalar(
+            select(func.count()).select_from(routing.runtime.tables.dead_letters)
+        )
+    assert status == "withdrawn"
+    assert parked == 0
+
+
+async def test_the_staff_api_and_pages_answer_503_while_the_database_is_down(
+    routing: Routing,
+) -> None:
+    headers = await routing.token(HAMLET_LEADER)
+    actions = routing.app.state.actions
+    real = actions.engine
+    actions.engine = create_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/none")
+    try:
+        api = await routing.client.get("/api/v1/cases", headers=headers)
+        page = await routing.client.get("/cases", headers=headers)
+    finally:
+        actions.engine = real
+    assert api.status_code == 503
+    assert api.headers["content-type"] == "application/problem+json"
+    assert api.headers["retry-after"]
+    assert page.status_code == 503
+    assert page.headers["content-type"].startswith("text/html")
+    assert (await routing.client.get("/api/v1/cases", headers=headers)).status_code == 200

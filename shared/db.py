@@ -43,6 +43,9 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
             pool_size=1,
             max_overflow=0,
             pool_timeout=60,
+            # Errors name the statement, never its values (a resident's contact, say): they
+            # reach logs, dead letters and problem details.
+            hide_parameters=True,
         )
         _tune_sqlite(engine)
         return engine
@@ -50,9 +53,10 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         "pool_size": pool_size,
         "max_overflow": pool_size,
         "pool_pre_ping": True,
+        "hide_parameters": True,
     }
     if os.environ.get("PETITIONS_DB_NULLPOOL") == "1":
-        kwargs = {"poolclass": NullPool}
+        kwargs = {"poolclass": NullPool, "hide_parameters": True}
     return create_async_engine(url, **kwargs)
 
 
@@ -85,9 +89,20 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 OUTAGE_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
 
 
+# SQLite reports a missing table or a malformed query as an OperationalError too: only these
+# mean the file cannot be used right now (held by another writer, unopenable, disk trouble).
+_SQLITE_OUTAGE = ("locked", "busy", "unable to open", "disk i/o", "database or disk is full")
+
+
 def is_database_outage(exc: BaseException) -> bool:
-    """The database cannot be used right now: the same work may succeed once it is back."""
-    if isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError):
+    """The database cannot be used right now: the same work may succeed once it is back. A
+    bug that SQLite happens to report as an OperationalError (no such table) is not one."""
+    if isinstance(exc, OSError | TimeoutError | InterfaceError):
+        return True
+    if isinstance(exc, OperationalError):
+        orig = exc.orig
+        if orig is not None and type(orig).__module__.startswith(("sqlite3", "aiosqlite")):
+            return any(words in str(orig).lower() for words in _SQLITE_OUTAGE)
         return True
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 

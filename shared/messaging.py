@@ -32,6 +32,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -196,6 +197,13 @@ class OutboxRelay:
                 await self._mark(conn, done, failed)
             return len(done)
         async with self._engine.begin() as conn:
+            # One publisher at a time: two replicas each taking a slice of the outbox could
+            # publish a petition's later event before its earlier one. The lock ends with the
+            # transaction; a replica that does not get it has nothing to do this round.
+            if not await conn.scalar(
+                text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _RELAY_LOCK}
+            ):
+                return 0
             rows = (await conn.execute(query.with_for_update(skip_locked=True))).all()
             if not rows:
                 return 0
@@ -255,6 +263,17 @@ class OutboxRelay:
                 .where(self._outbox.c.published_at.is_(None))
             )
         return int(value or 0)
+
+
+# The advisory lock the relays of one service's database share (each service has its own).
+_RELAY_LOCK = 0x5045_5449_5449_4F4E  # "PETITION"
+
+# Messages whose outage deliveries are remembered at most (the oldest are forgotten first).
+_MAX_REMEMBERED = 100_000
+
+
+def _sequence(raw: Msg) -> int:
+    return raw.metadata.sequence.stream if raw.metadata and raw.metadata.sequence else 0
 
 
 def _by_petition(rows: Sequence[Any]) -> list[list[Any]]:
@@ -363,6 +382,8 @@ class Consumers:
         self._pending: list[tuple[Msg, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self.stats = ConsumerStats()
+        # Stream sequence → deliveries spent waiting for the database, in this process.
+        self._outage_deliveries: dict[int, int] = {}
         self._by_subject: dict[str, list[_Registration]] = {}
         self._by_name: dict[str, _Registration] = {}
         self._subscribed = False
@@ -470,7 +491,10 @@ class Consumers:
 
     def _prepare(self, raw: Msg) -> _Delivery:
         deliveries = raw.metadata.num_delivered if raw.metadata else 1
-        delivery = _Delivery(raw=raw, subject=raw.subject, deliveries=deliveries)
+        # Deliveries spent waiting for the database are not the message's: they do not count
+        # towards parking it (`_wait_for_database`).
+        deliveries -= self._outage_deliveries.get(_sequence(raw), 0)
+        delivery = _Delivery(raw=raw, subject=raw.subject, deliveries=max(deliveries, 1))
         registrations = self._by_subject.get(raw.subject)
         if not registrations:
             return delivery
@@ -521,12 +545,18 @@ class Consumers:
                     h, dup = await self._apply(conn, d)
                     handled += h
                     duplicates += dup
-        except Exception:
+        except Exception as exc:
+            if is_database_outage(exc):
+                # Nobody's fault, and nothing can be handled until the database is back.
+                for d in wanted:
+                    await self._wait_for_database(d)
+                return
             # Find the culprit: each message alone, in its own transaction.
             for d in wanted:
                 await self._handle_one(d)
             return
         for d in wanted:
+            self._outage_deliveries.pop(_sequence(d.raw), None)
             await d.raw.ack()
         self.stats.handled += handled
         self.stats.duplicates += duplicates
@@ -552,6 +582,7 @@ class Consumers:
         except Exception as exc:
             await self._retry_or_park(bound, d, exc)
             return
+        self._outage_deliveries.pop(_sequence(d.raw), None)
         await d.raw.ack()
         self.stats.handled += handled
         self.stats.duplicates += duplicates
@@ -608,13 +639,8 @@ class Consumers:
         assert d.event is not None
         error = f"{type(exc).__name__}: {exc}"
         if is_database_outage(exc):
-            # Not the message's fault: it is neither parked nor dropped, whatever its count,
-            # and comes back at the slowest pace until the database answers (`/readyz` says
-            # not ready meanwhile).
-            delay = self._backoff[-1]
-            bound.warning("message_waits_for_database", deliveries=d.deliveries, delay_s=delay)
-            self.stats.retried += 1
-            await d.raw.nak(delay=delay)
+            bound.warning("message_waits_for_database", deliveries=d.deliveries, error=error)
+            await self._wait_for_database(d)
             return
         if isinstance(exc, NotYet) and d.deliveries < self._max_deliver:
             delay = self._delay(d.deliveries)
@@ -635,6 +661,18 @@ class Consumers:
         bound.warning("message_retry", deliveries=d.deliveries, delay_s=delay, error=error)
         self.stats.retried += 1
         await d.raw.nak(delay=delay)
+
+    async def _wait_for_database(self, d: _Delivery) -> None:
+        """Not the message's fault: it is neither parked nor dropped, and comes back at the
+        slowest pace until the database answers (`/readyz` says not ready meanwhile). The
+        delivery does not count towards parking it, so an event that comes back after a long
+        outage still gets its full allowance of retries (`_prepare`)."""
+        seq = _sequence(d.raw)
+        if len(self._outage_deliveries) >= _MAX_REMEMBERED:
+            self._outage_deliveries.pop(next(iter(self._outage_deliveries)))
+        self._outage_deliveries[seq] = self._outage_deliveries.get(seq, 0) + 1
+        self.stats.retried += 1
+        await d.raw.nak(delay=self._backoff[-1])
 
     def _delay(self, deliveries: int) -> float:
         return self._backoff[min(deliveries - 1, len(self._backoff) - 1)]
@@ -666,6 +704,7 @@ class Consumers:
             await d.raw.nak(delay=delay)
             return
         self.stats.dead_lettered += 1
+        self._outage_deliveries.pop(_sequence(d.raw), None)
         await d.raw.term()
 
     async def _dead_letter(

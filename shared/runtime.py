@@ -92,13 +92,13 @@ NATS_GRACE_S = 5.0
 
 async def _connect(runtime: Runtime) -> None:
     """Connect the broker (it retries for as long as NATS is unreachable), make sure of the
-    stream and the consumer, then start the relay: the service is then fully started."""
+    stream, start the relay, and bring the consumer up to date: the service is then fully
+    started."""
     await runtime.broker.start()
     pause = 0.5
     while True:
         try:
             await ensure_stream(runtime.broker, replicas=runtime.settings.stream_replicas)
-            await runtime.consumers.reconcile()
             break
         except Exception as exc:
             # JetStream not ready yet (a cluster electing its leader, say): try again.
@@ -106,6 +106,11 @@ async def _connect(runtime: Runtime) -> None:
             await asyncio.sleep(pause)
             pause = min(pause * 2, 10.0)
     runtime.relay.start()
+    try:
+        await runtime.consumers.reconcile()
+    except Exception as exc:
+        # The consumer works as it is; only its server-side delivery limit stays the old one.
+        log.error("consumer_reconcile_failed", error=f"{type(exc).__name__}: {exc}")
     runtime.started = True
     log.info("service_started", nats=runtime.settings.nats_url)
 

@@ -21,7 +21,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import SESSION_COOKIE, InvalidTokenError, Staff, read_token
-from shared.db import OUTAGE_ERRORS, ping
+from shared.db import OUTAGE_ERRORS, is_database_outage, ping
 from shared.messaging import list_dead_letters
 from shared.runtime import Runtime
 
@@ -194,9 +194,12 @@ DATABASE_UNAVAILABLE = (
 )
 
 
-async def _database_outage(request: Request, _: Exception) -> Response:
+async def _database_outage(request: Request, exc: Exception) -> Response:
     """A database that cannot be reached is a 503 the client may retry, never a 500: problem
-    details for the API, a short bilingual page for the staff pages."""
+    details for the API, a short bilingual page for the staff pages. A bug SQLite reports the
+    same way (no such table) stays a 500."""
+    if not is_database_outage(exc):
+        raise exc
     headers = {"Retry-After": str(RETRY_AFTER_S)}
     if request.url.path.startswith("/api/"):
         response = problem(503, DATABASE_UNAVAILABLE, type_="urn:petitions:problem:unavailable")

@@ -338,8 +338,16 @@ async def test_requests_are_filtered_as_the_specification_says(intake: Intake) -
     )
     assert withdrawn.status_code == 200, withdrawn.text
 
+    key = f"api_key={issued['key']}"
+    # Without a key a list leaves out what residents sent by the form (they did not ask to be
+    # listed); ids given by name are read all the same.
+    anonymous = await intake.client.get(f"{BASE}/requests.json")
+    assert [r["service_request_id"] for r in anonymous.json()] == [sanitation, road]
+    by_id = await intake.client.get(f"{BASE}/requests.json?service_request_id={form['reference']}")
+    assert [r["service_request_id"] for r in by_id.json()] == [form["reference"]]
+
     async def ids(query: str) -> list[str]:
-        response = await intake.client.get(f"{BASE}/requests.json?{query}")
+        response = await intake.client.get(f"{BASE}/requests.json?{query}&{key}")
         assert response.status_code == 200, response.text
         return [r["service_request_id"] for r in response.json()]
 
@@ -362,13 +370,13 @@ async def test_requests_are_filtered_as_the_specification_says(intake: Intake) -
         old,
         road,
     ]
-    xml = await intake.client.get(f"{BASE}/requests.xml?service_code=environment_sanitation")
+    xml = await intake.client.get(f"{BASE}/requests.xml?service_code=environment_sanitation&{key}")
     assert [r["service_request_id"] for r in xml_items(xml, "service_requests", "request")] == [
         sanitation
     ]
     assert (
         xml_items(
-            await intake.client.get(f"{BASE}/requests.xml?service_code=none"),
+            await intake.client.get(f"{BASE}/requests.xml?service_code=none&{key}"),
             "service_requests",
             "request",
         )
@@ -389,7 +397,8 @@ async def test_requests_are_filtered_as_the_specification_says(intake: Intake) -
         ("start_date=0001-01-01T00:00:00%2B07:00", "start_date"),
         ("end_date=9999-12-31T23:59:59Z", "end_date"),
     ]:
-        errors = georeport_errors(await intake.client.get(f"{BASE}/requests.json?{query}"), 400)
+        answer = await intake.client.get(f"{BASE}/requests.json?{query}&{key}")
+        errors = georeport_errors(answer, 400)
         assert errors[0].startswith(named), (query, errors)
 
 
@@ -517,6 +526,13 @@ async def test_a_third_party_georeport_client_reads_what_it_and_others_created(
         await asyncio.to_thread(missing.get_service_request, "PA-0000-0000")
     started = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     assert await asyncio.to_thread(missing.get_service_requests, start_date=started) == []
+    # A petition sent by the form is followed by its reference, never listed without a key.
+    form = await intake.submit()
+    followed = await asyncio.to_thread(missing.get_service_request, form["reference"])
+    assert followed["service_request_id"] == form["reference"]
+    listed = await asyncio.to_thread(missing.get_service_requests, service_code="roads_lighting")
+    listed = listed if isinstance(listed, list) else [listed]
+    assert [r["service_request_id"] for r in listed] == [reference]
 
 
 def test_an_administrator_issues_a_key_from_the_command_line(tmp_path: Path) -> None:

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 import nats
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig
-from sqlalchemy import Column, MetaData, String, Table, func, insert, select
+from sqlalchemy import Column, MetaData, String, Table, func, insert, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.events import PetitionSubmitted
-from shared.messaging import NotYet, add_to_outbox, messaging_tables
+from shared.messaging import _RELAY_LOCK, NotYet, add_to_outbox, messaging_tables
 from shared.runtime import Runtime, build_runtime
 from shared.settings import CommonSettings
 from shared.streams import PETITIONS_STREAM, ensure_stream
@@ -362,6 +362,41 @@ async def test_an_event_that_arrives_before_the_one_it_follows_is_applied_after_
     assert await harness.count(tables.dead_letters) == 0
 
 
+async def test_deliveries_spent_waiting_for_the_database_leave_the_full_allowance(
+    harness: Harness, nats_url: str
+) -> None:
+    """Past `max_deliver` (3) deliveries during an outage, the event then meets a transient
+    refusal (`NotYet`, twice): it is not parked at once but retried, and applied."""
+    rt = harness.runtime
+    attempts: list[int] = []
+
+    async def after_an_outage(conn: AsyncConnection, event: PetitionSubmitted) -> None:
+        attempts.append(1)
+        if len(attempts) <= 5:
+            raise OperationalError("INSERT", {}, Exception("database is locked"))
+        if len(attempts) <= 7:
+            raise NotYet("an earlier event of this petition is not applied yet")
+        await conn.execute(insert(effects).values(event_id=str(event.event_id)))
+
+    rt.consumers._backoff = (0.05,)
+    rt.consumers.add(PetitionSubmitted, after_an_outage)
+    await rt.broker.start()
+    await ensure_stream(rt.broker)
+    event = submitted()
+    nc = await nats.connect(nats_url)
+    await nc.jetstream().publish(
+        event.subject, event.to_json(), headers={"Nats-Msg-Id": str(event.event_id)}
+    )
+    await nc.close()
+
+    async def applied() -> int:
+        return await harness.count(effects)
+
+    await eventually(applied, what="applied after the outage and the wait")
+    assert len(attempts) == 8
+    assert await harness.count(tables.dead_letters) == 0
+
+
 async def test_unparseable_message_is_parked_at_once(harness: Harness, nats_url: str) -> None:
     rt = harness.runtime
 
@@ -413,3 +448,26 @@ async def test_a_consumer_left_with_a_server_side_delivery_limit_is_brought_to_u
     info = await js.consumer_info(PETITIONS_STREAM, rt.consumers.durable)
     await nc.close()
     assert info.config.max_deliver == -1
+
+
+@pytest.mark.postgres
+async def test_one_relay_publishes_at_a_time_so_replicas_cannot_reorder_a_petition(
+    nats_url: str, postgres_url: str
+) -> None:
+    """While another replica's relay holds the outbox (its advisory lock), this one publishes
+    nothing, rather than a later slice of the outbox before the earlier one."""
+    settings = CommonSettings(nats_url=nats_url)
+    rt = build_runtime(service="t", settings=settings, database_url=postgres_url, tables=tables)
+    try:
+        async with rt.engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+            await add_to_outbox(conn, tables.outbox, submitted())
+        await rt.broker.start()
+        await ensure_stream(rt.broker)
+        async with rt.engine.begin() as other:
+            await other.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _RELAY_LOCK})
+            assert await rt.relay.publish_pending() == 0
+        assert await rt.relay.publish_pending() == 1
+    finally:
+        await rt.broker.stop()
+        await rt.engine.dispose()

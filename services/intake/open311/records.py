@@ -78,9 +78,13 @@ async def requests_by_ids(engine: AsyncEngine, ids: list[str]) -> list[dict[str,
     return [by_reference[r] for r in references if r in by_reference]
 
 
-async def find_requests(engine: AsyncEngine, query: RequestQuery) -> list[dict[str, Any]]:
+async def find_requests(
+    engine: AsyncEngine, query: RequestQuery, *, every_channel: bool
+) -> list[dict[str, Any]]:
     """Petitions submitted within the query's window, of its categories and open/closed
-    statuses, newest first."""
+    statuses, newest first. Without `every_channel` (a caller without a key) only those that
+    came in through GeoReport: residents who used the form did not ask to be listed, and a
+    list of every reference and area is theirs to withhold."""
     if query.ids is not None:
         return await requests_by_ids(engine, query.ids)
     if query.service_codes == []:
@@ -88,6 +92,8 @@ async def find_requests(engine: AsyncEngine, query: RequestQuery) -> list[dict[s
     statement = _readable().where(
         petitions.c.submitted_at >= query.start, petitions.c.submitted_at <= query.end
     )
+    if not every_channel:
+        statement = statement.where(open311_requests.c.petition_id.is_not(None))
     if query.service_codes is not None:
         statement = statement.where(petitions.c.category_id.in_(query.service_codes))
     if query.statuses == {"open"}:

@@ -140,7 +140,12 @@ async def list_requests(
     locale: str | None = None,
 ) -> Response:
     """Requests by id (a comma list, overriding every other argument), or those made within
-    the window (the last 90 days by default, at most 90 days), newest first, at most 1000."""
+    the window (the last 90 days by default, at most 90 days), newest first, at most 1000.
+
+    Listed by window, a client with an `api_key` sees every channel's petitions; without one,
+    only those that came in through GeoReport (residents who used the form did not ask to be
+    listed). Reading given ids needs no key: whoever holds a reference may follow it, as on
+    the public status page."""
     query = parse_query(
         service_request_id=service_request_id,
         service_code=service_code,
@@ -150,7 +155,7 @@ async def list_requests(
         now=runtime.clock.now(),
         known_codes=catalog.categories,
     )
-    rows = await find_requests(runtime.engine, query)
+    rows = await find_requests(runtime.engine, query, every_channel=reader is not None)
     lang = language(locale)
     found = [views.service_request(r, catalog, lang, reader_key_id=reader) for r in rows]
     return render.respond(format, "service_requests", found)

@@ -314,13 +314,20 @@ class _Metrics:
         return generate_latest(self.registry)
 
 
-def app_runtime(request: Request) -> Runtime:
-    """The service's runtime (engine, broker, clock, relay, consumers), built in `create_app`."""
-    runtime: Runtime = request.app.state.runtime
-    return runtime
+def from_state(name: str) -> Callable[[Request], Any]:
+    """A dependency that hands a route what `create_app` put on `app.state` under `name`;
+    used as `Annotated[Settings, Depends(from_state("settings"))]`, so nothing exists before
+    an app is built."""
+
+    def read(request: Request) -> Any:
+        return getattr(request.app.state, name)
+
+    read.__name__ = f"state_{name}"
+    return read
 
 
-AppRuntime = Annotated[Runtime, Depends(app_runtime)]
+# The service's runtime (engine, broker, clock, relay, consumers), built in `create_app`.
+AppRuntime = Annotated[Runtime, Depends(from_state("runtime"))]
 
 ops = APIRouter(tags=["ops"])
 

@@ -25,6 +25,7 @@ from services.intake.errors import (
     FeedbackNotExpected,
     IdempotencyKeyErased,
     IdempotencyKeyReused,
+    IntakeError,
     InvalidIdempotencyKey,
     InvalidSubmission,
     MalformedBody,
@@ -34,6 +35,7 @@ from services.intake.errors import (
     UnsupportedMediaType,
 )
 from services.intake.models import messaging
+from services.intake.open311.keys import InvalidClientName
 from services.intake.rpc import register_contact_lookup
 from services.intake.settings import Settings
 from services.intake.web import form, tracking, tracking_actions
@@ -48,6 +50,8 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 # Every refusal of intake's rules and the HTTP status it is answered with, in one place.
 ERRORS: dict[type[Exception], int] = {
+    # Any refusal not named below (a new one, say) is still a 4xx, never a 500.
+    IntakeError: 400,
     MalformedBody: 400,
     InvalidIdempotencyKey: 400,
     UnknownReference: 404,
@@ -59,6 +63,7 @@ ERRORS: dict[type[Exception], int] = {
     IdempotencyKeyErased: 409,
     UnsupportedMediaType: 415,
     InvalidSubmission: 422,
+    InvalidClientName: 422,
     IdempotencyKeyReused: 422,
     EscalationTooSoon: 429,
     DatabaseUnavailable: 503,

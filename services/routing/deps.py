@@ -9,7 +9,7 @@ from services.routing.actions import CaseActions
 from services.routing.ladder import Ladder
 from services.routing.scheduled import Sweep
 from services.routing.settings import Settings
-from shared.web import AppRuntime
+from shared.web import AppRuntime, from_state
 from shared.webkit.forms import Guard
 from shared.webkit.session import (
     OptionalSession,
@@ -20,31 +20,6 @@ from shared.webkit.session import (
 )
 
 
-def _actions(request: Request) -> CaseActions:
-    actions: CaseActions = request.app.state.actions
-    return actions
-
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-def _ladder(request: Request) -> Ladder:
-    ladder: Ladder = request.app.state.ladder
-    return ladder
-
-
-def _sweep(request: Request) -> Sweep:
-    sweep: Sweep = request.app.state.sweep
-    return sweep
-
-
-def _guard(request: Request) -> Guard:
-    guard: Guard = request.app.state.guard
-    return guard
-
-
 def _signed_in(request: Request, session: OptionalSession) -> StaffSession:
     """A workspace page is for signed-in staff: anyone else signs in first and comes back."""
     if session is None:
@@ -52,11 +27,11 @@ def _signed_in(request: Request, session: OptionalSession) -> StaffSession:
     return session
 
 
-ActionsDep = Annotated[CaseActions, Depends(_actions)]
-SettingsDep = Annotated[Settings, Depends(_settings)]
-LadderDep = Annotated[Ladder, Depends(_ladder)]
-SweepDep = Annotated[Sweep, Depends(_sweep)]
-GuardDep = Annotated[Guard, Depends(_guard)]
+ActionsDep = Annotated[CaseActions, Depends(from_state("actions"))]
+SettingsDep = Annotated[Settings, Depends(from_state("settings"))]
+LadderDep = Annotated[Ladder, Depends(from_state("ladder"))]
+SweepDep = Annotated[Sweep, Depends(from_state("sweep"))]
+GuardDep = Annotated[Guard, Depends(from_state("guard"))]
 SignedIn = Annotated[StaffSession, Depends(_signed_in)]
 
 __all__ = [

@@ -4,7 +4,7 @@ Answers problem details like the rest of intake's JSON API."""
 from fastapi import APIRouter, Response
 
 from services.intake.deps import AppRuntime
-from services.intake.open311.keys import InvalidClientName, issue_key, list_keys, revoke_key
+from services.intake.open311.keys import issue_key, list_keys, revoke_key
 from services.intake.open311.schemas import ApiKeyIssued, ApiKeyView, IssueKey
 from shared.web import AdminStaff, ProblemError, problem_responses
 
@@ -14,12 +14,9 @@ router = APIRouter(prefix="/api/v1/admin/open311/keys", tags=["admin"])
 @router.post("", status_code=201, responses=problem_responses(400, 401, 403, 422))
 async def issue(body: IssueKey, staff: AdminStaff, runtime: AppRuntime) -> ApiKeyIssued:
     """A new key for one client; the key is in this answer only (intake keeps its hash)."""
-    try:
-        return await issue_key(
-            runtime.engine, client=body.client, created_by=staff.username, now=runtime.clock.now()
-        )
-    except InvalidClientName as exc:
-        raise ProblemError(422, str(exc)) from None
+    return await issue_key(
+        runtime.engine, client=body.client, created_by=staff.username, now=runtime.clock.now()
+    )
 
 
 @router.get("", responses=problem_responses(401, 403))

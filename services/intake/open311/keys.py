@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.intake.errors import IntakeError
 from services.intake.models import open311_keys
 from services.intake.open311.schemas import ApiKeyIssued, ApiKeyView
 from services.intake.petitions import clean_text
@@ -20,7 +21,11 @@ KEY_MARK = "o311_"
 PREFIX_CHARS = 12
 
 
-class InvalidClientName(ValueError):
+class InvalidClientName(IntakeError):
+    """An administrator named a client with nothing, or too much, to tell it by."""
+
+    problem_type = "urn:petitions:problem:validation"
+
     def __init__(self) -> None:
         super().__init__(
             "client: cần tên từ 1 đến 100 ký tự / a name of 1 to 100 characters is required"

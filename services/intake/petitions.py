@@ -13,10 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from services.intake.catalog import Catalog
-
-# The pages and Open311 read these from here, beside the rules that raise them.
-from services.intake.errors import FieldError as FieldError
-from services.intake.errors import InvalidSubmission as InvalidSubmission
+from services.intake.errors import FieldError, InvalidSubmission
 from shared.events import (
     CaseAccepted,
     CaseAssigned,

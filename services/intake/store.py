@@ -12,19 +12,16 @@ from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-# The pages catch these as `store.X`: they are what the functions below raise.
-from services.intake.errors import ActionNotAllowed as ActionNotAllowed
 from services.intake.errors import (
+    ActionNotAllowed,
     EscalationNotOpen,
     EscalationTooSoon,
+    FeedbackNotExpected,
     IdempotencyKeyErased,
     IdempotencyKeyReused,
     NotOverdue,
     UnknownTrackingLink,
 )
-from services.intake.errors import EscalationRefused as EscalationRefused
-from services.intake.errors import FeedbackNotExpected as FeedbackNotExpected
-from services.intake.errors import IdempotencyConflict as IdempotencyConflict
 from services.intake.models import (
     contacts,
     idempotency_keys,

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from services.intake.catalog import CatalogError, load_catalog, parse_catalog
+from services.intake.errors import InvalidSubmission
 from services.intake.petitions import (
     REFERENCE_ALPHABET,
-    InvalidSubmission,
     escalation_check,
     hash_token,
     holder_label,

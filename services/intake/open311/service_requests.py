@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from services.intake import store
 from services.intake.deps import AppRuntime, CatalogDep, SettingsDep
+from services.intake.errors import InvalidSubmission
 from services.intake.open311 import render, views
 from services.intake.open311.deps import Jurisdiction, ReaderKey, check_jurisdiction, key_id_of
 from services.intake.open311.edge import PREFIX
@@ -27,7 +28,7 @@ from services.intake.open311.schemas import (
     ServiceRequest,
 )
 from services.intake.open311.submission import described, language, submission_from
-from services.intake.petitions import InvalidSubmission, validate_submission
+from services.intake.petitions import validate_submission
 from shared.webkit import forms
 
 router = APIRouter(prefix=PREFIX, tags=["open311"])

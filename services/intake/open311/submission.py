@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from services.intake.petitions import TITLE_MAX, FieldError, clean_text
+from services.intake.errors import FieldError
+from services.intake.petitions import TITLE_MAX, clean_text
 
 TITLE_FROM_DESCRIPTION = 80
 MEDIA_URL_MAX = 2000

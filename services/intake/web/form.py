@@ -14,9 +14,8 @@ from fastapi.responses import HTMLResponse, Response
 from services.intake import store
 from services.intake.catalog import Catalog
 from services.intake.deps import CatalogDep, SettingsDep
+from services.intake.errors import FieldError, IdempotencyConflict, InvalidSubmission
 from services.intake.petitions import (
-    FieldError,
-    InvalidSubmission,
     Submission,
     submission_fingerprint,
     validate_submission,
@@ -114,7 +113,7 @@ async def submit(
             public_url=settings.public_url,
             idempotency_key=idempotency_key(values, submission),
         )
-    except store.IdempotencyConflict:
+    except IdempotencyConflict:
         return error_page(kit, request, 409, "already_sent")
     except Exception as exc:
         if not store.is_database_outage(exc):

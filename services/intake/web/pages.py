@@ -12,8 +12,8 @@ from pathlib import Path
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
+from services.intake.errors import FieldError
 from services.intake.http import MAX_BODY_BYTES
-from services.intake.petitions import FieldError
 from services.intake.web.i18n import catalogue, field_label
 from shared.webkit.forms import FormRefused, read_form
 from shared.webkit.i18n import Lang, choose_language

@@ -12,8 +12,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from services.intake import store
-from services.intake.errors import UnknownTrackingLink
-from services.intake.petitions import InvalidSubmission, validate_comment
+from services.intake.errors import (
+    ActionNotAllowed,
+    EscalationRefused,
+    FeedbackNotExpected,
+    InvalidSubmission,
+    UnknownTrackingLink,
+)
+from services.intake.petitions import validate_comment
 from services.intake.web.pages import error_page, form_errors, read_page_form, refused_page
 from services.intake.web.tracking import Tracking, TrackingDep, track_page
 from shared.runtime import Runtime
@@ -25,7 +31,7 @@ router = APIRouter(include_in_schema=False)
 
 # Runs the action for the petition of a tracking token, from its form; says what was done.
 Action = Callable[[Runtime, str, dict[str, str]], Awaitable[str]]
-_REFUSALS = (store.ActionNotAllowed, store.FeedbackNotExpected, store.EscalationRefused)
+_REFUSALS = (ActionNotAllowed, FeedbackNotExpected, EscalationRefused)
 
 
 async def act(request: Request, on: Tracking, token: str, action: Action, refused: str) -> Response:
@@ -56,7 +62,7 @@ async def act(request: Request, on: Tracking, token: str, action: Action, refuse
 async def give_feedback(runtime: Runtime, token: str, form: dict[str, str]) -> str:
     answer = form.get("resolved")
     if answer not in ("yes", "no"):
-        raise store.FeedbackNotExpected("invalid")
+        raise FeedbackNotExpected("invalid")
     await store.give_feedback(
         runtime.engine,
         token=token,
@@ -71,7 +77,7 @@ async def answer_question(runtime: Runtime, token: str, form: dict[str, str]) ->
     try:
         question_id = uuid.UUID(form.get("question_id", ""))
     except ValueError:
-        raise store.ActionNotAllowed("invalid", "other_question") from None
+        raise ActionNotAllowed("invalid", "other_question") from None
     answer = validate_comment(form.get("answer"), field="answer", required=True)
     assert answer is not None
     await store.answer_question(

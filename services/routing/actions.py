@@ -49,6 +49,7 @@ from services.routing.permissions import (
     Action,
     CaseFacts,
     by_role,
+    may_list_unit,
     may_mark_away,
     may_see,
     permissions,
@@ -574,13 +575,13 @@ def _scope(staff: Staff, scope: Literal["mine", "unit"], org: Organisation) -> l
     k = models.cases
     if scope == "mine":
         return [k.c.holder_member_id == staff.member_id]
-    if staff.is_admin:
-        return []
-    if staff.role != "leader" or staff.unit_id is None:
+    if not may_list_unit(staff):
         raise NotPermitted(
             "Chỉ lãnh đạo đơn vị xem được hồ sơ của đơn vị.",
             "Only unit leaders see the unit's cases.",
         )
+    if staff.is_admin or staff.unit_id is None:
+        return []
     return [k.c.unit_id.in_(org.subtree(staff.unit_id))]
 
 

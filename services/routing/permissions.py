@@ -102,6 +102,12 @@ def may_see(staff: Staff, case: CaseFacts, past_holders: Collection[str]) -> boo
     )
 
 
+def may_list_unit(staff: Staff) -> bool:
+    """Administrators, and leaders of a unit, list the cases of that unit and the units below
+    it; everyone else lists the cases they hold."""
+    return staff.is_admin or (staff.role == "leader" and staff.unit_id is not None)
+
+
 # Who may do each action, said when someone else asks (Vietnamese, English).
 WHO_MAY: dict[Action, tuple[str, str]] = {
     "accept": (

@@ -9,6 +9,7 @@ from services.routing.permissions import (
     WHO_MAY,
     CaseFacts,
     by_role,
+    may_list_unit,
     may_mark_away,
     may_see,
     permissions,
@@ -132,3 +133,17 @@ def test_every_action_says_who_may_do_it_in_both_languages() -> None:
 )
 def test_who_may_mark_a_member_away(staff: Staff, member_id: str, expected: bool) -> None:
     assert may_mark_away(staff, member_id, UNITS) is expected
+
+
+@pytest.mark.parametrize(
+    ("staff", "expected"),
+    [
+        (HOLDER, False),
+        (GROUP_LEADER, True),
+        (WARD_LEADER, True),
+        (ADMIN, True),
+        (Staff(username="lonely", member_id="lonely", role="leader", unit_id=None), False),
+    ],
+)
+def test_who_lists_a_units_cases(staff: Staff, expected: bool) -> None:
+    assert may_list_unit(staff) is expected

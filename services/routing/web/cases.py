@@ -15,6 +15,7 @@ from services.routing import models
 from services.routing.cases import Organisation
 from services.routing.deps import SignedIn
 from services.routing.lifecycle import OPEN, STATUS_WORDS
+from services.routing.permissions import may_list_unit
 from services.routing.web.i18n import rung_words
 from services.routing.web.pages import WorkspaceDep
 from shared.webkit.i18n import Lang, choose_language, pick
@@ -69,7 +70,7 @@ def wanted_statuses(wanted: str) -> tuple[str, list[str] | None]:
 async def case_list(request: Request, ws: WorkspaceDep, session: SignedIn) -> Response:
     staff = session.staff
     lang, _ = choose_language(request)
-    may_see_unit = staff.is_admin or staff.role == "leader"
+    may_see_unit = may_list_unit(staff)
     scope: Literal["mine", "unit"] = (
         "unit" if request.query_params.get("scope") == "unit" and may_see_unit else "mine"
     )

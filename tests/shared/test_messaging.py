@@ -60,6 +60,18 @@ async def harness(nats_url: str, database_url: str) -> AsyncIterator[Harness]:
     await runtime.engine.dispose()
 
 
+async def publish(nats_url: str, *events: PetitionSubmitted) -> None:
+    """Put events on the stream as a relay would, each with its id as `Nats-Msg-Id`."""
+    nc = await nats.connect(nats_url)
+    try:
+        for event in events:
+            await nc.jetstream().publish(
+                event.subject, event.to_json(), headers={"Nats-Msg-Id": str(event.event_id)}
+            )
+    finally:
+        await nc.close()
+
+
 async def stream_messages(nats_url: str, subject: str) -> list[nats.aio.msg.Msg]:
     nc = await nats.connect(nats_url)
     try:
@@ -224,11 +236,7 @@ async def test_failing_handler_is_retried_then_parked_and_retried_by_hand(
     await rt.broker.start()
     await ensure_stream(rt.broker)
     event = submitted()
-    nc = await nats.connect(nats_url)
-    await nc.jetstream().publish(
-        event.subject, event.to_json(), headers={"Nats-Msg-Id": str(event.event_id)}
-    )
-    await nc.close()
+    await publish(nats_url, event)
 
     async def parked() -> int:
         return await harness.count(tables.dead_letters)
@@ -267,11 +275,7 @@ async def test_message_is_not_terminated_until_its_dead_letter_row_is_committed(
     await rt.broker.start()
     await ensure_stream(rt.broker)
     event = submitted()
-    nc = await nats.connect(nats_url)
-    await nc.jetstream().publish(
-        event.subject, event.to_json(), headers={"Nats-Msg-Id": str(event.event_id)}
-    )
-    await nc.close()
+    await publish(nats_url, event)
 
     async def delivered_beyond_the_limit() -> bool:
         return len(attempts) >= 6
@@ -312,11 +316,7 @@ async def test_a_database_outage_never_parks_a_message_whatever_its_delivery_cou
     await rt.broker.start()
     await ensure_stream(rt.broker)
     event = submitted()
-    nc = await nats.connect(nats_url)
-    await nc.jetstream().publish(
-        event.subject, event.to_json(), headers={"Nats-Msg-Id": str(event.event_id)}
-    )
-    await nc.close()
+    await publish(nats_url, event)
 
     async def applied() -> int:
         return await harness.count(effects)
@@ -347,12 +347,7 @@ async def test_an_event_that_arrives_before_the_one_it_follows_is_applied_after_
     rt.consumers.add(PetitionSubmitted, in_order)
     await rt.broker.start()
     await ensure_stream(rt.broker)
-    nc = await nats.connect(nats_url)
-    for event in (second, first):
-        await nc.jetstream().publish(
-            event.subject, event.to_json(), headers={"Nats-Msg-Id": str(event.event_id)}
-        )
-    await nc.close()
+    await publish(nats_url, second, first)
 
     async def both() -> bool:
         return await harness.count(effects) == 2
@@ -383,11 +378,7 @@ async def test_deliveries_spent_waiting_for_the_database_leave_the_full_allowanc
     await rt.broker.start()
     await ensure_stream(rt.broker)
     event = submitted()
-    nc = await nats.connect(nats_url)
-    await nc.jetstream().publish(
-        event.subject, event.to_json(), headers={"Nats-Msg-Id": str(event.event_id)}
-    )
-    await nc.close()
+    await publish(nats_url, event)
 
     async def applied() -> int:
         return await harness.count(effects)

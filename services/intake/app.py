@@ -41,6 +41,7 @@ from services.intake.settings import Settings
 from services.intake.web import form, tracking, tracking_actions
 from services.intake.web.pages import build_page_kit, unavailable_page
 from shared.clock import Clock, clock_from_env
+from shared.db import is_database_outage
 from shared.runtime import build_runtime, running
 from shared.web import install_service_edge
 from shared.webkit.pages import install_pages
@@ -112,9 +113,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
 
 def install_outage_handler(app: FastAPI) -> None:
     """A database that cannot be reached is a 503 the client may retry, in the form its route
-    speaks (problem details, GeoReport errors, or a page), never a 500."""
+    speaks (problem details, GeoReport errors, or a page), never a 500. A bug SQLite reports
+    the same way (no such table) stays a 500, as in every service (`shared.web`)."""
 
-    async def outage(request: Request, _: Exception) -> Response:
+    async def outage(request: Request, exc: Exception) -> Response:
+        if not is_database_outage(exc):
+            raise exc
         path = request.url.path
         if path.startswith("/api/"):
             # Answered as the domain's DatabaseUnavailable is, by its handler from ERRORS.

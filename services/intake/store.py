@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, func, insert, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.intake.errors import (
@@ -57,14 +57,6 @@ PRODUCER = "intake"
 _UNIQUE_ATTEMPTS = 5
 # A repeated request with the same idempotency key returns the first petition within this window.
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
-
-
-def is_database_outage(exc: BaseException) -> bool:
-    """The database cannot be reached (refused, dropped, unopenable): worth a retry later,
-    unlike a constraint or a bug."""
-    if isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError):
-        return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from services.intake.api.schemas import PetitionSubmission, PublicView, Submissi
 from services.intake.deps import AppRuntime, CatalogDep, SettingsDep
 from services.intake.errors import DatabaseUnavailable, InvalidIdempotencyKey, UnknownReference
 from services.intake.petitions import parse_reference, validate_submission
+from shared.db import is_database_outage
 
 router = APIRouter(
     prefix="/api/v1",
@@ -108,7 +109,7 @@ async def submit_petition(
             idempotency_key=f"api:{idempotency_key}" if idempotency_key is not None else None,
         )
     except Exception as exc:
-        if store.is_database_outage(exc):
+        if is_database_outage(exc):
             raise DatabaseUnavailable from exc
         raise
     runtime.relay.wake()

@@ -29,6 +29,7 @@ from services.intake.open311.schemas import (
 )
 from services.intake.open311.submission import described, language, submission_from
 from services.intake.petitions import validate_submission
+from shared.db import is_database_outage
 from shared.webkit import forms
 
 router = APIRouter(prefix=PREFIX, tags=["open311"])
@@ -109,7 +110,7 @@ async def create_request(
             also=recorder(key_id=key_id, token=token, extra=extra),
         )
     except Exception as exc:
-        if store.is_database_outage(exc):
+        if is_database_outage(exc):
             raise Unavailable from exc
         raise
     runtime.relay.wake()

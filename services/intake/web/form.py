@@ -21,6 +21,7 @@ from services.intake.petitions import (
     validate_submission,
 )
 from services.intake.web.pages import error_page, form_errors, read_page_form, refused_page
+from shared.db import is_database_outage
 from shared.web import AppRuntime
 from shared.webkit.forms import FormRefused
 from shared.webkit.i18n import Lang, choose_language
@@ -116,7 +117,7 @@ async def submit(
     except IdempotencyConflict:
         return error_page(kit, request, 409, "already_sent")
     except Exception as exc:
-        if not store.is_database_outage(exc):
+        if not is_database_outage(exc):
             raise
         banner = kit.text("unavailable", lang)
         response = form_page(kit, request, catalog, values=values, status=503, banner=banner)

@@ -22,6 +22,7 @@ from services.intake.errors import (
 from services.intake.petitions import validate_comment
 from services.intake.web.pages import error_page, form_errors, read_page_form, refused_page
 from services.intake.web.tracking import Tracking, TrackingDep, track_page
+from shared.db import is_database_outage
 from shared.runtime import Runtime
 from shared.webkit.forms import FormRefused
 from shared.webkit.i18n import choose_language
@@ -52,7 +53,7 @@ async def act(request: Request, on: Tracking, token: str, action: Action, refuse
     except _REFUSALS:
         return await track_page(request, on, token, status=409, notice=on.kit.text(refused, lang))
     except Exception as exc:
-        if store.is_database_outage(exc):
+        if is_database_outage(exc):
             return error_page(on.kit, request, 503, "unavailable_short")
         raise
     on.runtime.relay.wake()

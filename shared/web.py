@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
-from pydantic import BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -26,6 +26,20 @@ from shared.messaging import list_dead_letters
 from shared.runtime import Runtime
 
 PROBLEM_JSON = "application/problem+json"
+
+
+def _text_timestamp(value: object) -> object:
+    """A moment as the documents say, an RFC 3339 string: not the Unix timestamps that pydantic
+    would also read as a datetime (`"from": 111040426` is a mistake, not a day in 1973)."""
+    if not isinstance(value, str | datetime):
+        raise ValueError(
+            "expected an RFC 3339 date-time with its offset, e.g. 2026-12-01T08:00:00+07:00"
+        )
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_text_timestamp)]
+"""An input moment with its UTC offset, given as text."""
 
 _TITLES = {
     400: "Yêu cầu không hợp lệ / Bad request",

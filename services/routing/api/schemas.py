@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import RowMapping
 
 from services.routing.actions import CaseView, facts
@@ -16,6 +16,7 @@ from services.routing.lifecycle import Status
 from services.routing.permissions import Action, permissions
 from shared.auth import Role, Staff
 from shared.events.routing import DeclineReason
+from shared.web import Timestamp
 
 
 class Token(BaseModel):
@@ -177,8 +178,8 @@ class AbsenceIn(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True)
 
-    from_: AwareDatetime = Field(alias="from")
-    until: AwareDatetime | None = None
+    from_: Timestamp = Field(alias="from")
+    until: Timestamp | None = None
 
 
 class Absence(BaseModel):

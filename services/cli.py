@@ -66,11 +66,20 @@ def main() -> None:
     help="Data directory (SQLite files, NATS store, mailbox). Default: $PETITIONS_VAR_DIR or ./var",
 )
 @click.option("--no-demo", is_flag=True, help="Do not seed the demo organisation and accounts.")
-def up(var_dir: Path | None, no_demo: bool) -> None:
+@click.option(
+    "--nats-credentials",
+    "nats_credentials",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="With PETITIONS_NATS_URL: the directory of the services' seeds (<service>.nk) that "
+    "`petitions nats credentials` wrote for that server.",
+)
+def up(var_dir: Path | None, no_demo: bool, nats_credentials: Path | None) -> None:
     """Run nats-server and the three services in this terminal; Ctrl-C stops them all.
 
     Data stays in the var directory, so the next run carries on where this one stopped.
     """
+    from shared.nats_auth import BusCredentials
     from shared.settings import CommonSettings
 
     try:
@@ -90,6 +99,7 @@ def up(var_dir: Path | None, no_demo: bool) -> None:
         nats_url=os.environ.get("PETITIONS_NATS_URL") or None,
         env=env,
         host=common.host,
+        nats_credentials=BusCredentials(nats_credentials) if nats_credentials else None,
     )
 
     def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -154,6 +164,7 @@ def _print_welcome(stack: Stack, *, demo: bool) -> None:
         f"  Bảng điều khiển / dashboard          {notify}/",
         f"  Hộp thư thử / demo mailbox           {notify}/mail",
         f"  NATS                                 {stack.nats_url}",
+        *_nats_credentials_line(stack),
         f"  Dữ liệu / data                       {stack.var_dir}",
     ]
     accounts = list(_demo_accounts()) if demo else []
@@ -165,6 +176,51 @@ def _print_welcome(stack: Stack, *, demo: bool) -> None:
         lines += [f"  {u:<24} {role:<10} {unit}" for u, role, unit in accounts]
     lines += ["", "Ctrl-C để dừng / to stop", ""]
     click.echo("\n".join(lines))
+
+
+def _nats_credentials_line(stack: Stack) -> list[str]:
+    if stack.credentials is None:
+        return []
+    admin = stack.credentials.seed_file("admin")
+    return [f"  NATS (quản trị / operator nkey)      {admin}"]
+
+
+@main.group()
+def nats() -> None:
+    """The bus's users and permissions (docs/security.md)."""
+
+
+@nats.command("permissions")
+def nats_permissions() -> None:
+    """Print, as a markdown table, what each service's NATS user may do (derived from the code)."""
+    from shared.nats_auth import permissions_table
+
+    click.echo(permissions_table(), nl=False)
+
+
+@nats.command("credentials")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Where the seeds (<user>.nk) and nats-server.conf go; existing seeds are kept.",
+)
+@click.option(
+    "--route",
+    "routes",
+    multiple=True,
+    help="A cluster route (nats://host:6222), repeated for each node; adds route authorization.",
+)
+def nats_credentials(directory: Path, routes: tuple[str, ...]) -> None:
+    """Create the NATS users' nkey seeds (once) and write the nats-server config for them."""
+    from shared.nats_auth import BusCredentials
+
+    creds = BusCredentials.ensure(directory)
+    config = creds.write_server_config(cluster_routes=routes)
+    click.echo(f"nats-server config: {config}")
+    for user in creds.users:
+        click.echo(f"  {user:<8} {creds.public_key(user)}  {creds.seed_file(user)}")
 
 
 def _demo_accounts(limit_members: int = 8) -> Iterator[tuple[str, str, str]]:

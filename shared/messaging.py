@@ -339,6 +339,12 @@ class _Delivery:
     parse_error: str | None = None
 
 
+def durable_name(service: str) -> str:
+    """The name of a service's durable consumer on the petitions stream (also what its NATS
+    user may create and read: `shared.nats_auth`)."""
+    return f"{service}-events"
+
+
 class Consumers:
     """One durable pull consumer per service, following the delivery rules for every handler.
 
@@ -391,7 +397,7 @@ class Consumers:
     @property
     def durable(self) -> str:
         """The service's durable consumer; replicas of the service share it."""
-        return f"{self.service}-events"
+        return durable_name(self.service)
 
     def also_after_commit(self, callback: Callable[[], None]) -> None:
         """Call `callback` as well after each handler's commit (e.g. to wake a delivery worker)."""

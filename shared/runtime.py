@@ -13,12 +13,14 @@ from pathlib import Path
 
 import structlog
 from faststream.nats import JStream, NatsBroker
+from nats.js.errors import NotFoundError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.clock import Clock, SystemClock
 from shared.db import create_engine
 from shared.messaging import Consumers, MessagingTables, OutboxRelay
 from shared.migrate import upgrade_async
+from shared.nats_auth import STREAM_OWNER, broker_options
 from shared.settings import CommonSettings
 from shared.streams import PETITIONS_STREAM, ensure_stream, petitions_stream
 
@@ -59,8 +61,21 @@ def build_runtime(
         logger=logging.getLogger(f"faststream.{service}"),
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,
+        **broker_options(service, settings),
     )
+    if not settings.nats_authenticated:
+        log.warning(
+            "nats_bus_open",
+            service=service,
+            message="NATS không xác thực: ai kết nối được cũng đọc và giả mạo sự kiện / "
+            "no NATS credentials: anyone who reaches the bus can read and forge events "
+            "(set PETITIONS_NATS_NKEY_SEED or PETITIONS_NATS_CREDS)",
+        )
     stream = petitions_stream(replicas=settings.stream_replicas)
+    # `_stream_ready` makes sure of the stream before the consumer starts, from its one
+    # definition; FastStream's own declaration would be a second one (and is refused to
+    # every service but the stream's owner: shared.nats_auth).
+    stream.declare = False
     relay = OutboxRelay(engine=engine, outbox=tables.outbox, broker=broker, stream=PETITIONS_STREAM)
     consumers = Consumers(
         service=service,
@@ -90,21 +105,46 @@ def build_runtime(
 NATS_GRACE_S = 5.0
 
 
+def owns_stream(service: str) -> bool:
+    """Whether `service` creates the petitions stream; tests' own runtimes (any other name)
+    connect as the operator and may too."""
+    return service == STREAM_OWNER or service not in ("routing", "notify")
+
+
+async def _stream_ready(runtime: Runtime) -> None:
+    """The owner brings the stream to its definition; the others wait until it exists."""
+    if owns_stream(runtime.service):
+        await ensure_stream(runtime.broker, replicas=runtime.settings.stream_replicas)
+        return
+    js = runtime.broker.config.connection_state.stream
+    try:
+        await js.stream_info(PETITIONS_STREAM)
+    except NotFoundError:
+        raise StreamMissingError(
+            f"{PETITIONS_STREAM} not created yet (by {STREAM_OWNER})"
+        ) from None
+
+
+class StreamMissingError(RuntimeError):
+    """The petitions stream does not exist yet; its owner creates it when it starts."""
+
+
 async def _connect(runtime: Runtime) -> None:
     """Connect the broker (it retries for as long as NATS is unreachable), make sure of the
-    stream, start the relay, and bring the consumer up to date: the service is then fully
-    started."""
-    await runtime.broker.start()
+    stream, start the relay and the consumer, and bring the consumer up to date: the service
+    is then fully started."""
+    await runtime.broker.connect()
     pause = 0.5
     while True:
         try:
-            await ensure_stream(runtime.broker, replicas=runtime.settings.stream_replicas)
+            await _stream_ready(runtime)
             break
         except Exception as exc:
-            # JetStream not ready yet (a cluster electing its leader, say): try again.
+            # JetStream not ready yet (a cluster electing its leader, the owner not started): wait.
             log.warning("stream_not_ready", error=f"{type(exc).__name__}: {exc}", retry_s=pause)
             await asyncio.sleep(pause)
             pause = min(pause * 2, 10.0)
+    await runtime.broker.start()
     runtime.relay.start()
     try:
         await runtime.consumers.reconcile()

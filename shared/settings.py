@@ -38,6 +38,15 @@ class CommonSettings(BaseSettings):
 
     env: Literal["development", "test", "production"] = "development"
     nats_url: str = "nats://127.0.0.1:4233"
+    # The service's own NATS user: an nkey seed file, or a .creds file (user JWT and seed) where
+    # an operator issues JWTs. Production refuses to start with neither. See docs/security.md.
+    nats_nkey_seed: Path | None = None
+    nats_creds: Path | None = None
+    # TLS to NATS: the CA that signed the servers' certificates, and a client certificate when the
+    # servers verify clients.
+    nats_tls_ca: Path | None = None
+    nats_tls_cert: Path | None = None
+    nats_tls_key: Path | None = None
     stream_replicas: int = Field(default=1, ge=1, le=5)
     secret_key: SecretStr = SecretStr(DEMO_SECRET)
     log_format: Literal["console", "json"] | None = None
@@ -57,6 +66,31 @@ class CommonSettings(BaseSettings):
             if not server.strip().startswith(("nats://", "tls://", "ws://", "wss://")):
                 raise ValueError(f"PETITIONS_NATS_URL: '{server}' is not a nats:// URL")
         return value
+
+    @field_validator("nats_nkey_seed", "nats_creds", "nats_tls_ca", "nats_tls_cert", "nats_tls_key")
+    @classmethod
+    def _readable_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no file at {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _nats_credentials(self) -> Self:
+        if (self.nats_tls_cert is None) != (self.nats_tls_key is None):
+            raise ValueError(
+                "PETITIONS_NATS_TLS_CERT and PETITIONS_NATS_TLS_KEY go together / "
+                "chứng chỉ và khóa TLS phải đi cùng nhau"
+            )
+        if self.env == "production" and not self.nats_authenticated:
+            raise ValueError(
+                "PETITIONS_NATS_NKEY_SEED or PETITIONS_NATS_CREDS: production refuses an "
+                "unauthenticated bus / production không chạy với NATS không xác thực"
+            )
+        return self
+
+    @property
+    def nats_authenticated(self) -> bool:
+        return self.nats_nkey_seed is not None or self.nats_creds is not None
 
     @model_validator(mode="after")
     def _production_is_safe(self) -> Self:

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from shared.embedded_nats import EmbeddedNats, free_port
+from shared.nats_auth import BusCredentials
+from tests.support import connect_nats, register_bus
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "PETITIONS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -22,8 +24,24 @@ POSTGRES_REQUIRED = os.environ.get("PETITIONS_REQUIRE_POSTGRES") == "1"
 
 
 @pytest.fixture(scope="session")
-def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNats]:
-    server = EmbeddedNats(store_dir=tmp_path_factory.mktemp("nats"), port=free_port())
+def nats_credentials(tmp_path_factory: pytest.TempPathFactory) -> BusCredentials:
+    """The test bus's users: each service's own nkey, and `admin` for the tests themselves."""
+    return BusCredentials.ensure(tmp_path_factory.mktemp("nats-auth"))
+
+
+def authenticated_nats(store_dir: Path, credentials: BusCredentials) -> EmbeddedNats:
+    """A nats-server on a free port with the services' users and permissions, registered so
+    `tests.support.connect_nats(url)` and `service_nats(url, svc)` reach it."""
+    server = EmbeddedNats(store_dir=store_dir, port=free_port(), credentials=credentials)
+    register_bus(server.url, credentials)
+    return server
+
+
+@pytest.fixture(scope="session")
+def nats_server(
+    tmp_path_factory: pytest.TempPathFactory, nats_credentials: BusCredentials
+) -> Iterator[EmbeddedNats]:
+    server = authenticated_nats(tmp_path_factory.mktemp("nats"), nats_credentials)
     server.start()
     yield server
     server.stop()
@@ -31,20 +49,29 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNa
 
 @pytest.fixture
 async def nats_url(nats_server: EmbeddedNats) -> str:
-    """The session's server with the petitions stream deleted, so each test starts empty
-    (the services recreate it, and their durable consumers, when they start)."""
-    import nats
+    """The session's server with the petitions stream made anew, so each test starts empty
+    (the services recreate their durable consumers when they start). It is created here, as
+    intake would: routing and notify may not create it and wait for it."""
+    await reset_stream(nats_server.url)
+    return nats_server.url
+
+
+async def reset_stream(url: str) -> None:
     from nats.js.errors import NotFoundError
 
-    from shared.streams import PETITIONS_STREAM
+    from shared.events.base import STREAM_SUBJECT_PREFIX
+    from shared.streams import PETITIONS_STREAM, petitions_stream
 
-    nc = await nats.connect(nats_server.url)
+    nc = await connect_nats(url)
     try:
+        js = nc.jetstream()
         with contextlib.suppress(NotFoundError):
-            await nc.jetstream().delete_stream(PETITIONS_STREAM)
+            await js.delete_stream(PETITIONS_STREAM)
+        config = petitions_stream().config
+        config.subjects = [f"{STREAM_SUBJECT_PREFIX}.>"]
+        await js.add_stream(config=config)
     finally:
         await nc.close()
-    return nats_server.url
 
 
 @pytest.fixture

@@ -26,9 +26,9 @@ async def client(stack: Stack) -> AsyncIterator[StackClient]:
     await c.aclose()
 
 
-async def assignments_on_stream(nats_url: str) -> Counter[str]:
+async def assignments_on_stream(stack: Stack) -> Counter[str]:
     """How many distinct `assigned` events the stream holds, per petition."""
-    nc = await nats.connect(nats_url)
+    nc = await nats.connect(stack.nats_url, **stack.nats_connect_options())
     try:
         js = nc.jetstream()
         info = await js.stream_info(PETITIONS_STREAM)
@@ -67,7 +67,7 @@ async def test_routing_killed_mid_flow_assigns_every_petition_exactly_once(
     submitting = asyncio.gather(*(submit(i) for i in range(200)))
 
     async def some_assigned() -> bool:
-        return sum((await assignments_on_stream(stack.nats_url)).values()) >= 5
+        return sum((await assignments_on_stream(stack)).values()) >= 5
 
     await eventually(some_assigned, timeout=60, what="routing assigning")
     stack.kill("routing")
@@ -76,7 +76,7 @@ async def test_routing_killed_mid_flow_assigns_every_petition_exactly_once(
     stack.wait_ready(services=("routing",), timeout=60)
 
     async def all_assigned() -> Counter[str] | None:
-        counts = await assignments_on_stream(stack.nats_url)
+        counts = await assignments_on_stream(stack)
         return counts if set(counts) >= set(petition_ids) else None
 
     counts = await eventually(

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from services.cli import main
 from shared.embedded_nats import EmbeddedNats, free_port, wait_for_port
+from shared.nats_auth import BusCredentials
 from tests.support import eventually_sync
 
 SERVICES = ("intake", "routing", "notify")
@@ -92,7 +93,7 @@ def test_org_import_reports_a_bad_file_and_exits_1(tmp_path: Path) -> None:
 
 @pytest.mark.e2e
 def test_up_runs_the_stack_and_stops_it_cleanly_on_sigint(
-    tmp_path: Path, nats_server: EmbeddedNats
+    tmp_path: Path, nats_server: EmbeddedNats, nats_credentials: BusCredentials
 ) -> None:
     ports = {svc: free_port() for svc in SERVICES}
     env = clean_env(
@@ -100,7 +101,14 @@ def test_up_runs_the_stack_and_stops_it_cleanly_on_sigint(
         **{f"PETITIONS_{svc.upper()}_PORT": str(port) for svc, port in ports.items()},
     )
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "petitions"), "up", "--var", str(tmp_path / "var")],
+        [
+            str(Path(sys.executable).parent / "petitions"),
+            "up",
+            "--var",
+            str(tmp_path / "var"),
+            "--nats-credentials",
+            str(nats_credentials.directory),
+        ],
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,

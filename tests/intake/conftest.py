@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import httpx
-import nats
 import pytest
 from fastapi import FastAPI
 from nats.aio.client import Client
@@ -22,7 +21,7 @@ from services.intake.settings import Settings
 from shared.events import Event
 from shared.runtime import Runtime
 from shared.streams import PETITIONS_STREAM, RPC_CONTACT_LOOKUP
-from tests.support import eventually
+from tests.support import connect_nats, eventually, service_nats
 
 E = TypeVar("E", bound=Event)
 
@@ -127,10 +126,12 @@ class Intake:
 
 @pytest.fixture
 async def intake(nats_url: str, database_url: str) -> AsyncIterator[Intake]:
-    settings = Settings(database_url=database_url, nats_url=nats_url, public_url=PUBLIC_URL)
+    settings = Settings(
+        database_url=database_url, **service_nats(nats_url, "intake"), public_url=PUBLIC_URL
+    )
     clock = TestClock()
     app = create_app(settings, clock=clock)
-    nc = await nats.connect(nats_url)
+    nc = await connect_nats(nats_url)
     try:
         async with (
             app.router.lifespan_context(app),

@@ -33,6 +33,7 @@ from schemathesis.engine import events
 from services.stack import Stack, file_sink
 from shared.auth import Staff, issue_token
 from shared.embedded_nats import EmbeddedNats, free_port
+from tests.support import service_nats_env
 
 SECRET = secrets.token_urlsafe(32)
 # A few hundred requests in all (about 650): enough to find a missing schema or a 500 within a
@@ -60,7 +61,11 @@ def intake_url(
         services=("intake",),
         ports={"intake": free_port()},
         nats_url=nats_server.url,
-        env={"PETITIONS_SECRET_KEY": SECRET, "PETITIONS_LOG_FORMAT": "json"},
+        env={
+            "PETITIONS_SECRET_KEY": SECRET,
+            "PETITIONS_LOG_FORMAT": "json",
+            **service_nats_env(nats_server.url, "intake"),
+        },
         output=file_sink(var / "stack.log"),
     )
     stack.start()

@@ -6,25 +6,30 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-import nats
 import pytest
 
 from services.intake.app import create_app
 from services.intake.settings import Settings
 from shared import runtime as runtime_module
-from shared.embedded_nats import EmbeddedNats, free_port
 from shared.events import PetitionSubmitted
+from shared.nats_auth import BusCredentials
 from shared.streams import PETITIONS_STREAM
+from tests.conftest import authenticated_nats
 from tests.intake.conftest import PUBLIC_URL, VALID
-from tests.support import eventually
+from tests.support import connect_nats, eventually, service_nats
 
 
 async def test_intake_takes_petitions_while_nats_is_down_at_start_and_sends_them_later(
-    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    nats_credentials: BusCredentials,
 ) -> None:
     monkeypatch.setattr(runtime_module, "NATS_GRACE_S", 0.5)
-    server = EmbeddedNats(store_dir=tmp_path / "nats", port=free_port())
-    settings = Settings(database_url=database_url, nats_url=server.url, public_url=PUBLIC_URL)
+    server = authenticated_nats(tmp_path / "nats", nats_credentials)
+    settings = Settings(
+        database_url=database_url, **service_nats(server.url, "intake"), public_url=PUBLIC_URL
+    )
     app = create_app(settings)
     try:
         async with (
@@ -44,7 +49,7 @@ async def test_intake_takes_petitions_while_nats_is_down_at_start_and_sends_them
                 return (await http.get("/readyz")).status_code == 200
 
             await eventually(ready, timeout=30, what="ready once NATS is up")
-            nc = await nats.connect(server.url)
+            nc = await connect_nats(server.url)
             try:
                 js = nc.jetstream()
 

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import nats
 import uvicorn
 from aiosmtpd.controller import Controller
 from fastapi import FastAPI, Request, Response
@@ -30,6 +29,7 @@ from shared.auth import SESSION_COOKIE, Staff, issue_token
 from shared.clock import Clock
 from shared.events import Event
 from shared.streams import RPC_CONTACT_LOOKUP, RPC_ROUTING_MEMBERS, RPC_ROUTING_UNITS
+from tests.support import connect_nats, service_nats
 
 SECRET = "notify-test-secret-of-at-least-32-chars"
 WEBHOOK_SECRET = "webhook-test-secret-of-at-least-32-chars"
@@ -45,7 +45,7 @@ def make_config(**overrides: Any) -> NotifyConfig:
 def make_settings(nats_url: str, database_url: str, tmp_path: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "env": "test",
-        "nats_url": nats_url,
+        **service_nats(nats_url, "notify"),
         "database_url": database_url,
         "secret_key": SECRET,
         "var_dir": tmp_path / "var",
@@ -151,7 +151,7 @@ async def running_notify(
     settings: Settings, *, config: NotifyConfig | None = None, clock: Clock | None = None
 ) -> AsyncIterator[Running]:
     app = create_app(settings, config=config or make_config(), clock=clock)
-    nc = await nats.connect(settings.nats_url)
+    nc = await connect_nats(settings.nats_url)
     try:
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
@@ -182,7 +182,7 @@ async def fake_intake(nats_url: str) -> AsyncIterator[FakeIntake]:
     """Answers notify's contact look-ups the way intake does (the single and the bulk form),
     from a dict."""
     intake = FakeIntake()
-    nc = await nats.connect(nats_url)
+    nc = await connect_nats(nats_url)
 
     async def answer(msg: Any) -> None:
         request = json.loads(msg.data)
@@ -255,7 +255,7 @@ class FakeRouting:
 async def fake_routing(nats_url: str) -> AsyncIterator[FakeRouting]:
     """Answers notify's member look-ups the way routing does, from a dict."""
     routing = FakeRouting()
-    nc = await nats.connect(nats_url)
+    nc = await connect_nats(nats_url)
 
     async def answer(msg: Any) -> None:
         request = json.loads(msg.data)

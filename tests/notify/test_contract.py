@@ -19,7 +19,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-import nats
 import pytest
 import schemathesis
 from nats.js.errors import NotFoundError
@@ -29,7 +28,7 @@ from services.notify.errors import NotifyError
 from shared.embedded_nats import EmbeddedNats, free_port
 from shared.events import CaseAccepted, CaseAssigned, CaseResolved, Event, PetitionSubmitted
 from shared.streams import PETITIONS_STREAM
-from tests.support import eventually
+from tests.support import connect_nats, eventually, service_nats_env
 
 from .conftest import SECRET, WEBHOOK_SECRET, fake_intake, fake_routing, staff_token
 
@@ -104,7 +103,7 @@ def notify_env(nats_url: str, var_dir: Path, port: int) -> dict[str, str]:
     return {
         **os.environ,
         "PETITIONS_ENV": "test",
-        "PETITIONS_NATS_URL": nats_url,
+        **service_nats_env(nats_url, "notify"),
         "PETITIONS_SECRET_KEY": SECRET,
         "PETITIONS_HOST": "127.0.0.1",
         "PETITIONS_NOTIFY_PORT": str(port),
@@ -149,7 +148,7 @@ async def notify(started: Notify, nats_server: EmbeddedNats) -> AsyncIterator[No
     """notify ready, with one petition taken in (submitted, assigned, accepted, resolved) and
     the khóm's meeting digest made, and routing's and intake's look-ups answered over NATS as
     those services answer them."""
-    nc = await nats.connect(nats_server.url)
+    nc = await connect_nats(nats_server.url)
     try:
         async with (
             fake_routing(nats_server.url) as routing,
@@ -203,7 +202,7 @@ async def notify(started: Notify, nats_server: EmbeddedNats) -> AsyncIterator[No
 @pytest.fixture(scope="module", autouse=True)
 async def empty_stream(nats_server: EmbeddedNats) -> None:
     """Start from an empty stream, whatever tests ran before in this session."""
-    nc = await nats.connect(nats_server.url)
+    nc = await connect_nats(nats_server.url)
     try:
         with contextlib.suppress(NotFoundError):
             await nc.jetstream().delete_stream(PETITIONS_STREAM)

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import nats
 import pytest
 
 from services.routing.app import create_app
@@ -18,7 +17,7 @@ from shared.auth import read_token
 from shared.events import derived_id
 from tests.routing.test_flow import HAMLET, HAMLET_LEADER, ROADS_MEMBER, Routing, open_case
 from tests.routing.test_flow import submitted as submitted_event
-from tests.support import eventually
+from tests.support import connect_nats, eventually, service_nats
 
 WARD_LEADER = "danguy.myhoahung"
 SECRET = "test-secret-" + "x" * 32
@@ -28,14 +27,14 @@ SECRET = "test-secret-" + "x" * 32
 async def routing(nats_url: str, database_url: str) -> AsyncIterator[Routing]:
     settings = Settings(
         env="test",
-        nats_url=nats_url,
+        **service_nats(nats_url, "routing"),
         database_url=database_url,
         seed_demo=True,
         secret_key=SECRET,
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
-        nc = await nats.connect(nats_url)
+        nc = await connect_nats(nats_url)
         try:
             async with httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url="http://routing"

@@ -21,12 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import nats
 import pytest
 
 from shared.embedded_nats import free_port
 from shared.events import PetitionSubmitted
-from tests.support import eventually
+from tests.support import connect_nats, eventually, service_nats_env
 
 HAMLET = "my-hoa-hung-my-khanh-2"
 LEADER = "danguy.myhoahung"
@@ -48,7 +47,7 @@ def routing_process(nats_url: str, tmp_path: Path) -> Iterator[Running]:
     env = {
         **os.environ,
         "PETITIONS_ENV": "test",
-        "PETITIONS_NATS_URL": nats_url,
+        **service_nats_env(nats_url, "routing"),
         "PETITIONS_HOST": "127.0.0.1",
         "PETITIONS_ROUTING_PORT": str(port),
         "PETITIONS_ROUTING_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'routing.db'}",
@@ -82,7 +81,7 @@ async def ready(url: str) -> bool:
 
 
 async def submit_petitions(nats_url: str, count: int) -> None:
-    nc = await nats.connect(nats_url)
+    nc = await connect_nats(nats_url)
     try:
         js = nc.jetstream()
         for i in range(count):

@@ -13,7 +13,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import httpx
-import nats
 import pytest
 from sqlalchemy import func, select
 
@@ -32,7 +31,7 @@ from tests.routing.test_flow import (
     open_case,
     submitted,
 )
-from tests.support import eventually
+from tests.support import connect_nats, eventually, service_nats
 
 VN = timezone(timedelta(hours=7))
 # A Monday morning in Vietnam, away from holidays.
@@ -78,7 +77,7 @@ async def routing(nats_url: str, database_url: str) -> AsyncIterator[Clocked]:
     clock = FixedClock(MONDAY)
     settings = Settings(
         env="test",
-        nats_url=nats_url,
+        **service_nats(nats_url, "routing"),
         database_url=database_url,
         seed_demo=True,
         max_deliver=3,
@@ -86,7 +85,7 @@ async def routing(nats_url: str, database_url: str) -> AsyncIterator[Clocked]:
     )
     app = create_app(settings, clock=clock)
     async with app.router.lifespan_context(app):
-        nc = await nats.connect(nats_url)
+        nc = await connect_nats(nats_url)
         try:
             async with httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url="http://routing"

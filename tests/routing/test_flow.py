@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import nats
 import pytest
 from fastapi import FastAPI
 from nats.js import JetStreamContext
@@ -24,7 +23,7 @@ from shared.embedded_nats import free_port
 from shared.events import Event, FeedbackGiven, PetitionSubmitted, PetitionWithdrawn
 from shared.runtime import Runtime
 from shared.streams import PETITIONS_STREAM
-from tests.support import eventually
+from tests.support import connect_nats, eventually, service_nats
 
 HAMLET = "my-hoa-hung-my-khanh-2"
 # First by username among the hamlet's members who handle roads_lighting (everyone starts idle).
@@ -72,11 +71,15 @@ class Routing:
 @pytest.fixture
 async def routing(nats_url: str, database_url: str) -> AsyncIterator[Routing]:
     settings = Settings(
-        env="test", nats_url=nats_url, database_url=database_url, seed_demo=True, max_deliver=3
+        env="test",
+        **service_nats(nats_url, "routing"),
+        database_url=database_url,
+        seed_demo=True,
+        max_deliver=3,
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
-        nc = await nats.connect(nats_url)
+        nc = await connect_nats(nats_url)
         try:
             async with httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url="http://routing"

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import nats
 import pytest
 from sqlalchemy import func, insert, select
 
@@ -26,7 +25,7 @@ from shared.embedded_nats import free_port
 from shared.migrate import upgrade_async
 from shared.streams import PETITIONS_STREAM
 from tests.routing.test_flow import HAMLET, ROADS_MEMBER
-from tests.support import eventually
+from tests.support import connect_nats, eventually, service_nats_env
 
 pytestmark = pytest.mark.postgres
 
@@ -115,7 +114,7 @@ def replicas(tmp_path: Path, postgres_url: str, nats_url: str) -> Iterator[list[
                 "PYTHONPATH": str(ROOT),
                 "PETITIONS_ENV": "test",
                 "PETITIONS_ROUTING_DATABASE_URL": postgres_url,
-                "PETITIONS_NATS_URL": nats_url,
+                **service_nats_env(nats_url, "routing"),
                 "PETITIONS_ROUTING_PORT": str(free_port()),
                 "PETITIONS_VAR_DIR": str(tmp_path / name),
                 "PETITIONS_ROUTING_SEED_DEMO": "false",
@@ -189,7 +188,7 @@ async def test_two_replicas_and_a_kill_escalate_each_case_exactly_once(
     assert per_case == []
     assert still_due == 0
 
-    nc = await nats.connect(nats_url)
+    nc = await connect_nats(nats_url)
     try:
         info = await nc.jetstream().stream_info(
             PETITIONS_STREAM, subjects_filter="petitions.escalated.v1"

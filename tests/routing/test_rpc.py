@@ -5,20 +5,21 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import nats
-
 from services.routing.app import create_app
 from services.routing.settings import Settings
 from shared.streams import RPC_ROUTING_MEMBERS, RPC_ROUTING_UNITS
+from tests.support import connect_nats, service_nats
 
 HAMLET = "my-hoa-hung-my-khanh-2"
 
 
 async def test_members_of_a_unit_and_by_id(nats_url: str, sqlite_url: str) -> None:
-    settings = Settings(env="test", nats_url=nats_url, database_url=sqlite_url, seed_demo=True)
+    settings = Settings(
+        env="test", **service_nats(nats_url, "routing"), database_url=sqlite_url, seed_demo=True
+    )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
-        nc = await nats.connect(nats_url)
+        nc = await connect_nats(nats_url)
         try:
 
             async def ask(body: Any) -> dict[str, Any]:
@@ -46,10 +47,12 @@ async def test_members_of_a_unit_and_by_id(nats_url: str, sqlite_url: str) -> No
 
 
 async def test_the_area_tree_for_notify(nats_url: str, sqlite_url: str) -> None:
-    settings = Settings(env="test", nats_url=nats_url, database_url=sqlite_url, seed_demo=True)
+    settings = Settings(
+        env="test", **service_nats(nats_url, "routing"), database_url=sqlite_url, seed_demo=True
+    )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
-        nc = await nats.connect(nats_url)
+        nc = await connect_nats(nats_url)
         try:
             reply = await nc.request(RPC_ROUTING_UNITS, b"{}", timeout=5)
             units = {u["id"]: u for u in json.loads(reply.data)["units"]}

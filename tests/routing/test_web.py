@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 import httpx
-import nats
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
@@ -23,6 +22,7 @@ from shared.auth import SESSION_COOKIE
 from shared.events import PetitionSubmitted
 from tests.routing.test_flow import HAMLET, HAMLET_LEADER, ROADS_MEMBER, Routing, open_case
 from tests.routing.test_flow import submitted as submitted_event
+from tests.support import connect_nats, service_nats
 
 BASE = "http://127.0.0.1:8001"
 WARD_LEADER = "danguy.myhoahung"
@@ -58,10 +58,12 @@ class Workspace:
 
 @pytest.fixture
 async def workspace(nats_url: str, sqlite_url: str) -> AsyncIterator[Workspace]:
-    settings = Settings(env="test", nats_url=nats_url, database_url=sqlite_url, seed_demo=True)
+    settings = Settings(
+        env="test", **service_nats(nats_url, "routing"), database_url=sqlite_url, seed_demo=True
+    )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
-        nc = await nats.connect(nats_url)
+        nc = await connect_nats(nats_url)
         try:
             async with httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url=BASE

@@ -15,10 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.events import PetitionSubmitted
 from shared.messaging import _RELAY_LOCK, NotYet, add_to_outbox, messaging_tables
+from shared.nats_auth import BusCredentials
 from shared.runtime import Runtime, build_runtime
 from shared.settings import CommonSettings
 from shared.streams import PETITIONS_STREAM, ensure_stream
-from tests.support import eventually
+from tests.support import connect_nats, eventually, service_nats
 
 metadata = MetaData()
 effects = Table("effects", metadata, Column("event_id", String(36), primary_key=True))
@@ -48,7 +49,7 @@ class Harness:
 
 @pytest.fixture
 async def harness(nats_url: str, database_url: str) -> AsyncIterator[Harness]:
-    settings = CommonSettings(nats_url=nats_url, max_deliver=3)
+    settings = CommonSettings(**service_nats(nats_url, "admin"), max_deliver=3)
     runtime = build_runtime(
         service="t", settings=settings, database_url=database_url, tables=tables
     )
@@ -62,7 +63,7 @@ async def harness(nats_url: str, database_url: str) -> AsyncIterator[Harness]:
 
 async def publish(nats_url: str, *events: PetitionSubmitted) -> None:
     """Put events on the stream as a relay would, each with its id as `Nats-Msg-Id`."""
-    nc = await nats.connect(nats_url)
+    nc = await connect_nats(nats_url)
     try:
         for event in events:
             await nc.jetstream().publish(
@@ -73,7 +74,7 @@ async def publish(nats_url: str, *events: PetitionSubmitted) -> None:
 
 
 async def stream_messages(nats_url: str, subject: str) -> list[nats.aio.msg.Msg]:
-    nc = await nats.connect(nats_url)
+    nc = await connect_nats(nats_url)
     try:
         js = nc.jetstream()
         sub = await js.subscribe(subject, stream=PETITIONS_STREAM, ordered_consumer=True)
@@ -160,13 +161,13 @@ async def test_relay_keeps_each_petitions_events_in_commit_order_when_one_fails(
 
 
 async def test_relay_keeps_rows_while_nats_is_unreachable(
-    database_url: str, tmp_path: object
+    database_url: str, tmp_path: object, nats_credentials: BusCredentials
 ) -> None:
-    from shared.embedded_nats import EmbeddedNats, free_port
+    from tests.conftest import authenticated_nats
 
-    server = EmbeddedNats(store_dir=tmp_path / "nats", port=free_port())  # type: ignore[operator]
+    server = authenticated_nats(tmp_path / "nats", nats_credentials)  # type: ignore[operator]
     server.start()
-    settings = CommonSettings(nats_url=server.url)
+    settings = CommonSettings(**service_nats(server.url, "admin"))
     rt = build_runtime(service="t", settings=settings, database_url=database_url, tables=tables)
     async with rt.engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
@@ -203,7 +204,7 @@ async def test_consumer_handles_each_event_once_and_acks_after_commit(
     await rt.broker.start()
     await ensure_stream(rt.broker)
     event = submitted()
-    nc = await nats.connect(nats_url)
+    nc = await connect_nats(nats_url)
     js = nc.jetstream()
     # Three deliveries of one event under different message ids (JetStream's dedup bypassed).
     for _ in range(3):
@@ -397,7 +398,7 @@ async def test_unparseable_message_is_parked_at_once(harness: Harness, nats_url:
     rt.consumers.add(PetitionSubmitted, never)
     await rt.broker.start()
     await ensure_stream(rt.broker)
-    nc = await nats.connect(nats_url)
+    nc = await connect_nats(nats_url)
     await nc.jetstream().publish(
         PetitionSubmitted.subject, b"{not json", headers={"Nats-Msg-Id": "x1"}
     )
@@ -421,7 +422,7 @@ async def test_a_consumer_left_with_a_server_side_delivery_limit_is_brought_to_u
         return None
 
     rt.consumers.add(PetitionSubmitted, handled)
-    nc = await nats.connect(nats_url)
+    nc = await connect_nats(nats_url)
     js = nc.jetstream()
     await js.add_stream(name=PETITIONS_STREAM, subjects=["petitions.>"], duplicate_window=7200)
     await js.add_consumer(
@@ -447,7 +448,7 @@ async def test_one_relay_publishes_at_a_time_so_replicas_cannot_reorder_a_petiti
 ) -> None:
     """While another replica's relay holds the outbox (its advisory lock), this one publishes
     nothing, rather than a later slice of the outbox before the earlier one."""
-    settings = CommonSettings(nats_url=nats_url)
+    settings = CommonSettings(**service_nats(nats_url, "admin"))
     rt = build_runtime(service="t", settings=settings, database_url=postgres_url, tables=tables)
     try:
         async with rt.engine.begin() as conn:

@@ -25,6 +25,7 @@ from shared.webkit.pages import PageKit, Pages, install_pages, switch_url
 from shared.webkit.session import OptionalSession
 from shared.webkit.times import LOCAL_TZ, format_local, format_local_date
 from tests.notify.conftest import make_settings as notify_settings
+from tests.support import service_nats
 
 SECRET = "kit-test-secret-that-is-long-enough-0123456789"
 
@@ -199,10 +200,12 @@ async def test_every_service_answers_its_pages_with_the_security_headers(
     nats_url: str, sqlite_url: str, tmp_path: Path
 ) -> None:
     intake = create_intake(
-        IntakeSettings(database_url=sqlite_url, nats_url=nats_url, public_url="http://i.test")
+        IntakeSettings(
+            database_url=sqlite_url, **service_nats(nats_url, "intake"), public_url="http://i.test"
+        )
     )
     routing = create_routing(
-        RoutingSettings(env="test", nats_url=nats_url, database_url=sqlite_url)
+        RoutingSettings(env="test", **service_nats(nats_url, "routing"), database_url=sqlite_url)
     )
     notify = create_notify(notify_settings(nats_url, sqlite_url, tmp_path))
     form = await get(intake, "/")

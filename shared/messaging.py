@@ -345,6 +345,12 @@ def durable_name(service: str) -> str:
     return f"{service}-events"
 
 
+def inbox_prefix(service: str) -> str:
+    """The prefix of a service's reply inboxes: its NATS user may subscribe to these only, so
+    no other service can read its replies (nats-py's `inbox_prefix`)."""
+    return f"_INBOX_{service}"
+
+
 class Consumers:
     """One durable pull consumer per service, following the delivery rules for every handler.
 
@@ -450,6 +456,9 @@ class Consumers:
             f"{STREAM_SUBJECT_PREFIX}.>",
             stream=self._stream,
             durable=self.durable,
+            # FastStream gives a pull subscription the default `_INBOX.` whatever the connection's
+            # prefix; the service's NATS user may only read its own inboxes.
+            inbox_prefix=f"{inbox_prefix(self.service)}.".encode(),
             # FastStream's own batch mode loses a partly fetched batch when nats-py raises the
             # builtin TimeoutError mid-collection (the messages then wait for `ack_wait`), so
             # messages come one fetch at a time and `_enqueue` gathers them into a batch.

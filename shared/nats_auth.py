@@ -39,7 +39,7 @@ from pydantic import BaseModel
 
 from shared import rpc
 from shared.events.base import Event
-from shared.messaging import durable_name
+from shared.messaging import durable_name, inbox_prefix
 from shared.streams import PETITIONS_STREAM
 
 if TYPE_CHECKING:
@@ -90,11 +90,6 @@ class Permissions:
             "subscribe": {"allow": list(self.subscribe)},
             "allow_responses": self.allow_responses,
         }
-
-
-def inbox_prefix(service: str) -> str:
-    """The prefix of a service's reply inboxes (nats-py's `inbox_prefix`)."""
-    return f"_INBOX_{service}"
 
 
 def events_published_by(service: str) -> list[type[Event]]:

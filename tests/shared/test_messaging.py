@@ -424,7 +424,7 @@ async def test_a_consumer_left_with_a_server_side_delivery_limit_is_brought_to_u
     rt.consumers.add(PetitionSubmitted, handled)
     nc = await connect_nats(nats_url)
     js = nc.jetstream()
-    await js.add_stream(name=PETITIONS_STREAM, subjects=["petitions.>"], duplicate_window=7200)
+    # The stream is there already (the `nats_url` fixture makes it, as intake would).
     await js.add_consumer(
         PETITIONS_STREAM,
         ConsumerConfig(

@@ -212,12 +212,20 @@ def nats_permissions() -> None:
     multiple=True,
     help="A cluster route (nats://host:6222), repeated for each node; adds route authorization.",
 )
-def nats_credentials(directory: Path, routes: tuple[str, ...]) -> None:
+@click.option(
+    "--cluster-listen",
+    "listen",
+    default="0.0.0.0:6222",
+    show_default=True,
+    help="Where each node listens for routes (with --route).",
+)
+def nats_credentials(directory: Path, routes: tuple[str, ...], listen: str) -> None:
     """Create the NATS users' nkey seeds (once) and write the nats-server config for them."""
-    from shared.nats_auth import BusCredentials
+    from shared.nats_auth import BusCredentials, Cluster
 
     creds = BusCredentials.ensure(directory)
-    config = creds.write_server_config(cluster_routes=routes)
+    cluster = Cluster(listen=listen, routes=routes) if routes else None
+    config = creds.write_server_config(cluster)
     click.echo(f"nats-server config: {config}")
     for user in creds.users:
         click.echo(f"  {user:<8} {creds.public_key(user)}  {creds.seed_file(user)}")

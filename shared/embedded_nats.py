@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from shared.nats_auth import BusCredentials
+from shared.nats_auth import BusCredentials, Cluster
 
 
 class NatsServerError(RuntimeError):
@@ -94,6 +94,11 @@ class EmbeddedNats:
     def url(self) -> str:
         return f"nats://{self.host}:{self.port}"
 
+    @property
+    def config_file(self) -> Path:
+        """This server's own config (nodes of a cluster differ in their routes)."""
+        return self.store_dir.with_name(f"{self.store_dir.name}.conf")
+
     def connect_options(self, user: str = "admin") -> dict[str, object]:
         """nats-py `connect` keyword arguments to reach this server as `user` (none if open)."""
         return {} if self.credentials is None else self.credentials.connect_options(user)
@@ -109,12 +114,13 @@ class EmbeddedNats:
         if self.server_name:
             cmd += ["-n", self.server_name]
         if self.credentials is not None:
-            # Routes are in the config, with the route secret (see BusCredentials.server_config).
-            cmd += ["-c", str(self.credentials.config_file)]
-        if self.cluster_port is not None:
+            # The cluster block is in the config, with the route secret: the `--cluster` flag
+            # would clear its authorization.
+            cmd += ["-c", str(self.config_file)]
+        elif self.cluster_port is not None:
             cmd += ["--cluster_name", self.cluster_name]
             cmd += ["--cluster", f"nats://{self.host}:{self.cluster_port}"]
-            if self.routes and self.credentials is None:
+            if self.routes:
                 cmd += ["--routes", ",".join(self.routes)]
         if self.log_file:
             cmd += ["-l", str(self.log_file)]
@@ -123,7 +129,11 @@ class EmbeddedNats:
     def start(self, timeout: float = 15.0) -> None:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         if self.credentials is not None:
-            self.credentials.write_server_config(cluster_routes=self.routes)
+            cluster = None
+            if self.cluster_port is not None:
+                listen = f"{self.host}:{self.cluster_port}"
+                cluster = Cluster(listen=listen, routes=tuple(self.routes), name=self.cluster_name)
+            self.credentials.write_server_config(cluster, path=self.config_file)
         if wait_for_port(self.host, self.port, timeout=0.2):
             raise NatsServerError(
                 f"cổng {self.port} đang bận / port {self.port} on {self.host} is already in use"

@@ -28,7 +28,7 @@ import json
 import os
 import secrets
 import ssl
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -253,9 +253,9 @@ class BusCredentials:
         prefix = inbox_prefix(user) if user in SERVICES else "_INBOX"
         return {"nkeys_seed": str(self.seed_file(user)), "inbox_prefix": prefix}
 
-    def server_config(self, *, cluster_routes: Iterable[str] = ()) -> str:
-        """nats-server configuration: the accounts, users and permissions. With routes, also
-        the cluster block whose routes must present the route secret (routes bypass user
+    def server_config(self, cluster: Cluster | None = None) -> str:
+        """nats-server configuration: the accounts, users and permissions; with `cluster`, also
+        the cluster block, whose routes must present the route secret (routes bypass user
         authentication, so an open route port would be an open bus)."""
         users: list[dict[str, Any]] = [
             {"nkey": self.public_key(svc), "permissions": service_permissions(svc).as_config()}
@@ -271,20 +271,32 @@ class BusCredentials:
             f"accounts: {json.dumps(accounts, indent=2)}",
             f"system_account: {json.dumps(SYSTEM_ACCOUNT)}",
         ]
-        routes = list(cluster_routes)
-        if routes:
+        if cluster is not None:
             secret = self.route_secret_file.read_text(encoding="utf-8").strip()
-            cluster = {
+            block = {
+                "name": cluster.name,
+                "listen": cluster.listen,
                 "authorization": {"user": "route", "password": secret},
-                "routes": [r.replace("://", f"://route:{secret}@", 1) for r in routes],
+                "routes": [r.replace("://", f"://route:{secret}@", 1) for r in cluster.routes],
             }
-            lines.append(f"cluster: {json.dumps(cluster, indent=2)}")
+            lines.append(f"cluster: {json.dumps(block, indent=2)}")
         return "\n".join(lines) + "\n"
 
-    def write_server_config(self, *, cluster_routes: Iterable[str] = ()) -> Path:
+    def write_server_config(self, cluster: Cluster | None = None, path: Path | None = None) -> Path:
         """Write (again, so permissions follow the code after an upgrade) the server config."""
-        _write_private(self.config_file, self.server_config(cluster_routes=cluster_routes))
-        return self.config_file
+        target = path or self.config_file
+        _write_private(target, self.server_config(cluster))
+        return target
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A node's cluster settings: where it listens for routes, and the routes to the others
+    (`nats://host:port`, the secret is added)."""
+
+    listen: str
+    routes: tuple[str, ...]
+    name: str = "petitions"
 
 
 def broker_options(service: str, settings: CommonSettings) -> dict[str, Any]:

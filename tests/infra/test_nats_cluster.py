@@ -13,12 +13,13 @@ from nats.js import JetStreamContext
 from nats.js.api import StreamInfo
 
 from shared.embedded_nats import EmbeddedNats, free_port
+from shared.nats_auth import STREAM_OWNER, BusCredentials
 from shared.streams import petitions_stream
 from tests.support import eventually
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[dict[str, EmbeddedNats]]:
+def cluster(tmp_path: Path, nats_credentials: BusCredentials) -> Iterator[dict[str, EmbeddedNats]]:
     names = ("n1", "n2", "n3")
     cluster_ports = {n: free_port() for n in names}
     nodes = {
@@ -29,6 +30,8 @@ def cluster(tmp_path: Path) -> Iterator[dict[str, EmbeddedNats]]:
             cluster_port=cluster_ports[n],
             routes=[f"nats://127.0.0.1:{cluster_ports[o]}" for o in names if o != n],
             log_file=tmp_path / f"{n}.log",
+            # The services' users and permissions, and routes that must give the route secret.
+            credentials=nats_credentials,
         )
         for n in names
     }
@@ -43,8 +46,12 @@ def cluster(tmp_path: Path) -> Iterator[dict[str, EmbeddedNats]]:
 
 @pytest.fixture
 async def js(cluster: dict[str, EmbeddedNats]) -> AsyncIterator[JetStreamContext]:
+    """Intake's view: the stream's owner creates it and publishes to it."""
     nc = await nats.connect(
-        [n.url for n in cluster.values()], max_reconnect_attempts=-1, reconnect_time_wait=0.2
+        [n.url for n in cluster.values()],
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.2,
+        **next(iter(cluster.values())).connect_options(STREAM_OWNER),
     )
     yield nc.jetstream(timeout=2)
     await nc.close()
@@ -96,6 +103,42 @@ async def test_replicated_stream_survives_losing_its_leader(
         return name if name != leader_name else None
 
     assert await eventually(new_leader, timeout=30, what="a new stream leader")
-    first_msg = await js.get_msg(stream.name, 1)
-    second_msg = await js.get_msg(stream.name, 2)
+    survivors = [n for name, n in cluster.items() if name != leader_name]
+    admin = await nats.connect([n.url for n in survivors], **survivors[0].connect_options())
+    try:
+        first_msg = await admin.jetstream().get_msg(stream.name, 1)
+        second_msg = await admin.jetstream().get_msg(stream.name, 2)
+    finally:
+        await admin.close()
     assert (first_msg.data, second_msg.data) == (b"one", b"two")
+
+
+async def test_a_route_without_the_route_secret_is_refused(
+    cluster: dict[str, EmbeddedNats], tmp_path: Path
+) -> None:
+    """Routes skip user authentication, so an open route port would be an open bus."""
+    n1 = cluster["n1"]
+    intruder = EmbeddedNats(
+        store_dir=tmp_path / "intruder",
+        port=free_port(),
+        server_name="intruder",
+        cluster_port=free_port(),
+        routes=[f"nats://127.0.0.1:{n1.cluster_port}"],
+        log_file=tmp_path / "intruder.log",
+    )
+    intruder.start()
+    try:
+
+        async def refused() -> bool:
+            return "authorization" in (tmp_path / "intruder.log").read_text().lower()
+
+        await eventually(refused, timeout=20, what="route refused for lack of the secret")
+        nc = await nats.connect(intruder.url)
+        try:
+            # Nothing of the cluster's account reaches the intruder's clients.
+            with pytest.raises(NatsError):
+                await nc.jetstream(timeout=1).stream_info("PETITIONS")
+        finally:
+            await nc.close()
+    finally:
+        intruder.stop()

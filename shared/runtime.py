@@ -52,6 +52,7 @@ def build_runtime(
     tables: MessagingTables,
     clock: Clock | None = None,
 ) -> Runtime:
+    settings.check_bus_credentials(service)
     engine = create_engine(database_url)
     broker = NatsBroker(
         settings.nats_servers,

@@ -81,16 +81,21 @@ class CommonSettings(BaseSettings):
                 "PETITIONS_NATS_TLS_CERT and PETITIONS_NATS_TLS_KEY go together / "
                 "chứng chỉ và khóa TLS phải đi cùng nhau"
             )
-        if self.env == "production" and not self.nats_authenticated:
-            raise ValueError(
-                "PETITIONS_NATS_NKEY_SEED or PETITIONS_NATS_CREDS: production refuses an "
-                "unauthenticated bus / production không chạy với NATS không xác thực"
-            )
         return self
 
     @property
     def nats_authenticated(self) -> bool:
         return self.nats_nkey_seed is not None or self.nats_creds is not None
+
+    def check_bus_credentials(self, service: str) -> None:
+        """A service refuses to start in production without its NATS user (checked when it
+        builds its runtime, not here: migrations and imports never touch the bus)."""
+        if self.env == "production" and not self.nats_authenticated:
+            raise SettingsError(
+                f"{service}: PETITIONS_NATS_NKEY_SEED or PETITIONS_NATS_CREDS is required: "
+                "production refuses an unauthenticated bus / production không chạy với NATS "
+                "không xác thực"
+            )
 
     @model_validator(mode="after")
     def _production_is_safe(self) -> Self:

@@ -11,7 +11,7 @@ from services.intake.app import create_app
 from services.intake.catalog import CatalogError
 from services.intake.settings import Settings
 from shared.logging import configure_logging
-from shared.settings import describe_validation_error
+from shared.settings import SettingsError, describe_validation_error
 
 
 def main() -> int:
@@ -28,6 +28,9 @@ def main() -> int:
         app = create_app(settings)
     except CatalogError as exc:
         sys.stderr.write(f"intake: danh mục không hợp lệ / invalid catalog: {exc}\n")
+        return 2
+    except SettingsError as exc:
+        sys.stderr.write(f"intake: cấu hình không hợp lệ / invalid configuration: {exc}\n")
         return 2
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)
     return 0

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from shared.clock import clock_from_env
 from shared.logging import configure_logging
-from shared.settings import describe_validation_error
+from shared.settings import SettingsError, describe_validation_error
 
 from .app import create_app
 from .config import ChannelsFileError, load_config
@@ -33,6 +33,9 @@ def main() -> int:
         sys.stderr.write(
             f"notify: cấu hình kênh không hợp lệ / invalid channel configuration: {exc}\n"
         )
+        return 2
+    except SettingsError as exc:
+        sys.stderr.write(f"notify: cấu hình không hợp lệ / invalid configuration: {exc}\n")
         return 2
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)
     return 0

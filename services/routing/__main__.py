@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from services.routing.app import create_app
 from services.routing.settings import Settings
 from shared.logging import configure_logging
-from shared.settings import describe_validation_error
+from shared.settings import SettingsError, describe_validation_error
 
 
 def main() -> int:
@@ -23,7 +23,12 @@ def main() -> int:
         )
         return 2
     configure_logging(service="routing", fmt=settings.resolved_log_format, level=settings.log_level)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+    try:
+        app = create_app(settings)
+    except SettingsError as exc:
+        sys.stderr.write(f"routing: cấu hình không hợp lệ / invalid configuration: {exc}\n")
+        return 2
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)
     return 0
 
 

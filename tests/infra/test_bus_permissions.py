@@ -20,6 +20,7 @@ import pytest
 from nats.aio.client import Client as NATS
 from nats.errors import Error as NatsError
 from nats.errors import NoRespondersError
+from sqlalchemy import MetaData
 
 from shared import streams
 from shared.events.base import Event
@@ -311,3 +312,36 @@ async def test_a_refusal_leaves_the_services_connection_working(
     info = await probes["notify"].conn.jetstream().stream_info(PETITIONS_STREAM)
     assert info.config.name == PETITIONS_STREAM
     assert probes["notify"].conn.is_connected
+
+
+def test_production_refuses_to_start_a_service_on_an_open_bus(tmp_path: Path) -> None:
+    from shared.messaging import messaging_tables
+    from shared.runtime import build_runtime
+    from shared.settings import CommonSettings, SettingsError
+
+    settings = CommonSettings(env="production", secret_key="k" * 40)
+    with pytest.raises(SettingsError, match="PETITIONS_NATS_NKEY_SEED"):
+        build_runtime(
+            service="intake",
+            settings=settings,
+            database_url=f"sqlite+aiosqlite:///{tmp_path / 'x.db'}",
+            tables=messaging_tables(MetaData()),
+        )
+
+
+def test_development_says_loudly_that_the_bus_is_open(tmp_path: Path) -> None:
+    from structlog.testing import capture_logs
+
+    from shared.messaging import messaging_tables
+    from shared.runtime import build_runtime
+    from shared.settings import CommonSettings
+
+    with capture_logs() as logs:
+        build_runtime(
+            service="intake",
+            settings=CommonSettings(env="development"),
+            database_url=f"sqlite+aiosqlite:///{tmp_path / 'x.db'}",
+            tables=messaging_tables(MetaData()),
+        )
+    [warning] = [e for e in logs if e["event"] == "nats_bus_open"]
+    assert warning["log_level"] == "warning"

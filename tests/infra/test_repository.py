@@ -65,3 +65,22 @@ def test_makefile_targets_parse() -> None:
     for target in ("up", "test", "lint", "bench", "clean"):
         result = run("make", "-n", target)
         assert result.returncode == 0, f"make -n {target}: {result.stderr}"
+
+
+def test_compose_runs_the_bus_authenticated_with_one_seed_per_service() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert "petitions nats credentials" in " ".join(services["nats-credentials"]["command"])
+    for node in ("nats-1", "nats-2", "nats-3"):
+        command = services[node]["command"]
+        assert command[:2] == ["-c", "/etc/nats-auth/nats-server.conf"]
+        # The --cluster flag would clear the route authorization the config sets.
+        assert not any(arg.startswith("--cluster") or arg == "--routes" for arg in command)
+        deps = services[node]["depends_on"]
+        assert deps["nats-credentials"]["condition"] == "service_completed_successfully"
+    for name in ("intake", "routing", "notify"):
+        svc = services[name]
+        assert svc["environment"]["PETITIONS_NATS_NKEY_SEED"] == "/run/petitions-nats/seed.nk"
+        [mount] = [v for v in svc["volumes"] if v["source"] == "nats-auth"]
+        assert mount["volume"]["subpath"] == name
+        assert mount["read_only"] is True

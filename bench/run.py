@@ -213,7 +213,7 @@ async def bench_stack(
                 if pid:
                     assigned_at.setdefault(str(pid), time.time())
 
-        nc = await nats.connect(stack.nats_url)
+        nc = await nats.connect(stack.nats_url, **stack.nats_connect_options())
         # JetStream publishes reach core subscribers too: no consumer to clean up afterwards.
         await nc.subscribe("petitions.assigned.v1", cb=on_assigned)
         try:

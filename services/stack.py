@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, Any, Self
 
 import httpx
 
@@ -172,7 +172,7 @@ class Stack:
         assert self._external_nats_url is not None
         return self._external_nats_url
 
-    def nats_connect_options(self, user: str = ADMIN) -> dict[str, object]:
+    def nats_connect_options(self, user: str = ADMIN) -> dict[str, Any]:
         """nats-py `connect` keyword arguments for the embedded server as `user`."""
         return {} if self.credentials is None else self.credentials.connect_options(user)
 

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from shared.nats_auth import BusCredentials, Cluster
 
@@ -99,7 +100,7 @@ class EmbeddedNats:
         """This server's own config (nodes of a cluster differ in their routes)."""
         return self.store_dir.with_name(f"{self.store_dir.name}.conf")
 
-    def connect_options(self, user: str = "admin") -> dict[str, object]:
+    def connect_options(self, user: str = "admin") -> dict[str, Any]:
         """nats-py `connect` keyword arguments to reach this server as `user` (none if open)."""
         return {} if self.credentials is None else self.credentials.connect_options(user)
 

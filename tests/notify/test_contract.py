@@ -8,7 +8,6 @@ so the documented shapes of full answers are checked too, not only those of refu
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import subprocess
 import sys
@@ -21,13 +20,12 @@ from pathlib import Path
 import httpx
 import pytest
 import schemathesis
-from nats.js.errors import NotFoundError
 
 from services.notify.app import ERRORS
 from services.notify.errors import NotifyError
 from shared.embedded_nats import EmbeddedNats, free_port
 from shared.events import CaseAccepted, CaseAssigned, CaseResolved, Event, PetitionSubmitted
-from shared.streams import PETITIONS_STREAM
+from tests.conftest import reset_stream
 from tests.support import connect_nats, eventually, service_nats_env
 
 from .conftest import SECRET, WEBHOOK_SECRET, fake_intake, fake_routing, staff_token
@@ -201,13 +199,9 @@ async def notify(started: Notify, nats_server: EmbeddedNats) -> AsyncIterator[No
 
 @pytest.fixture(scope="module", autouse=True)
 async def empty_stream(nats_server: EmbeddedNats) -> None:
-    """Start from an empty stream, whatever tests ran before in this session."""
-    nc = await connect_nats(nats_server.url)
-    try:
-        with contextlib.suppress(NotFoundError):
-            await nc.jetstream().delete_stream(PETITIONS_STREAM)
-    finally:
-        await nc.close()
+    """Start from an empty stream, whatever tests ran before in this session (made anew, as
+    intake would: notify may not create it)."""
+    await reset_stream(nats_server.url)
 
 
 def bearer(role: str) -> str:

@@ -56,7 +56,7 @@ SYSTEM_USER = "system"
 # change its subjects, and a stream that captured another service's inbox would hand its replies
 # (residents' contacts) to whoever reads the stream.
 STREAM_OWNER = "intake"
-# Staff session revocation (helper "signin"): routing writes, every service reads and watches.
+# Revoked staff sessions (a KV bucket): routing writes it, every service reads and watches it.
 SESSIONS_BUCKET = "petitions_sessions"
 SESSIONS_WRITER = "routing"
 # Which service asks which contracts; the answering side is the subject's `rpc.<service>.`.

@@ -20,7 +20,7 @@ from shared.clock import Clock, SystemClock
 from shared.db import create_engine
 from shared.messaging import Consumers, MessagingTables, OutboxRelay
 from shared.migrate import upgrade_async
-from shared.nats_auth import STREAM_OWNER, broker_options
+from shared.nats_auth import SERVICES, STREAM_OWNER, broker_options
 from shared.settings import CommonSettings
 from shared.streams import PETITIONS_STREAM, ensure_stream, petitions_stream
 
@@ -109,7 +109,7 @@ NATS_GRACE_S = 5.0
 def owns_stream(service: str) -> bool:
     """Whether `service` creates the petitions stream; tests' own runtimes (any other name)
     connect as the operator and may too."""
-    return service == STREAM_OWNER or service not in ("routing", "notify")
+    return service == STREAM_OWNER or service not in SERVICES
 
 
 async def _stream_ready(runtime: Runtime) -> None:

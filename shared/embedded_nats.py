@@ -79,6 +79,7 @@ class EmbeddedNats:
         cluster_name: str = "petitions",
         log_file: Path | None = None,
         credentials: BusCredentials | None = None,
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -89,6 +90,8 @@ class EmbeddedNats:
         self.cluster_name = cluster_name
         self.log_file = log_file
         self.credentials = credentials
+        # (certificate, key): clients must then speak TLS.
+        self.tls = tls
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -123,6 +126,8 @@ class EmbeddedNats:
             cmd += ["--cluster", f"nats://{self.host}:{self.cluster_port}"]
             if self.routes:
                 cmd += ["--routes", ",".join(self.routes)]
+        if self.tls is not None:
+            cmd += ["--tlscert", str(self.tls[0]), "--tlskey", str(self.tls[1])]
         if self.log_file:
             cmd += ["-l", str(self.log_file)]
         return cmd

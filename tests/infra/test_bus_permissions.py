@@ -11,6 +11,9 @@ new event or contract is covered without editing this test.
 from __future__ import annotations
 
 import re
+import shutil
+import ssl
+import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,12 +26,14 @@ from nats.errors import NoRespondersError
 from sqlalchemy import MetaData
 
 from shared import streams
+from shared.embedded_nats import EmbeddedNats, free_port
 from shared.events.base import Event
 from shared.messaging import durable_name
 from shared.nats_auth import (
     SERVICES,
     SESSIONS_BUCKET,
     STREAM_OWNER,
+    BusCredentials,
     events_published_by,
     inbox_prefix,
     rpc_contracts,
@@ -345,3 +350,72 @@ def test_development_says_loudly_that_the_bus_is_open(tmp_path: Path) -> None:
         )
     [warning] = [e for e in logs if e["event"] == "nats_bus_open"]
     assert warning["log_level"] == "warning"
+
+
+def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a certificate for 127.0.0.1 signed by it: (ca, cert, key)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is needed to make test certificates")
+    ca, ca_key = directory / "ca.pem", directory / "ca.key"
+    cert, key, csr = directory / "server.pem", directory / "server.key", directory / "server.csr"
+    san = directory / "san.cnf"
+    san.write_text("subjectAltName=IP:127.0.0.1\n")
+    # Paths under pytest's tmp_path have no spaces.
+    steps = [
+        f"req -x509 -newkey rsa:2048 -nodes -keyout {ca_key} -out {ca} -days 1"
+        " -subj /CN=petitions-test-ca",
+        f"req -newkey rsa:2048 -nodes -keyout {key} -out {csr} -subj /CN=127.0.0.1",
+        f"x509 -req -in {csr} -CA {ca} -CAkey {ca_key} -CAcreateserial -out {cert} -days 1"
+        f" -extfile {san}",
+    ]
+    for step in steps:
+        subprocess.run([openssl, *step.split()], check=True, capture_output=True, timeout=60)
+    return ca, cert, key
+
+
+async def test_a_service_reaches_a_tls_bus_with_the_configured_ca(
+    tmp_path: Path, nats_credentials: BusCredentials
+) -> None:
+    from shared.messaging import messaging_tables
+    from shared.runtime import build_runtime
+    from shared.settings import CommonSettings
+    from shared.streams import ensure_stream
+
+    ca, cert, key = make_certificates(tmp_path)
+    server = EmbeddedNats(
+        store_dir=tmp_path / "nats",
+        port=free_port(),
+        credentials=nats_credentials,
+        tls=(cert, key),
+    )
+    server.start()
+    try:
+        settings = CommonSettings(
+            nats_url=server.url,
+            nats_nkey_seed=nats_credentials.seed_file("intake"),
+            nats_tls_ca=ca,
+        )
+        rt = build_runtime(
+            service="intake",
+            settings=settings,
+            database_url=f"sqlite+aiosqlite:///{tmp_path / 'x.db'}",
+            tables=messaging_tables(MetaData()),
+        )
+        await rt.broker.start()
+        try:
+            await ensure_stream(rt.broker)
+        finally:
+            await rt.broker.stop()
+            await rt.engine.dispose()
+        # Without the CA the server's certificate is not trusted: no connection.
+        with pytest.raises(ssl.SSLError):
+            await nats.connect(
+                server.url,
+                tls=ssl.create_default_context(),
+                allow_reconnect=False,
+                max_reconnect_attempts=0,
+                **nats_credentials.connect_options("intake"),
+            )
+    finally:
+        server.stop()

@@ -60,7 +60,7 @@ def build_runtime(
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,
     )
-    stream = petitions_stream(replicas=settings.stream_replicas)
+    stream = petitions_stream(settings.stream_limits)
     relay = OutboxRelay(engine=engine, outbox=tables.outbox, broker=broker, stream=PETITIONS_STREAM)
     consumers = Consumers(
         service=service,
@@ -98,7 +98,7 @@ async def _connect(runtime: Runtime) -> None:
     pause = 0.5
     while True:
         try:
-            await ensure_stream(runtime.broker, replicas=runtime.settings.stream_replicas)
+            await ensure_stream(runtime.broker, runtime.settings.stream_limits)
             break
         except Exception as exc:
             # JetStream not ready yet (a cluster electing its leader, say): try again.

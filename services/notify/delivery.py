@@ -13,11 +13,20 @@ carry it) just before sending, sends with bounded concurrency, and records the o
 - A resident intake does not know, who was erased, or who asked for no updates is never
   contacted: the notification is `skipped` and no other channel is tried.
 
-At-least-once, made as close to once as the outside world allows: the notifications a round sent
-are marked sent in one transaction as soon as the round's sends are done. If the process dies
-before that, the claim's lease runs out and the messages go again, with the same Message-ID or
-webhook delivery id (derived from the idempotency key), so the receiving side can drop them; the
-embedded mailbox overwrites the same file.
+At most once per idempotency key across replicas, as far as the outside world allows:
+- A claim leases its rows for `delivery_lease_s` under a fresh token (`lease_token`); only the
+  claim holding the token records an outcome, so a worker whose lease ran out cannot mark sent,
+  failed or dead what another worker now holds.
+- Just before sending, the holder checks it still holds every row of the message, renews the
+  lease and records `send_started_at`, in one transaction (or sends nothing). While the send
+  lasts, the lease is renewed every third of its length, so a slow channel never lets a
+  second worker claim the message.
+- The outcome clears `send_started_at`. A claim that finds it set knows an earlier send began
+  and was never recorded (its worker died, or stalled past its lease): the message may have
+  left. It is sent again only with the same Message-ID or webhook delivery id (derived from
+  the idempotency key), so the receiver can drop the repeat; the embedded mailbox overwrites
+  the same file. It is logged (`notification_send_in_doubt`) and noted on the row, never
+  silent.
 """
 
 from __future__ import annotations
@@ -27,7 +36,9 @@ import hashlib
 import json
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -59,6 +70,23 @@ log = structlog.get_logger(__name__)
 RETRYABLE = ("queued", "failed")
 RECIPIENT_KINDS = ("member", "resident")
 Row = Mapping[str, Any]
+# Recorded on a message sent again after an earlier send of unknown outcome.
+RESENT_IN_DOUBT = (
+    "gửi lại cùng mã sau một lần gửi không rõ kết quả / sent again with the same id after an "
+    "earlier send whose outcome is unknown"
+)
+
+
+class LeaseLost(Exception):
+    """Another worker holds the message now: this one must not send it."""
+
+
+def _held(row: Row) -> Any:
+    """The condition under which a row is still held by the claim that read it."""
+    n = notifications
+    return and_(
+        n.c.id == row["id"], n.c.status.in_(RETRYABLE), n.c.lease_token == row["lease_token"]
+    )
 
 
 class Skip(Exception):
@@ -206,6 +234,7 @@ class DeliveryWorker:
         if locking:
             query = query.with_for_update(skip_locked=True)
         lease_until = now + timedelta(seconds=self._settings.delivery_lease_s)
+        token = uuid.uuid4().hex
         async with self._engine.begin() as conn:
             rows: list[Row] = [dict(r) for r in (await conn.execute(query)).mappings().all()]
             keys = {r["batch_key"] for r in rows if r["batch_key"]}
@@ -232,13 +261,16 @@ class DeliveryWorker:
                         .values(next_attempt_at=held, hold_reason="quiet_hours")
                     )
                 else:
-                    claimed.append({**row, "attempts": row["attempts"] + 1})
+                    claimed.append({**row, "attempts": row["attempts"] + 1, "lease_token": token})
             if claimed:
                 await conn.execute(
                     update(n)
                     .where(n.c.id.in_([r["id"] for r in claimed]))
                     .values(
-                        attempts=n.c.attempts + 1, next_attempt_at=lease_until, hold_reason=None
+                        attempts=n.c.attempts + 1,
+                        next_attempt_at=lease_until,
+                        hold_reason=None,
+                        lease_token=token,
                     )
                 )
             references = await _references(conn, claimed)
@@ -268,7 +300,10 @@ class DeliveryWorker:
                 )
             prepared = await self._prepare(group, lookups)
             secrets = prepared.secrets
-            await channel.send(prepared.message)
+            async with self._holding(group):
+                await channel.send(prepared.message)
+        except LeaseLost:
+            bound.warning("notification_lease_lost", sent=False)
         except DirectoryUnavailable as exc:
             await self._lookup_failed(group, str(exc), bound)
         except Skip as skip:
@@ -284,9 +319,49 @@ class DeliveryWorker:
             # The delivery log is shown to staff; a resident's address never goes in it.
             await self._failed(group, _scrub(f"{type(exc).__name__}: {exc}", secrets), bound)
         else:
+            if any(r["send_started_at"] is not None for r in group):
+                bound.warning("notification_send_in_doubt", resent_with_same_id=True)
+                return ("sent", RESENT_IN_DOUBT)
             bound.info("notification_sent", messages=len(group))
             return ("sent", None)
         return None
+
+    @asynccontextmanager
+    async def _holding(self, group: Sequence[Row]) -> AsyncIterator[None]:
+        """Send only while holding the lease: check it and record the send's start (or raise
+        `LeaseLost` and send nothing), then renew it until the send is over."""
+        lease = timedelta(seconds=self._settings.delivery_lease_s)
+        n = notifications
+        async with self._engine.begin() as conn:
+            for row in group:
+                changed = await conn.execute(
+                    update(n)
+                    .where(_held(row))
+                    .values(
+                        send_started_at=self._clock.now(), next_attempt_at=self._clock.now() + lease
+                    )
+                )
+                if changed.rowcount != 1:
+                    # Rolls back the rows already marked: none of the message is sent.
+                    raise LeaseLost()
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(self._settings.delivery_lease_s / 3)
+                async with self._engine.begin() as conn:
+                    for row in group:
+                        await conn.execute(
+                            update(n)
+                            .where(_held(row))
+                            .values(next_attempt_at=self._clock.now() + lease)
+                        )
+
+        renewing = asyncio.create_task(renew(), name="notify-lease-renewal")
+        try:
+            yield
+        finally:
+            renewing.cancel()
+            await asyncio.gather(renewing, return_exceptions=True)
 
     async def _prepare(self, group: list[Row], lookups: Lookups) -> Prepared:
         first = group[0]
@@ -352,21 +427,34 @@ class DeliveryWorker:
         return Recipient(kind="member", ref=row["recipient_ref"], name=name, email=address or None)
 
     async def _finish(self, outcomes: Mapping[tuple[str, str | None], Sequence[Row]]) -> None:
-        """Record sent and skipped rows, by (status, error), in one transaction."""
+        """Record sent and skipped rows, by (status, error), in one transaction; only rows
+        this worker's claim still holds (a lost lease is logged: the new holder decides)."""
         n = notifications
         now = self._clock.now()
+        lost = 0
         async with self._engine.begin() as conn:
             for (status, error), rows in outcomes.items():
-                await conn.execute(
-                    update(n)
-                    .where(and_(n.c.id.in_([r["id"] for r in rows]), n.c.status.in_(RETRYABLE)))
-                    .values(
-                        status=status,
-                        last_error=error[:2000] if error else None,
-                        sent_at=now if status == "sent" else None,
-                        lookup_failures=0,
+                for token, ids in _by_token(rows).items():
+                    changed = await conn.execute(
+                        update(n)
+                        .where(
+                            and_(
+                                n.c.id.in_(ids),
+                                n.c.status.in_(RETRYABLE),
+                                n.c.lease_token == token,
+                            )
+                        )
+                        .values(
+                            status=status,
+                            last_error=error[:2000] if error else None,
+                            sent_at=now if status == "sent" else None,
+                            lookup_failures=0,
+                            send_started_at=None,
+                        )
                     )
-                )
+                    lost += len(ids) - changed.rowcount
+        if lost:
+            log.warning("notification_outcome_after_lease_lost", rows=lost)
 
     async def _give_up(self, group: Sequence[Row], *, status: str, error: str) -> None:
         """This channel cannot deliver: record why and queue each row on the next channel."""
@@ -379,14 +467,8 @@ class DeliveryWorker:
                     note = f"{error}; chuyển sang / falling back to {fallbacks[0]}"
                 changed = await conn.execute(
                     update(n)
-                    .where(
-                        and_(
-                            n.c.id == row["id"],
-                            n.c.status.in_(RETRYABLE),
-                            n.c.attempts == row["attempts"],
-                        )
-                    )
-                    .values(status=status, last_error=note[:2000])
+                    .where(_held(row))
+                    .values(status=status, last_error=note[:2000], send_started_at=None)
                 )
                 if changed.rowcount and fallbacks:
                     await self._fall_back(conn, row, fallbacks)
@@ -427,16 +509,10 @@ class DeliveryWorker:
         retry_at = self._clock.now() + timedelta(seconds=delay)
         async with self._engine.begin() as conn:
             for row in group:
+                # Only the claim that made this attempt may give it back.
                 await conn.execute(
                     update(n)
-                    .where(
-                        and_(
-                            n.c.id == row["id"],
-                            n.c.status.in_(RETRYABLE),
-                            # Only the claim that made this attempt may give it back.
-                            n.c.attempts == row["attempts"],
-                        )
-                    )
+                    .where(_held(row))
                     .values(
                         status="failed",
                         attempts=n.c.attempts - 1,
@@ -469,17 +545,12 @@ class DeliveryWorker:
                 # Only the claim that made this attempt may record its failure.
                 await conn.execute(
                     update(n)
-                    .where(
-                        and_(
-                            n.c.id == row["id"],
-                            n.c.status.in_(RETRYABLE),
-                            n.c.attempts == row["attempts"],
-                        )
-                    )
+                    .where(_held(row))
                     .values(
                         status="failed",
                         last_error=error[:2000],
                         next_attempt_at=now + timedelta(seconds=delay),
+                        send_started_at=None,
                     )
                 )
 
@@ -499,6 +570,13 @@ async def _references(
         )
     ).all()
     return {pid: (ref, title) for pid, ref, title in known if ref}
+
+
+def _by_token(rows: Sequence[Row]) -> dict[str, list[int]]:
+    ids: dict[str, list[int]] = {}
+    for row in rows:
+        ids.setdefault(row["lease_token"], []).append(row["id"])
+    return ids
 
 
 def _scrub(text: str, secrets: Sequence[str]) -> str:

@@ -21,12 +21,13 @@ from shared.events import (
     redacted,
     resident_texts,
 )
+from shared.messaging import NotYet
 from shared.runtime import Runtime
 
 from .access import record_access
 from .facts import Facts
 from .models import notifications, staff_inbox, timeline
-from .notifications import plan_notifications
+from .notifications import plan_notifications, waits_for
 from .queueing import Queueing, insert_ignoring, queue_planned
 from .statements import Statements
 from .stats import ResolutionTracker
@@ -82,6 +83,10 @@ def when_event_received_record_timeline_update_stats_and_queue_notifications(
             await tracker.forget(conn, petition_id)
         await record_access(conn, event)
         facts = await tracker.refresh(conn, petition_id, now=q.clock.now(), event=event)
+        if (missing := waits_for(event, facts)) is not None:
+            # Nothing of this event is kept (the transaction rolls back): it comes back, and
+            # is taken in after the event it needs.
+            raise NotYet(f"{event.subject} waits for {missing}")
         for planned in plan_notifications(event, facts):
             await queue_planned(
                 conn,

@@ -40,7 +40,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -248,13 +248,7 @@ class DeliveryWorker:
                 return [], {}
             claimed: list[Row] = []
             for row in rows:
-                held = quiet_until(
-                    now,
-                    self._q.config.quiet_hours_for(row["recipient_kind"], row["recipient_ref"]),
-                    row["channel"],
-                    self._q.config.zone,
-                )
-                if held is not None:
+                if (held := self._quiet_until(row, now)) is not None:
                     await conn.execute(
                         update(n)
                         .where(n.c.id == row["id"])
@@ -278,6 +272,11 @@ class DeliveryWorker:
         for row in claimed:
             groups.setdefault(row["batch_key"] or ("single", row["id"]), []).append(row)
         return [sorted(g, key=lambda r: r["id"]) for g in groups.values()], references
+
+    def _quiet_until(self, row: Row, now: datetime) -> datetime | None:
+        config = self._q.config
+        quiet = config.quiet_hours_for(row["recipient_kind"], row["recipient_ref"])
+        return quiet_until(now, quiet, row["channel"], config.zone)
 
     async def _deliver(self, group: list[Row], lookups: Lookups) -> tuple[str, str | None] | None:
         """Send one message (a group leaves as one). Returns the status and error to record

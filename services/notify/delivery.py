@@ -17,10 +17,10 @@ At most once per idempotency key across replicas, as far as the outside world al
 - A claim leases its rows for `delivery_lease_s` under a fresh token (`lease_token`); only the
   claim holding the token records an outcome, so a worker whose lease ran out cannot mark sent,
   failed or dead what another worker now holds.
-- Just before sending, the holder checks it still holds every row of the message, renews the
-  lease and records `send_started_at`, in one transaction (or sends nothing). While the send
-  lasts, the lease is renewed every third of its length, so a slow channel never lets a
-  second worker claim the message.
+- Just before sending, the round checks it still holds every row of each message, renews the
+  lease and records `send_started_at`, in one transaction (a message it no longer holds
+  entirely is not sent). While the sends last, the round's lease is renewed every third of its
+  length, so a slow channel never lets a second worker claim a message being sent.
 - The outcome clears `send_started_at`. A claim that finds it set knows an earlier send began
   and was never recorded (its worker died, or stalled past its lease): the message may have
   left. It is sent again only with the same Message-ID or webhook delivery id (derived from
@@ -75,10 +75,6 @@ RESENT_IN_DOUBT = (
     "gửi lại cùng mã sau một lần gửi không rõ kết quả / sent again with the same id after an "
     "earlier send whose outcome is unknown"
 )
-
-
-class LeaseLost(Exception):
-    """Another worker holds the message now: this one must not send it."""
 
 
 def _held(row: Row) -> Any:
@@ -138,6 +134,7 @@ class DeliveryWorker:
         self.channels = dict(channels)
         self._rand = rand
         self._batch_size = settings.delivery_batch_size
+        self._lease = timedelta(seconds=settings.delivery_lease_s)
         # One limit for both loops: at most this many sends at once.
         self._sending = asyncio.Semaphore(settings.delivery_concurrency)
         # Residents' messages wait for intake's answer, members' do not: each kind has its own
@@ -178,20 +175,12 @@ class DeliveryWorker:
         """Claim the due notifications for `kind` (one round), ask for what they need in one
         go, send at most `delivery_concurrency` at once, and record the sent ones together;
         returns rows tried."""
-        groups, references = await self._claim(kind)
-        if not groups:
+        claimed, references = await self._claim(kind)
+        if not claimed:
             return 0
         started = time.monotonic()
-        lookups = Lookups(references=references)
-        if kind == "resident":
-            try:
-                contacts = await self._directory.contacts(
-                    sorted({g[0]["petition_id"] for g in groups})
-                )
-            except DirectoryUnavailable as exc:
-                lookups = Lookups(references=references, contacts_error=str(exc))
-            else:
-                lookups = Lookups(references=references, contacts=contacts)
+        lookups = await self._lookups(kind, claimed, references)
+        groups = await self._begin_sends(claimed)
         # The common outcomes, sent and skipped, are written for the whole round in one
         # transaction: on a busy SQLite each transaction waits its turn behind the consumers.
         done: dict[tuple[str, str | None], list[Row]] = {}
@@ -203,11 +192,12 @@ class DeliveryWorker:
                 done.setdefault(outcome, []).extend(group)
 
         try:
-            await asyncio.gather(*(one(group) for group in groups))
+            async with self._renewing(claimed[0][0]["lease_token"]):
+                await asyncio.gather(*(one(group) for group in groups))
         finally:
             if done:
                 await self._finish(done)
-        rows = sum(len(g) for g in groups)
+        rows = sum(len(g) for g in claimed)
         log.debug(
             "delivery_round",
             kind=kind,
@@ -299,10 +289,7 @@ class DeliveryWorker:
                 )
             prepared = await self._prepare(group, lookups)
             secrets = prepared.secrets
-            async with self._holding(group):
-                await channel.send(prepared.message)
-        except LeaseLost:
-            bound.warning("notification_lease_lost", sent=False)
+            await channel.send(prepared.message)
         except DirectoryUnavailable as exc:
             await self._lookup_failed(group, str(exc), bound)
         except Skip as skip:
@@ -325,35 +312,59 @@ class DeliveryWorker:
             return ("sent", None)
         return None
 
-    @asynccontextmanager
-    async def _holding(self, group: Sequence[Row]) -> AsyncIterator[None]:
-        """Send only while holding the lease: check it and record the send's start (or raise
-        `LeaseLost` and send nothing), then renew it until the send is over."""
-        lease = timedelta(seconds=self._settings.delivery_lease_s)
+    async def _lookups(
+        self, kind: str, groups: list[list[Row]], references: dict[str, tuple[str, str | None]]
+    ) -> Lookups:
+        """Residents' contacts for the whole round, in one request to intake."""
+        if kind != "resident":
+            return Lookups(references=references)
+        try:
+            contacts = await self._directory.contacts(sorted({g[0]["petition_id"] for g in groups}))
+        except DirectoryUnavailable as exc:
+            return Lookups(references=references, contacts_error=str(exc))
+        return Lookups(references=references, contacts=contacts)
+
+    async def _begin_sends(self, groups: list[list[Row]]) -> list[list[Row]]:
+        """The messages this round still holds entirely, with their lease renewed and the
+        start of their send recorded, in one transaction; the others are not sent (another
+        worker holds them now)."""
         n = notifications
+        token = groups[0][0]["lease_token"]
+        now = self._clock.now()
+        ids = [r["id"] for g in groups for r in g]
+        mine = select(n.c.id).where(
+            and_(n.c.id.in_(ids), n.c.lease_token == token, n.c.status.in_(RETRYABLE))
+        )
+        if not is_sqlite(self._engine):
+            mine = mine.with_for_update()
         async with self._engine.begin() as conn:
-            for row in group:
-                changed = await conn.execute(
+            held = set((await conn.execute(mine)).scalars().all())
+            kept = [g for g in groups if all(r["id"] in held for r in g)]
+            if kept:
+                await conn.execute(
                     update(n)
-                    .where(_held(row))
-                    .values(
-                        send_started_at=self._clock.now(), next_attempt_at=self._clock.now() + lease
-                    )
+                    .where(n.c.id.in_([r["id"] for g in kept for r in g]))
+                    .values(send_started_at=now, next_attempt_at=now + self._lease)
                 )
-                if changed.rowcount != 1:
-                    # Rolls back the rows already marked: none of the message is sent.
-                    raise LeaseLost()
+        if len(kept) < len(groups):
+            log.warning("notification_lease_lost", messages=len(groups) - len(kept), sent=False)
+        return kept
+
+    @asynccontextmanager
+    async def _renewing(self, token: str) -> AsyncIterator[None]:
+        """Renew the round's lease every third of its length while its sends last, so a slow
+        channel never lets another worker claim a message being sent."""
+        n = notifications
 
         async def renew() -> None:
             while True:
                 await asyncio.sleep(self._settings.delivery_lease_s / 3)
                 async with self._engine.begin() as conn:
-                    for row in group:
-                        await conn.execute(
-                            update(n)
-                            .where(_held(row))
-                            .values(next_attempt_at=self._clock.now() + lease)
-                        )
+                    await conn.execute(
+                        update(n)
+                        .where(and_(n.c.lease_token == token, n.c.status.in_(RETRYABLE)))
+                        .values(next_attempt_at=self._clock.now() + self._lease)
+                    )
 
         renewing = asyncio.create_task(renew(), name="notify-lease-renewal")
         try:
@@ -518,6 +529,7 @@ class DeliveryWorker:
                         lookup_failures=failures,
                         last_error=error[:2000],
                         next_attempt_at=retry_at,
+                        send_started_at=None,
                     )
                 )
 

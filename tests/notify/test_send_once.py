@@ -43,10 +43,10 @@ async def test_two_replicas_and_a_channel_slower_than_the_lease_send_each_key_on
     nats_url: str, database_url: str, tmp_path: Path
 ) -> None:
     port = free_port()
-    # The receiver answers after four lease lengths: without the lease renewed during the
-    # send, the other replica would claim the message again and send it a second time.
+    # The receiver answers after two and a half lease lengths: without the lease renewed
+    # during the send, the other replica would claim the message again and send it twice.
     settings = make_settings(
-        nats_url, database_url, tmp_path, delivery_lease_s=0.5, delivery_poll_s=0.02
+        nats_url, database_url, tmp_path, delivery_lease_s=2.0, delivery_poll_s=0.02
     )
     events = [assigned(f"m-{n}") for n in range(3)]
     async with (
@@ -54,7 +54,7 @@ async def test_two_replicas_and_a_channel_slower_than_the_lease_send_each_key_on
         running_notify(settings, config=city(port)) as one,
         running_notify(settings, config=city(port)) as two,
     ):
-        receiver.delay_s = 2.0
+        receiver.delay_s = 5.0
         for event in events:
             await one.publish(event)
 
@@ -81,11 +81,11 @@ async def test_a_send_cut_short_is_sent_again_only_with_the_same_delivery_id_and
     the receiver can drop the repeat, and the row says it was sent in doubt."""
     port = free_port()
     settings = make_settings(
-        nats_url, database_url, tmp_path, delivery_lease_s=0.5, delivery_poll_s=0.02
+        nats_url, database_url, tmp_path, delivery_lease_s=2.0, delivery_poll_s=0.02
     )
     event = assigned("m-lan")
     async with webhook_receiver(port) as receiver:
-        receiver.delay_s = 3.0
+        receiver.delay_s = 8.0
         async with running_notify(settings, config=city(port)) as first:
             await first.publish(event)
 

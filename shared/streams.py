@@ -55,11 +55,13 @@ def petitions_stream(limits: StreamLimits | None = None, *, replicas: int | None
     )
 
 
-async def ensure_stream(broker: NatsBroker, limits: StreamLimits | None = None) -> None:
+async def ensure_stream(
+    broker: NatsBroker, limits: StreamLimits | None = None, *, replicas: int | None = None
+) -> None:
     """Create the petitions stream, or bring its settings to ours, whether or not this process
     subscribes to anything (FastStream declares streams only for its subscribers)."""
     js = broker.config.connection_state.stream
-    wanted = petitions_stream(limits).config
+    wanted = petitions_stream(limits, replicas=replicas).config
     wanted.subjects = [f"{STREAM_SUBJECT_PREFIX}.>"]
     try:
         info = await js.stream_info(PETITIONS_STREAM)

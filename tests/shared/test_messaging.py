@@ -490,14 +490,8 @@ async def test_an_unparseable_message_redelivered_after_a_lost_term_stays_one_de
         raise AssertionError("must not be called")
 
     rt.consumers.add(PetitionSubmitted, never)
-    await rt.broker.start()
-    await ensure_stream(rt.broker)
-    nc = await nats.connect(nats_url)
-    ack = await nc.jetstream().publish(
-        PetitionSubmitted.subject, b"{not json", headers={"Nats-Msg-Id": "bad-1"}
-    )
-    await nc.close()
-    already = stream_message_id_of(ack.stream, ack.seq)
+    # The stream is new: the message will be its first. Its row is there before it arrives.
+    already = stream_message_id_of(PETITIONS_STREAM, 1)
     async with rt.engine.begin() as conn:
         await conn.execute(
             insert(tables.dead_letters).values(
@@ -510,6 +504,14 @@ async def test_an_unparseable_message_redelivered_after_a_lost_term_stays_one_de
                 failed_at=datetime.now(UTC),
             )
         )
+    await rt.broker.start()
+    await ensure_stream(rt.broker)
+    nc = await nats.connect(nats_url)
+    ack = await nc.jetstream().publish(
+        PetitionSubmitted.subject, b"{not json", headers={"Nats-Msg-Id": "bad-1"}
+    )
+    await nc.close()
+    assert ack.seq == 1
 
     async def terminated() -> bool:
         return rt.consumers.stats.dead_lettered == 1

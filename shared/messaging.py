@@ -7,7 +7,7 @@ import asyncio
 import functools
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -39,7 +39,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.db import UtcDateTime, is_database_outage, is_sqlite, utcnow
-from shared.events import Event
+from shared.events import CATALOGUE, Event, derived_id
 from shared.events.base import STREAM_SUBJECT_PREFIX
 from shared.worker import Worker
 
@@ -276,6 +276,29 @@ def _sequence(raw: Msg) -> int:
     return raw.metadata.sequence.stream if raw.metadata and raw.metadata.sequence else 0
 
 
+# How the error of a parked message that no retry can fix begins (a body that does not parse,
+# a subject no handler knows); `retryable` reads it.
+UNRETRYABLE = "unretryable: "
+
+
+def stream_message_id(raw: Msg) -> uuid.UUID:
+    """The id a message without a readable event id is parked under: its place in the stream,
+    so each redelivery of it finds the one row already written instead of adding another."""
+    stream = raw.metadata.stream if raw.metadata else ""
+    return derived_id("stream-message", stream, _sequence(raw))
+
+
+def retryable(dead_letter: Mapping[str, Any]) -> bool:
+    """Whether an operator's retry can succeed: not for a message no handler can read."""
+    return dead_letter["retried_at"] is None and not str(dead_letter["error"]).startswith(
+        UNRETRYABLE
+    )
+
+
+class Unretryable(Exception):
+    """A parked message that a retry cannot fix (it does not parse, or nobody handles it)."""
+
+
 def _by_petition(rows: Sequence[Any]) -> list[list[Any]]:
     """The rows grouped by the petition their event is about, each group in outbox order."""
     chains: dict[str, list[Any]] = {}
@@ -363,8 +386,11 @@ class Consumers:
     If the batch fails, its messages are handled one by one, each in its own transaction, so
     one bad message cannot hold back the others: a failing one is retried with a delay
     (`nak(delay)`) up to `max_deliver` deliveries, then recorded in `dead_letters` and
-    terminated, in that order: while the record cannot be written it keeps coming back. A body that cannot be parsed is dead-lettered at once: retrying cannot fix it.
-    Messages no handler wants are acknowledged and skipped.
+    terminated, in that order: while the record cannot be written it keeps coming back. A body
+    that cannot be parsed, or a subject no event of the catalogue has, is dead-lettered at once
+    and marked unretryable: retrying cannot fix it. Such a message is parked under its stream
+    sequence (`stream_message_id`), so a redelivery adds no second row. Messages of a known
+    subject that no handler of this service wants are acknowledged and skipped.
     """
 
     def __init__(
@@ -541,12 +567,23 @@ class Consumers:
         deliveries = [self._prepare(raw) for raw in raws]
         wanted = [d for d in deliveries if d.event is not None]
         for d in deliveries:
-            if not d.registrations:
+            if d.subject not in CATALOGUE:
+                # No version of this service knows the subject: shown, never silently skipped.
+                await self._park(
+                    d,
+                    consumer=self.durable,
+                    event_id=stream_message_id(d.raw),
+                    error=f"{UNRETRYABLE}unknown subject {d.subject}",
+                )
+            elif not d.registrations:
                 self.stats.ignored += 1
                 await d.raw.ack()
             elif d.parse_error is not None:
                 await self._park(
-                    d, consumer=d.registrations[0].name, event_id=None, error=d.parse_error
+                    d,
+                    consumer=d.registrations[0].name,
+                    event_id=stream_message_id(d.raw),
+                    error=UNRETRYABLE + d.parse_error,
                 )
         if not wanted:
             return
@@ -624,7 +661,8 @@ class Consumers:
         """Run a parked message through its handlers again (an operator's retry action).
 
         Returns False when there is no such parked message or it was retried already; raises
-        what a handler raises, leaving the record parked.
+        `Unretryable` for a message no handler can read, and what a handler raises, leaving
+        the record parked.
         """
         dl = self._tables.dead_letters
         async with self._engine.connect() as conn:
@@ -634,8 +672,8 @@ class Consumers:
         if row is None or row["retried_at"] is not None:
             return False
         registrations = self._by_subject.get(row["subject"])
-        if not registrations:
-            return False
+        if not retryable(dict(row)) or not registrations:
+            raise Unretryable(str(row["error"]).removeprefix(UNRETRYABLE))
         event = registrations[0].event_type.model_validate_json(row["payload"])
         async with self._engine.begin() as conn:
             for registration in registrations:

@@ -72,7 +72,7 @@ def build_runtime(
             "no NATS credentials: anyone who reaches the bus can read and forge events "
             "(set PETITIONS_NATS_NKEY_SEED or PETITIONS_NATS_CREDS)",
         )
-    stream = petitions_stream(replicas=settings.stream_replicas)
+    stream = petitions_stream(settings.stream_limits)
     # `_stream_ready` makes sure of the stream before the consumer starts, from its one
     # definition; FastStream's own declaration would be a second one (and is refused to
     # every service but the stream's owner: shared.nats_auth).
@@ -115,7 +115,7 @@ def owns_stream(service: str) -> bool:
 async def _stream_ready(runtime: Runtime) -> None:
     """The owner brings the stream to its definition; the others wait until it exists."""
     if owns_stream(runtime.service):
-        await ensure_stream(runtime.broker, replicas=runtime.settings.stream_replicas)
+        await ensure_stream(runtime.broker, runtime.settings.stream_limits)
         return
     js = runtime.broker.config.connection_state.stream
     try:

@@ -8,6 +8,8 @@ from typing import Literal, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.streams import DAY_S, DEFAULT_MAX_AGE_S, DEFAULT_MAX_BYTES, StreamLimits
+
 DEMO_SECRET = "petitions-demo-secret-not-for-production"  # noqa: S105 - refused outside development
 
 
@@ -48,6 +50,10 @@ class CommonSettings(BaseSettings):
     nats_tls_cert: Path | None = None
     nats_tls_key: Path | None = None
     stream_replicas: int = Field(default=1, ge=1, le=5)
+    # Retention of the petitions stream: events older than this many days are dropped, and a
+    # stream this full refuses new events (they wait in the outboxes). docs/reliability.md.
+    stream_max_age_days: float = Field(default=DEFAULT_MAX_AGE_S / DAY_S, gt=0, le=3650)
+    stream_max_bytes: int = Field(default=DEFAULT_MAX_BYTES, ge=1024 * 1024)
     secret_key: SecretStr = SecretStr(DEMO_SECRET)
     log_format: Literal["console", "json"] | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -111,6 +117,14 @@ class CommonSettings(BaseSettings):
     @property
     def nats_servers(self) -> list[str]:
         return [s.strip() for s in self.nats_url.split(",") if s.strip()]
+
+    @property
+    def stream_limits(self) -> StreamLimits:
+        return StreamLimits(
+            replicas=self.stream_replicas,
+            max_age_s=self.stream_max_age_days * DAY_S,
+            max_bytes=self.stream_max_bytes,
+        )
 
     @property
     def resolved_log_format(self) -> Literal["console", "json"]:

@@ -15,14 +15,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import SESSION_COOKIE, InvalidTokenError, Staff, read_token
 from shared.db import OUTAGE_ERRORS, is_database_outage, ping
-from shared.messaging import list_dead_letters
+from shared.messaging import Unretryable, list_dead_letters, retryable
 from shared.runtime import Runtime
 
 PROBLEM_JSON = "application/problem+json"
@@ -430,6 +430,10 @@ class DeadLetter(BaseModel):
     deliveries: int
     failed_at: datetime
     retried_at: datetime | None
+    retryable: bool = Field(
+        description="False when a retry cannot help: the body does not parse, or no handler "
+        "knows its subject (it was parked at once)."
+    )
 
 
 class Retried(BaseModel):
@@ -443,7 +447,7 @@ dead_letters = APIRouter(prefix="/api/v1/admin/dead-letters", tags=["admin"])
 async def list_parked(_: AdminStaff, runtime: AppRuntime) -> list[DeadLetter]:
     """What consumers parked, for an administrator to read and retry."""
     rows = await list_dead_letters(runtime.engine, runtime.tables)
-    return [DeadLetter.model_validate(row) for row in rows]
+    return [DeadLetter.model_validate({**row, "retryable": retryable(row)}) for row in rows]
 
 
 @dead_letters.post("/{dead_letter_id}/retry", responses=problem_responses(401, 403, 404, 409))
@@ -451,6 +455,10 @@ async def retry_parked(dead_letter_id: int, _: AdminStaff, runtime: AppRuntime) 
     """Hand a parked message to its handler again; it leaves the list once handled."""
     try:
         ok = await runtime.consumers.retry_dead_letter(dead_letter_id)
+    except Unretryable as exc:
+        raise ProblemError(
+            409, f"Không thể thử lại thư này / This message cannot be retried: {exc}"
+        ) from exc
     except Exception as exc:
         raise ProblemError(
             409, f"Thử lại thất bại / Retry failed: {type(exc).__name__}: {exc}"

@@ -44,6 +44,7 @@ from shared.events import (
     EscalationRequested,
     Event,
     FeedbackGiven,
+    PetitionRedacted,
     PetitionSubmitted,
     PetitionWithdrawn,
     ResidentAnswered,
@@ -708,10 +709,12 @@ async def stop_updates(engine: AsyncEngine, *, token: str, now: datetime) -> boo
 
 async def erase_contact(engine: AsyncEngine, *, token: str, now: datetime) -> bool:
     """Erase the resident's contact data (name, phone, email, the tracking token's copy); the
-    petition's content stays, marked `contact_erased_at`. True when it erased something.
+    petition's content stays here, marked `contact_erased_at`, for the resident's tracking page.
+    True when it erased something.
 
     The resident keeps their tracking link (only its hash is stored), so they can still follow
-    the petition; nobody can contact them any more.
+    the petition; nobody can contact them any more. `PetitionRedacted` tells routing and notify
+    to remove the resident's text from their copies.
     """
     async with engine.begin() as conn:
         row = await _petition_for_update(conn, token)
@@ -723,10 +726,14 @@ async def erase_contact(engine: AsyncEngine, *, token: str, now: datetime) -> bo
         if changed.rowcount != 1:
             return False
         await conn.execute(delete(contacts).where(contacts.c.petition_id == row["id"]))
-        await _timeline(
+        # Routing and notify remove the resident's text from their copies (docs/intake.md).
+        event = _resident_event(
+            PetitionRedacted, row, now, event_id=derived_id(row["id"], "redacted")
+        )
+        await _record_action(
             conn,
             row,
-            event_id=uuid.uuid4(),
+            event,
             kind="contact_erased",
             now=now,
             vi="Thông tin liên hệ của bạn đã được xoá.",

@@ -13,11 +13,20 @@ carry it) just before sending, sends with bounded concurrency, and records the o
 - A resident intake does not know, who was erased, or who asked for no updates is never
   contacted: the notification is `skipped` and no other channel is tried.
 
-At-least-once, made as close to once as the outside world allows: the notifications a round sent
-are marked sent in one transaction as soon as the round's sends are done. If the process dies
-before that, the claim's lease runs out and the messages go again, with the same Message-ID or
-webhook delivery id (derived from the idempotency key), so the receiving side can drop them; the
-embedded mailbox overwrites the same file.
+At most once per idempotency key across replicas, as far as the outside world allows:
+- A claim leases its rows for `delivery_lease_s` under a fresh token (`lease_token`); only the
+  claim holding the token records an outcome, so a worker whose lease ran out cannot mark sent,
+  failed or dead what another worker now holds.
+- Just before sending, the round checks it still holds every row of each message, renews the
+  lease and records `send_started_at`, in one transaction (a message it no longer holds
+  entirely is not sent). While the sends last, the round's lease is renewed every third of its
+  length, so a slow channel never lets a second worker claim a message being sent.
+- The outcome clears `send_started_at`. A claim that finds it set knows an earlier send began
+  and was never recorded (its worker died, or stalled past its lease): the message may have
+  left. It is sent again only with the same Message-ID or webhook delivery id (derived from
+  the idempotency key), so the receiver can drop the repeat; the embedded mailbox overwrites
+  the same file. It is logged (`notification_send_in_doubt`) and noted on the row, never
+  silent.
 """
 
 from __future__ import annotations
@@ -27,9 +36,11 @@ import hashlib
 import json
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -59,6 +70,19 @@ log = structlog.get_logger(__name__)
 RETRYABLE = ("queued", "failed")
 RECIPIENT_KINDS = ("member", "resident")
 Row = Mapping[str, Any]
+# Recorded on a message sent again after an earlier send of unknown outcome.
+RESENT_IN_DOUBT = (
+    "gửi lại cùng mã sau một lần gửi không rõ kết quả / sent again with the same id after an "
+    "earlier send whose outcome is unknown"
+)
+
+
+def _held(row: Row) -> Any:
+    """The condition under which a row is still held by the claim that read it."""
+    n = notifications
+    return and_(
+        n.c.id == row["id"], n.c.status.in_(RETRYABLE), n.c.lease_token == row["lease_token"]
+    )
 
 
 class Skip(Exception):
@@ -110,6 +134,7 @@ class DeliveryWorker:
         self.channels = dict(channels)
         self._rand = rand
         self._batch_size = settings.delivery_batch_size
+        self._lease = timedelta(seconds=settings.delivery_lease_s)
         # One limit for both loops: at most this many sends at once.
         self._sending = asyncio.Semaphore(settings.delivery_concurrency)
         # Residents' messages wait for intake's answer, members' do not: each kind has its own
@@ -150,20 +175,12 @@ class DeliveryWorker:
         """Claim the due notifications for `kind` (one round), ask for what they need in one
         go, send at most `delivery_concurrency` at once, and record the sent ones together;
         returns rows tried."""
-        groups, references = await self._claim(kind)
-        if not groups:
+        claimed, references = await self._claim(kind)
+        if not claimed:
             return 0
         started = time.monotonic()
-        lookups = Lookups(references=references)
-        if kind == "resident":
-            try:
-                contacts = await self._directory.contacts(
-                    sorted({g[0]["petition_id"] for g in groups})
-                )
-            except DirectoryUnavailable as exc:
-                lookups = Lookups(references=references, contacts_error=str(exc))
-            else:
-                lookups = Lookups(references=references, contacts=contacts)
+        lookups = await self._lookups(kind, claimed, references)
+        groups = await self._begin_sends(claimed)
         # The common outcomes, sent and skipped, are written for the whole round in one
         # transaction: on a busy SQLite each transaction waits its turn behind the consumers.
         done: dict[tuple[str, str | None], list[Row]] = {}
@@ -175,11 +192,12 @@ class DeliveryWorker:
                 done.setdefault(outcome, []).extend(group)
 
         try:
-            await asyncio.gather(*(one(group) for group in groups))
+            async with self._renewing(claimed[0][0]["lease_token"]):
+                await asyncio.gather(*(one(group) for group in groups))
         finally:
             if done:
                 await self._finish(done)
-        rows = sum(len(g) for g in groups)
+        rows = sum(len(g) for g in claimed)
         log.debug(
             "delivery_round",
             kind=kind,
@@ -206,6 +224,7 @@ class DeliveryWorker:
         if locking:
             query = query.with_for_update(skip_locked=True)
         lease_until = now + timedelta(seconds=self._settings.delivery_lease_s)
+        token = uuid.uuid4().hex
         async with self._engine.begin() as conn:
             rows: list[Row] = [dict(r) for r in (await conn.execute(query)).mappings().all()]
             keys = {r["batch_key"] for r in rows if r["batch_key"]}
@@ -219,26 +238,23 @@ class DeliveryWorker:
                 return [], {}
             claimed: list[Row] = []
             for row in rows:
-                held = quiet_until(
-                    now,
-                    self._q.config.quiet_hours_for(row["recipient_kind"], row["recipient_ref"]),
-                    row["channel"],
-                    self._q.config.zone,
-                )
-                if held is not None:
+                if (held := self._quiet_until(row, now)) is not None:
                     await conn.execute(
                         update(n)
                         .where(n.c.id == row["id"])
                         .values(next_attempt_at=held, hold_reason="quiet_hours")
                     )
                 else:
-                    claimed.append({**row, "attempts": row["attempts"] + 1})
+                    claimed.append({**row, "attempts": row["attempts"] + 1, "lease_token": token})
             if claimed:
                 await conn.execute(
                     update(n)
                     .where(n.c.id.in_([r["id"] for r in claimed]))
                     .values(
-                        attempts=n.c.attempts + 1, next_attempt_at=lease_until, hold_reason=None
+                        attempts=n.c.attempts + 1,
+                        next_attempt_at=lease_until,
+                        hold_reason=None,
+                        lease_token=token,
                     )
                 )
             references = await _references(conn, claimed)
@@ -246,6 +262,11 @@ class DeliveryWorker:
         for row in claimed:
             groups.setdefault(row["batch_key"] or ("single", row["id"]), []).append(row)
         return [sorted(g, key=lambda r: r["id"]) for g in groups.values()], references
+
+    def _quiet_until(self, row: Row, now: datetime) -> datetime | None:
+        config = self._q.config
+        quiet = config.quiet_hours_for(row["recipient_kind"], row["recipient_ref"])
+        return quiet_until(now, quiet, row["channel"], config.zone)
 
     async def _deliver(self, group: list[Row], lookups: Lookups) -> tuple[str, str | None] | None:
         """Send one message (a group leaves as one). Returns the status and error to record
@@ -284,9 +305,73 @@ class DeliveryWorker:
             # The delivery log is shown to staff; a resident's address never goes in it.
             await self._failed(group, _scrub(f"{type(exc).__name__}: {exc}", secrets), bound)
         else:
+            if any(r["send_started_at"] is not None for r in group):
+                bound.warning("notification_send_in_doubt", resent_with_same_id=True)
+                return ("sent", RESENT_IN_DOUBT)
             bound.info("notification_sent", messages=len(group))
             return ("sent", None)
         return None
+
+    async def _lookups(
+        self, kind: str, groups: list[list[Row]], references: dict[str, tuple[str, str | None]]
+    ) -> Lookups:
+        """Residents' contacts for the whole round, in one request to intake."""
+        if kind != "resident":
+            return Lookups(references=references)
+        try:
+            contacts = await self._directory.contacts(sorted({g[0]["petition_id"] for g in groups}))
+        except DirectoryUnavailable as exc:
+            return Lookups(references=references, contacts_error=str(exc))
+        return Lookups(references=references, contacts=contacts)
+
+    async def _begin_sends(self, groups: list[list[Row]]) -> list[list[Row]]:
+        """The messages this round still holds entirely, with their lease renewed and the
+        start of their send recorded, in one transaction; the others are not sent (another
+        worker holds them now)."""
+        n = notifications
+        token = groups[0][0]["lease_token"]
+        now = self._clock.now()
+        ids = [r["id"] for g in groups for r in g]
+        mine = select(n.c.id).where(
+            and_(n.c.id.in_(ids), n.c.lease_token == token, n.c.status.in_(RETRYABLE))
+        )
+        if not is_sqlite(self._engine):
+            mine = mine.with_for_update()
+        async with self._engine.begin() as conn:
+            held = set((await conn.execute(mine)).scalars().all())
+            kept = [g for g in groups if all(r["id"] in held for r in g)]
+            if kept:
+                await conn.execute(
+                    update(n)
+                    .where(n.c.id.in_([r["id"] for g in kept for r in g]))
+                    .values(send_started_at=now, next_attempt_at=now + self._lease)
+                )
+        if len(kept) < len(groups):
+            log.warning("notification_lease_lost", messages=len(groups) - len(kept), sent=False)
+        return kept
+
+    @asynccontextmanager
+    async def _renewing(self, token: str) -> AsyncIterator[None]:
+        """Renew the round's lease every third of its length while its sends last, so a slow
+        channel never lets another worker claim a message being sent."""
+        n = notifications
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(self._settings.delivery_lease_s / 3)
+                async with self._engine.begin() as conn:
+                    await conn.execute(
+                        update(n)
+                        .where(and_(n.c.lease_token == token, n.c.status.in_(RETRYABLE)))
+                        .values(next_attempt_at=self._clock.now() + self._lease)
+                    )
+
+        renewing = asyncio.create_task(renew(), name="notify-lease-renewal")
+        try:
+            yield
+        finally:
+            renewing.cancel()
+            await asyncio.gather(renewing, return_exceptions=True)
 
     async def _prepare(self, group: list[Row], lookups: Lookups) -> Prepared:
         first = group[0]
@@ -352,21 +437,34 @@ class DeliveryWorker:
         return Recipient(kind="member", ref=row["recipient_ref"], name=name, email=address or None)
 
     async def _finish(self, outcomes: Mapping[tuple[str, str | None], Sequence[Row]]) -> None:
-        """Record sent and skipped rows, by (status, error), in one transaction."""
+        """Record sent and skipped rows, by (status, error), in one transaction; only rows
+        this worker's claim still holds (a lost lease is logged: the new holder decides)."""
         n = notifications
         now = self._clock.now()
+        lost = 0
         async with self._engine.begin() as conn:
             for (status, error), rows in outcomes.items():
-                await conn.execute(
-                    update(n)
-                    .where(and_(n.c.id.in_([r["id"] for r in rows]), n.c.status.in_(RETRYABLE)))
-                    .values(
-                        status=status,
-                        last_error=error[:2000] if error else None,
-                        sent_at=now if status == "sent" else None,
-                        lookup_failures=0,
+                for token, ids in _by_token(rows).items():
+                    changed = await conn.execute(
+                        update(n)
+                        .where(
+                            and_(
+                                n.c.id.in_(ids),
+                                n.c.status.in_(RETRYABLE),
+                                n.c.lease_token == token,
+                            )
+                        )
+                        .values(
+                            status=status,
+                            last_error=error[:2000] if error else None,
+                            sent_at=now if status == "sent" else None,
+                            lookup_failures=0,
+                            send_started_at=None,
+                        )
                     )
-                )
+                    lost += len(ids) - changed.rowcount
+        if lost:
+            log.warning("notification_outcome_after_lease_lost", rows=lost)
 
     async def _give_up(self, group: Sequence[Row], *, status: str, error: str) -> None:
         """This channel cannot deliver: record why and queue each row on the next channel."""
@@ -379,14 +477,8 @@ class DeliveryWorker:
                     note = f"{error}; chuyển sang / falling back to {fallbacks[0]}"
                 changed = await conn.execute(
                     update(n)
-                    .where(
-                        and_(
-                            n.c.id == row["id"],
-                            n.c.status.in_(RETRYABLE),
-                            n.c.attempts == row["attempts"],
-                        )
-                    )
-                    .values(status=status, last_error=note[:2000])
+                    .where(_held(row))
+                    .values(status=status, last_error=note[:2000], send_started_at=None)
                 )
                 if changed.rowcount and fallbacks:
                     await self._fall_back(conn, row, fallbacks)
@@ -427,22 +519,17 @@ class DeliveryWorker:
         retry_at = self._clock.now() + timedelta(seconds=delay)
         async with self._engine.begin() as conn:
             for row in group:
+                # Only the claim that made this attempt may give it back.
                 await conn.execute(
                     update(n)
-                    .where(
-                        and_(
-                            n.c.id == row["id"],
-                            n.c.status.in_(RETRYABLE),
-                            # Only the claim that made this attempt may give it back.
-                            n.c.attempts == row["attempts"],
-                        )
-                    )
+                    .where(_held(row))
                     .values(
                         status="failed",
                         attempts=n.c.attempts - 1,
                         lookup_failures=failures,
                         last_error=error[:2000],
                         next_attempt_at=retry_at,
+                        send_started_at=None,
                     )
                 )
 
@@ -469,17 +556,12 @@ class DeliveryWorker:
                 # Only the claim that made this attempt may record its failure.
                 await conn.execute(
                     update(n)
-                    .where(
-                        and_(
-                            n.c.id == row["id"],
-                            n.c.status.in_(RETRYABLE),
-                            n.c.attempts == row["attempts"],
-                        )
-                    )
+                    .where(_held(row))
                     .values(
                         status="failed",
                         last_error=error[:2000],
                         next_attempt_at=now + timedelta(seconds=delay),
+                        send_started_at=None,
                     )
                 )
 
@@ -499,6 +581,13 @@ async def _references(
         )
     ).all()
     return {pid: (ref, title) for pid, ref, title in known if ref}
+
+
+def _by_token(rows: Sequence[Row]) -> dict[str, list[int]]:
+    ids: dict[str, list[int]] = {}
+    for row in rows:
+        ids.setdefault(row["lease_token"], []).append(row["id"])
+    return ids
 
 
 def _scrub(text: str, secrets: Sequence[str]) -> str:

@@ -81,6 +81,11 @@ notifications = Table(
     # Times in a row the contact look-up found no directory (intake down or slow): retried
     # soon and without spending a delivery attempt, since the message itself is not at fault.
     Column("lookup_failures", Integer, nullable=False, server_default="0"),
+    # The claim that holds the row now (a fresh token per claim): only it records an outcome.
+    Column("lease_token", String(32), nullable=True),
+    # When the holder began to send; cleared with the outcome. Set at a claim, the previous
+    # send's outcome is unknown (its worker died or lost its lease): see delivery.py.
+    Column("send_started_at", UtcDateTime, nullable=True),
     Index("ix_notifications_due", "status", "next_attempt_at"),
     Index("ix_notifications_petition", "petition_id"),
     Index("ix_notifications_batch", "batch_key", "status"),

@@ -148,6 +148,22 @@ def plan_notifications(event: Event, facts: Facts | None = None) -> list[Planned
     return []
 
 
+def waits_for(event: Event, facts: Facts) -> str | None:
+    """What earlier event `event` needs before its messages can be planned, if it has not
+    arrived (the two crossed on the way: the earlier one is being retried). Only pairs the
+    lifecycle guarantees: a reopening always follows a resolution, an assignment by
+    escalation always follows its escalation. Everything else is planned as it comes; the
+    facts are replayed in time order on every event, whatever the arrival order."""
+    match event:
+        case CaseReopened() if facts.resolver_before(event.occurred_at) is None:
+            return "the resolution it reopens"
+        case CaseAssigned(reason="escalated") if (
+            facts.escalation_reason_before(event.occurred_at) is None
+        ):
+            return "the escalation it follows"
+    return None
+
+
 def _plan_escalated(
     event: CaseEscalated, case: dict[str, str], facts: Facts | None
 ) -> list[PlannedNotification]:

@@ -157,8 +157,9 @@ def _facts_values(
 
 
 class _ParsedEvents:
-    """Events already parsed in this process, by id. An event never changes, so a petition's
-    replay parses only what it has not seen (each event is parsed once, not once per later
+    """Events already parsed in this process, by id. An event changes only when its petition
+    is redacted (`ResolutionTracker.forget`), so a petition's replay parses only what it has
+    not seen (each event is parsed once, not once per later
     event of its petition); bounded, oldest first out."""
 
     def __init__(self, size: int) -> None:
@@ -167,6 +168,9 @@ class _ParsedEvents:
 
     def get(self, event_id: str) -> Event | None:
         return self._events.get(event_id)
+
+    def discard(self, event_id: str) -> None:
+        self._events.pop(event_id, None)
 
     def put(self, event: Event) -> None:
         key = str(event.event_id)
@@ -208,6 +212,14 @@ class ResolutionTracker:
             assert event is not None, event_id
             events.append(event)
         return events
+
+    async def forget(self, conn: AsyncConnection, petition_id: str) -> None:
+        """Parse the petition's events afresh next time: they were redacted (an event
+        changes only then, perhaps in another replica)."""
+        key = {"pid": petition_id}
+        stmt = self._statement(conn, "event_ids", _event_ids_statement)
+        for (event_id,) in await conn.execute(stmt, key):
+            self._parsed.discard(event_id)
 
     async def refresh(
         self,

@@ -14,6 +14,7 @@ from shared.events import (
     CaseResolved,
     Event,
     FeedbackGiven,
+    PetitionRedacted,
     PetitionSubmitted,
     PetitionWithdrawn,
     ResidentAnswered,
@@ -106,6 +107,11 @@ def summarise(event: Event) -> Summary:
             return Summary("Người dân rút phản ánh", "The resident withdrew the petition")
         case ResidentAnswered():
             return Summary("Người dân trả lời câu hỏi", "The resident answered a question")
+        case PetitionRedacted():
+            return Summary(
+                "Người dân đã xoá thông tin; nội dung người dân viết đã được xoá",
+                "The resident was erased; what they wrote was removed",
+            )
     return Summary(kind_of(type(event)), kind_of(type(event)))
 
 

@@ -12,7 +12,11 @@ from fastapi import FastAPI
 from services.routing import models
 from services.routing.actions import CaseActions
 from services.routing.api import ROUTERS
-from services.routing.handlers import CaseHandlers
+from services.routing.handlers import (
+    CaseHandlers,
+    redacting_if_erased,
+    when_petition_redacted_remove_resident_text,
+)
 from services.routing.ladder import Ladder, load_ladder_file
 from services.routing.org import (
     DEMO_ORG_FILE,
@@ -31,6 +35,7 @@ from shared.clock import Clock, clock_from_env
 from shared.events import (
     EscalationRequested,
     FeedbackGiven,
+    PetitionRedacted,
     PetitionSubmitted,
     PetitionWithdrawn,
     ResidentAnswered,
@@ -68,12 +73,15 @@ def subscribe(runtime: Runtime, ladder: Ladder) -> None:
     """What routing does with intake's events, and the questions it answers on the bus."""
     handlers = CaseHandlers(clock=runtime.clock, ladder=ladder)
     runtime.consumers.add(PetitionSubmitted, handlers.when_petition_submitted_open_case_and_assign)
-    runtime.consumers.add(FeedbackGiven, handlers.when_feedback_given_close_or_reopen)
-    runtime.consumers.add(PetitionWithdrawn, handlers.when_petition_withdrawn_close_case)
-    runtime.consumers.add(ResidentAnswered, handlers.when_resident_answered_resume_case)
-    runtime.consumers.add(
-        EscalationRequested, handlers.when_escalation_requested_escalate_overdue_case
+    add = runtime.consumers.add
+    add(FeedbackGiven, redacting_if_erased(handlers.when_feedback_given_close_or_reopen))
+    add(PetitionWithdrawn, redacting_if_erased(handlers.when_petition_withdrawn_close_case))
+    add(ResidentAnswered, redacting_if_erased(handlers.when_resident_answered_resume_case))
+    add(
+        EscalationRequested,
+        redacting_if_erased(handlers.when_escalation_requested_escalate_overdue_case),
     )
+    add(PetitionRedacted, when_petition_redacted_remove_resident_text)
     register_member_lookup(runtime.broker, runtime.engine)
     register_unit_lookup(runtime.broker, runtime.engine)
 

@@ -4,11 +4,13 @@ with the "handled" mark, so a redelivery changes nothing."""
 
 from __future__ import annotations
 
+import functools
+import json
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import insert
+from sqlalchemy import and_, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -48,12 +50,16 @@ from shared.events import (
     EscalationRequested,
     Event,
     FeedbackGiven,
+    PetitionRedacted,
     PetitionSubmitted,
     PetitionWithdrawn,
     ResidentAnswered,
 )
+from shared.events.intake import REDACTED_TEXT
 from shared.events.routing import AssignReason
-from shared.messaging import NotYet
+from shared.messaging import Handler, NotYet
+
+E = TypeVar("E", bound=Event)
 
 log = structlog.get_logger(__name__)
 
@@ -362,3 +368,89 @@ def _reopen(case: RowMapping, org: Organisation, event: FeedbackGiven, now: date
     if choice.rung <= rung:
         move.values["flag"] = "top_rung"
     return move
+
+
+# What the resident wrote, by history kind: removed when their petition is redacted.
+_RESIDENT_SAID = {
+    "withdrawn": "reason",
+    "resident_answered": "answer",
+    "escalation_requested": "comment",
+    "reopened": "comment",
+}
+
+
+async def when_petition_redacted_remove_resident_text(
+    conn: AsyncConnection, event: PetitionRedacted
+) -> None:
+    """The resident was erased in intake: the case keeps its course, but its title,
+    description, place and everything the resident wrote in its history are replaced, in the
+    case and in routing's outbox. A marker line in the history makes later resident events
+    about it redacted as they arrive (`redacting_if_erased`)."""
+    case = await case_of(conn, event)
+    await redact_case(conn, case)
+    seen = select(models.case_history.c.id).where(
+        models.case_history.c.event_id == str(event.event_id)
+    )
+    if await conn.scalar(seen) is None:
+        await record_history(
+            conn, case["id"], [Entry(event, "redacted", actor="resident")], now=event.occurred_at
+        )
+    log.info("case_redacted", petition_id=str(event.petition_id), case_id=case["id"])
+
+
+async def redact_case(conn: AsyncConnection, case: RowMapping) -> None:
+    texts = {case["title"], case["description"], case["location"]} - {None, REDACTED_TEXT}
+    await conn.execute(
+        update(models.cases)
+        .where(models.cases.c.id == case["id"])
+        .values(title=REDACTED_TEXT, description=REDACTED_TEXT, location=None)
+    )
+    h = models.case_history
+    rows = await conn.execute(
+        select(h.c.id, h.c.kind, h.c.detail).where(
+            and_(h.c.case_id == case["id"], h.c.kind.in_(_RESIDENT_SAID))
+        )
+    )
+    for row_id, kind, detail in rows.all():
+        key = _RESIDENT_SAID[kind]
+        if (detail or {}).get(key) not in (None, REDACTED_TEXT):
+            texts.add(detail[key])
+            await conn.execute(
+                update(h).where(h.c.id == row_id).values(detail={**detail, key: REDACTED_TEXT})
+            )
+    await redact_outbox(conn, models.messaging.outbox, case["petition_id"], texts)
+
+
+async def redact_outbox(
+    conn: AsyncConnection, outbox: Any, petition_id: str, texts: set[str]
+) -> None:
+    """The petition's events still in the outbox, with the resident's texts replaced."""
+    if not texts:
+        return
+    rows = await conn.execute(
+        select(outbox.c.id, outbox.c.payload).where(outbox.c.payload.contains(petition_id))
+    )
+    for row_id, payload in rows.all():
+        data = json.loads(payload)
+        cleaned = {k: REDACTED_TEXT if v in texts else v for k, v in data.items()}
+        if cleaned != data:
+            await conn.execute(
+                update(outbox).where(outbox.c.id == row_id).values(payload=json.dumps(cleaned))
+            )
+
+
+def redacting_if_erased(handler: Handler[E]) -> Handler[E]:
+    """`handler`, then, if the petition was redacted already, the resident's new text too:
+    an erased resident who still writes from the tracking page is not kept in routing."""
+
+    @functools.wraps(handler)
+    async def handle(conn: AsyncConnection, event: E) -> None:
+        await handler(conn, event)
+        case = await get_case_by_petition(conn, str(event.petition_id))
+        h = models.case_history
+        if case is not None and await conn.scalar(
+            select(h.c.id).where(and_(h.c.case_id == case["id"], h.c.kind == "redacted")).limit(1)
+        ):
+            await redact_case(conn, case)
+
+    return handle

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from .base import Event, derived_id, versioned
 from .intake import (
+    REDACTED_TEXT,
     EscalationRequested,
     FeedbackGiven,
+    PetitionRedacted,
     PetitionSubmitted,
     PetitionWithdrawn,
     ResidentAnswered,
@@ -35,6 +37,7 @@ CATALOGUE: dict[str, type[Event]] = {
         PetitionWithdrawn,
         ResidentAnswered,
         EscalationRequested,
+        PetitionRedacted,
         CaseAssigned,
         CaseAccepted,
         CaseNoteAdded,
@@ -52,6 +55,31 @@ CATALOGUE: dict[str, type[Event]] = {
 }
 
 
+# The fields of each event that hold what a resident wrote (or a copy of it): what a
+# `PetitionRedacted` removes from every service's copy.
+RESIDENT_TEXT: dict[type[Event], tuple[str, ...]] = {
+    PetitionSubmitted: ("title", "description", "location"),
+    FeedbackGiven: ("comment",),
+    PetitionWithdrawn: ("reason",),
+    ResidentAnswered: ("answer",),
+    EscalationRequested: ("comment",),
+    CaseReopened: ("comment",),
+}
+
+
+def redacted(event: Event) -> Event:
+    """`event` with the resident's text replaced (an absent text stays absent)."""
+    fields = RESIDENT_TEXT.get(type(event), ())
+    changes = {f: REDACTED_TEXT for f in fields if getattr(event, f) not in (None, REDACTED_TEXT)}
+    return event.model_copy(update=changes) if changes else event
+
+
+def resident_texts(event: Event) -> set[str]:
+    """What the resident wrote in `event`, as it is there."""
+    values = (getattr(event, f) for f in RESIDENT_TEXT.get(type(event), ()))
+    return {v for v in values if isinstance(v, str) and v and v != REDACTED_TEXT}
+
+
 class UnknownEventError(ValueError):
     """A message whose subject is not in the catalogue."""
 
@@ -67,6 +95,8 @@ def parse_event(subject: str, payload: bytes) -> Event:
 
 __all__ = [
     "CATALOGUE",
+    "REDACTED_TEXT",
+    "RESIDENT_TEXT",
     "CaseAccepted",
     "CaseAssigned",
     "CaseClosed",
@@ -84,11 +114,14 @@ __all__ = [
     "EscalationRequested",
     "Event",
     "FeedbackGiven",
+    "PetitionRedacted",
     "PetitionSubmitted",
     "PetitionWithdrawn",
     "ResidentAnswered",
     "UnknownEventError",
     "derived_id",
     "parse_event",
+    "redacted",
+    "resident_texts",
     "versioned",
 ]

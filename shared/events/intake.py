@@ -51,3 +51,15 @@ class EscalationRequested(Event):
 
     subject: ClassVar[str] = versioned("escalation_requested")
     comment: str | None = None
+
+
+class PetitionRedacted(Event):
+    """The resident had their contact data erased: every service removes, from its own copy,
+    the free text the resident wrote about this petition (title, description, place, comments,
+    answers, reasons). Intake alone held the contact data; it carries none here either."""
+
+    subject: ClassVar[str] = versioned("redacted")
+
+
+# What replaces a resident's text once the petition is redacted.
+REDACTED_TEXT = "[đã xoá theo yêu cầu của người dân / removed at the resident's request]"

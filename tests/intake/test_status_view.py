@@ -12,8 +12,10 @@ from shared.events import (
     CaseClosed,
     CaseEscalated,
     CaseNoteAdded,
+    CaseQuestionAsked,
     CaseReopened,
     CaseResolved,
+    CaseResumed,
     FeedbackGiven,
     PetitionSubmitted,
 )
@@ -183,3 +185,24 @@ async def test_events_for_unknown_petitions_are_ignored(intake: Intake) -> None:
 
     await eventually(handled, what="the stray event was consumed")
     assert intake.runtime.consumers.stats.dead_lettered == 0
+
+
+async def test_a_question_that_arrives_after_its_resumption_does_not_reopen_the_form(
+    intake: Intake,
+) -> None:
+    """The one pair a resident would notice: the question was held up (retried) and the case
+    resumed meanwhile. Intake never waits for an earlier event (it made the petition, so none
+    is missing): each routing event adds its line, and moves the status only if it is newer."""
+    body = await intake.submit()
+    pid, token = body["petition_id"], body["tracking_token"]
+    t0 = datetime.now(UTC) + timedelta(seconds=1)
+    question = CaseQuestionAsked.new(
+        **case_fields(pid, t0), member_id="m1", question_id=uuid.uuid4(), question="Cột số mấy?"
+    )
+    resumed = CaseResumed.new(**case_fields(pid, t0 + timedelta(seconds=1)), reason="max_wait")
+    await intake.publish(resumed)
+    await wait_for(intake, token, "in_progress", 2)
+    await intake.publish(question)
+    view = await wait_for(intake, token, "in_progress", 3)
+    assert view["question"] is None
+    assert view["can_answer"] is False

@@ -287,6 +287,8 @@ class Receiver:
 
     port: int
     status: int = 200
+    # Seconds the receiver takes to answer (a slow gateway), which a test may change.
+    delay_s: float = 0.0
     received: list[dict[str, Any]] = field(default_factory=list)
     bad_signatures: int = 0
     hits: int = 0
@@ -324,6 +326,8 @@ async def webhook_receiver(port: int, *, status: int = 200) -> AsyncIterator[Rec
         payload["_status"] = receiver.status
         payload["_delivery"] = request.headers.get("X-Petitions-Delivery")
         receiver.received.append(payload)
+        if receiver.delay_s:
+            await asyncio.sleep(receiver.delay_s)
         return Response(status_code=receiver.status)
 
     server = uvicorn.Server(

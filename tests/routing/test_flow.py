@@ -20,7 +20,14 @@ from services.routing.app import create_app
 from services.routing.settings import Settings
 from shared.db import create_engine
 from shared.embedded_nats import free_port
-from shared.events import Event, FeedbackGiven, PetitionSubmitted, PetitionWithdrawn
+from shared.events import (
+    REDACTED_TEXT,
+    Event,
+    FeedbackGiven,
+    PetitionRedacted,
+    PetitionSubmitted,
+    PetitionWithdrawn,
+)
 from shared.runtime import Runtime
 from shared.streams import PETITIONS_STREAM
 from tests.support import connect_nats, eventually, service_nats
@@ -361,3 +368,57 @@ async def test_the_staff_api_and_pages_answer_503_while_the_database_is_down(
     assert page.status_code == 503
     assert page.headers["content-type"].startswith("text/html")
     assert (await routing.client.get("/api/v1/cases", headers=headers)).status_code == 200
+
+
+async def test_an_erasure_redacts_the_case_even_before_it_exists_and_what_follows(
+    routing: Routing,
+) -> None:
+    """`petitions.redacted.v1` that overtakes the submission waits for the case, then removes
+    the resident's text; a withdrawal reason the resident gives afterwards is not kept either."""
+    event = submitted(unit_id="my-thoi-thoi-an-a", category_id="social_policy")
+    erased = PetitionRedacted.new(producer="intake", petition_id=event.petition_id)
+    await routing.publish(erased)
+
+    async def waiting() -> bool:
+        return routing.runtime.consumers.stats.retried >= 1
+
+    await eventually(waiting, what="the erasure kept for later")
+    await open_case(routing, event)
+    said = "Tôi chuyển nhà về số 9 / I moved to number 9"
+    await routing.publish(
+        PetitionWithdrawn.new(producer="intake", petition_id=event.petition_id, reason=said)
+    )
+
+    async def redacted() -> list[Any] | None:
+        async with routing.runtime.engine.connect() as conn:
+            case = (
+                (
+                    await conn.execute(
+                        select(models.cases).where(
+                            models.cases.c.petition_id == str(event.petition_id)
+                        )
+                    )
+                )
+                .mappings()
+                .one()
+            )
+            history = (
+                await conn.execute(
+                    select(models.case_history.c.kind, models.case_history.c.detail).where(
+                        models.case_history.c.case_id == case["id"]
+                    )
+                )
+            ).all()
+        kinds = [kind for kind, _ in history]
+        if case["status"] != "withdrawn" or "redacted" not in kinds:
+            return None
+        assert case["title"] == REDACTED_TEXT
+        assert case["description"] == REDACTED_TEXT
+        assert case["location"] is None
+        return history
+
+    history = await eventually(redacted, what="the case redacted and withdrawn")
+    assert said not in json.dumps([detail for _, detail in history], ensure_ascii=False)
+    [reason] = [detail["reason"] for kind, detail in history if kind == "withdrawn"]
+    assert reason == REDACTED_TEXT
+    assert routing.runtime.consumers.stats.dead_lettered == 0

@@ -5,16 +5,25 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import nats
 import pytest
-from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.api import AckPolicy, ConsumerConfig, DiscardPolicy
 from sqlalchemy import Column, MetaData, String, Table, func, insert, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from shared.events import PetitionSubmitted
-from shared.messaging import _RELAY_LOCK, NotYet, add_to_outbox, messaging_tables
+from shared.events import PetitionSubmitted, derived_id
+from shared.messaging import (
+    _RELAY_LOCK,
+    NotYet,
+    Unretryable,
+    add_to_outbox,
+    list_dead_letters,
+    messaging_tables,
+    retryable,
+)
 from shared.nats_auth import BusCredentials
 from shared.runtime import Runtime, build_runtime
 from shared.settings import CommonSettings
@@ -24,6 +33,12 @@ from tests.support import connect_nats, eventually, service_nats
 metadata = MetaData()
 effects = Table("effects", metadata, Column("event_id", String(36), primary_key=True))
 tables = messaging_tables(metadata)
+
+
+def stream_message_id_of(stream: str, seq: int) -> uuid.UUID:
+    """What a message without a readable event id is parked under (written out here, not
+    imported, so the test pins the key)."""
+    return derived_id("stream-message", stream, seq)
 
 
 def submitted(**overrides: object) -> PetitionSubmitted:
@@ -463,3 +478,115 @@ async def test_one_relay_publishes_at_a_time_so_replicas_cannot_reorder_a_petiti
     finally:
         await rt.broker.stop()
         await rt.engine.dispose()
+
+
+async def test_an_unparseable_message_redelivered_after_a_lost_term_stays_one_dead_letter(
+    harness: Harness, nats_url: str
+) -> None:
+    """Its row was written but the `term` never reached the server (a crash in between): the
+    redelivery finds the row by the message's place in the stream and adds no second one."""
+    rt = harness.runtime
+
+    async def never(conn: AsyncConnection, event: PetitionSubmitted) -> None:
+        raise AssertionError("must not be called")
+
+    rt.consumers.add(PetitionSubmitted, never)
+    # The stream is new: the message will be its first. Its row is there before it arrives.
+    already = stream_message_id_of(PETITIONS_STREAM, 1)
+    async with rt.engine.begin() as conn:
+        await conn.execute(
+            insert(tables.dead_letters).values(
+                consumer=rt.consumers._by_name["t-never"].name,
+                subject=PetitionSubmitted.subject,
+                event_id=str(already),
+                payload="{not json",
+                error="unretryable: unparseable: an earlier delivery",
+                deliveries=1,
+                failed_at=datetime.now(UTC),
+            )
+        )
+    await rt.broker.start()
+    await ensure_stream(rt.broker)
+    nc = await nats.connect(nats_url)
+    ack = await nc.jetstream().publish(
+        PetitionSubmitted.subject, b"{not json", headers={"Nats-Msg-Id": "bad-1"}
+    )
+    await nc.close()
+    assert ack.seq == 1
+
+    async def terminated() -> bool:
+        return rt.consumers.stats.dead_lettered == 1
+
+    await eventually(terminated, what="the redelivery terminated")
+    assert await harness.count(tables.dead_letters) == 1
+    [row] = await list_dead_letters(rt.engine, tables)
+    assert not retryable(row)
+    with pytest.raises(Unretryable):
+        await rt.consumers.retry_dead_letter(int(row["id"]))
+
+
+async def test_a_subject_no_event_has_is_parked_once_as_unretryable(
+    harness: Harness, nats_url: str
+) -> None:
+    rt = harness.runtime
+
+    async def handled(conn: AsyncConnection, event: PetitionSubmitted) -> None:
+        await conn.execute(insert(effects).values(event_id=str(event.event_id)))
+
+    rt.consumers.add(PetitionSubmitted, handled)
+    await rt.broker.start()
+    await ensure_stream(rt.broker)
+    nc = await nats.connect(nats_url)
+    await nc.jetstream().publish("petitions.nonsense.v9", b"{}", headers={"Nats-Msg-Id": "n1"})
+    await nc.close()
+    await publish(nats_url, submitted())
+
+    async def after_it() -> int:
+        return await harness.count(effects)
+
+    await eventually(after_it, what="the next event handled")
+    [row] = await list_dead_letters(rt.engine, tables)
+    assert row["subject"] == "petitions.nonsense.v9"
+    assert "unknown subject" in row["error"]
+    assert not retryable(row)
+    with pytest.raises(Unretryable):
+        await rt.consumers.retry_dead_letter(int(row["id"]))
+
+
+async def test_the_stream_keeps_events_for_the_configured_age_and_size(
+    harness: Harness, nats_url: str
+) -> None:
+    """Limits come from settings; a stream made earlier without them is brought to them, and a
+    full stream refuses new events (they stay in the outbox) instead of dropping unread ones."""
+    rt = harness.runtime
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    try:
+        await js.add_stream(name=PETITIONS_STREAM, subjects=["petitions.>"], duplicate_window=7200)
+        limits = CommonSettings(
+            nats_url=nats_url, stream_max_age_days=2, stream_max_bytes=1024 * 1024
+        ).stream_limits
+        await rt.broker.start()
+        await ensure_stream(rt.broker, limits)
+        info = await js.stream_info(PETITIONS_STREAM)
+        assert info.config.max_age == 2 * 24 * 3600
+        assert info.config.max_bytes == 1024 * 1024
+        assert info.config.discard == DiscardPolicy.NEW
+        # Fill it: the relay's rows past the limit stay unpublished, with the server's reason.
+        big = "x" * 200_000
+        events = [submitted(description=big) for _ in range(8)]
+        async with rt.engine.begin() as conn:
+            await add_to_outbox(conn, tables.outbox, *events)
+        await rt.relay.publish_pending()
+        info = await js.stream_info(PETITIONS_STREAM)
+        assert info.state.bytes <= 1024 * 1024
+        assert 0 < await rt.relay.backlog() < 8
+        async with rt.engine.connect() as conn:
+            errors = (
+                await conn.execute(
+                    select(tables.outbox.c.last_error).where(tables.outbox.c.published_at.is_(None))
+                )
+            ).scalars()
+            assert all(e and "maximum bytes" in e for e in errors)
+    finally:
+        await nc.close()

@@ -34,7 +34,10 @@ class TimelineEvent(BaseModel):
     occurred_at: datetime
     summary_vi: str
     summary_en: str
-    data: dict[str, Any] = Field(description="the event as it was published")
+    data: dict[str, Any] = Field(
+        description="the event as it was published; once the petition is redacted (the "
+        "resident was erased), with what the resident wrote replaced"
+    )
 
 
 class Timeline(BaseModel):

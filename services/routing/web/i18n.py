@@ -148,6 +148,10 @@ HISTORY_WORDS: Texts = {
     "overdue_at_top": ("Quá hạn ở cấp cao nhất", "Overdue at the top level"),
     "escalation_requested": ("Người dân đề nghị chuyển cấp", "The resident asked to escalate"),
     "reminder_due": ("Nhắc hạn", "Reminder"),
+    "redacted": (
+        "Người dân đã xoá thông tin; nội dung người dân viết đã được xoá",
+        "The resident was erased; what they wrote was removed",
+    ),
 }
 
 

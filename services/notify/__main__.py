@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import sys
 
-import uvicorn
 from pydantic import ValidationError
 
 from shared.clock import clock_from_env
 from shared.logging import configure_logging
+from shared.serve import serve
 from shared.settings import describe_validation_error
 
 from .app import create_app
@@ -34,7 +34,7 @@ def main() -> int:
             f"notify: cấu hình kênh không hợp lệ / invalid channel configuration: {exc}\n"
         )
         return 2
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)
+    serve(app, settings, port=settings.port)
     return 0
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sys
 
-import uvicorn
 from pydantic import ValidationError
 
 from services.routing.app import create_app
 from services.routing.settings import Settings
 from shared.logging import configure_logging
+from shared.serve import serve
 from shared.settings import describe_validation_error
 
 
@@ -23,7 +23,7 @@ def main() -> int:
         )
         return 2
     configure_logging(service="routing", fmt=settings.resolved_log_format, level=settings.log_level)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+    serve(create_app(settings), settings, port=settings.port)
     return 0
 
 

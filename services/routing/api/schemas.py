@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.engine import RowMapping
 
 from services.routing.actions import CaseView, facts
@@ -20,10 +20,15 @@ from shared.web import Timestamp
 
 
 class Token(BaseModel):
-    """A bearer token for `Authorization: Bearer …` (valid 12 hours)."""
+    """An access token for `Authorization: Bearer …`, valid `expires_in` seconds (at most 15
+    minutes), and the refresh token that gets the next one (`grant_type=refresh_token`) for
+    as long as the session lasts: until `POST /api/v1/auth/signout`, the end of its 12 hours,
+    or a change to the person (deactivated, another role or unit, a new password)."""
 
     access_token: str
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the scheme's name, not a secret
+    expires_in: int
+    refresh_token: str
 
 
 class Me(BaseModel):
@@ -134,11 +139,22 @@ WORDS = r"[^\s\x1c-\x1f\x85\ufeff]"
 
 
 class TokenForm(BaseModel):
-    """Sign-in as an OAuth2 password form (`grant_type=password` may be sent, or left out)."""
+    """An OAuth2 token request: sign-in with `username` and `password` (`grant_type=password`,
+    which may be left out), or a new access token for a session (`grant_type=refresh_token`
+    with its `refresh_token`)."""
 
-    username: str = Field(min_length=1, max_length=100)
-    password: str = Field(min_length=1, max_length=1000)
-    grant_type: Literal["password"] = "password"
+    grant_type: Literal["password", "refresh_token"] = "password"
+    username: str | None = Field(default=None, min_length=1, max_length=100)
+    password: str | None = Field(default=None, min_length=1, max_length=1000)
+    refresh_token: str | None = Field(default=None, min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _fields_of_the_grant(self) -> "TokenForm":
+        if self.grant_type == "password" and (self.username is None or self.password is None):
+            raise ValueError("grant_type=password cần/needs username and password")
+        if self.grant_type == "refresh_token" and self.refresh_token is None:
+            raise ValueError("grant_type=refresh_token cần/needs refresh_token")
+        return self
 
 
 class NoteIn(BaseModel):

@@ -257,10 +257,23 @@ def org_import(file: Path) -> None:
     url = normalise_database_url(str(settings.database_url))
     upgrade(_migrations_dir(module), url)
 
+    sessions_module = importlib.import_module("services.routing.sessions")
+
     async def run() -> Any:
         engine = create_engine(url)
         try:
-            return await org_module.import_org(engine, file, env=settings.env)
+            summary = await org_module.import_org(engine, file, env=settings.env)
+            try:
+                # Sessions the import ended (deactivated, new role, unit or password) are
+                # refused by every service now, not at routing's next look.
+                await sessions_module.announce_from_outside(engine, settings.nats_servers)
+            except Exception as exc:
+                click.echo(
+                    "Chưa báo được qua NATS; routing sẽ báo trong giây lát / could not announce "
+                    f"ended sessions over NATS ({type(exc).__name__}); routing will shortly",
+                    err=True,
+                )
+            return summary
         finally:
             await engine.dispose()
 

@@ -21,6 +21,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+import nats
 import structlog
 from nats.js.kv import KeyValue
 from sqlalchemy import select, update
@@ -181,6 +182,46 @@ class Sessions:
         await self.announcer.announce_now()
 
 
+async def announce_revocations(engine: AsyncEngine, kv: KeyValue) -> int:
+    """Write the revocations not yet announced to the bucket, then mark them announced."""
+    s = models.staff_sessions
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(s.c.id, s.c.revoked_reason, s.c.revoked_at)
+                .where(s.c.revoked_at.is_not(None), s.c.announced_at.is_(None))
+                .order_by(s.c.revoked_at)
+                .limit(500)
+            )
+        ).all()
+    now = _now()
+    for row in rows:
+        # A revocation older than the bucket keeps them has no live token left.
+        if now - row.revoked_at < KEEP:
+            await kv.put(
+                row.id, revocation_value(reason=row.revoked_reason or "", at=row.revoked_at)
+            )
+    if rows:
+        async with engine.begin() as conn:
+            await conn.execute(
+                update(s).where(s.c.id.in_([r.id for r in rows])).values(announced_at=now)
+            )
+        log.info("sessions_revoked_announced", count=len(rows))
+    return len(rows)
+
+
+async def announce_from_outside(engine: AsyncEngine, servers: list[str]) -> int:
+    """Announce pending revocations from a process without a broker (the organisation import
+    command), so the services learn of them without waiting for routing's next look."""
+    nc = await nats.connect(
+        servers, name="petitions-cli", connect_timeout=3, max_reconnect_attempts=0
+    )
+    try:
+        return await announce_revocations(engine, await sessions_bucket(nc.jetstream()))
+    finally:
+        await nc.close()
+
+
 class RevocationAnnouncer:
     """Writes each revoked session to the `petitions_sessions` bucket, once, from whichever
     replica sees it first: right after a sign-out, and every `interval_s` for revocations
@@ -205,32 +246,10 @@ class RevocationAnnouncer:
             return 0
 
     async def _announce(self) -> int:
-        s = models.staff_sessions
         async with self._lock:
             if self._kv is None:
                 self._kv = await sessions_bucket(self.runtime.broker.connection.jetstream())
-            async with self.engine.connect() as conn:
-                rows = (
-                    await conn.execute(
-                        select(s.c.id, s.c.revoked_reason, s.c.revoked_at)
-                        .where(s.c.revoked_at.is_not(None), s.c.announced_at.is_(None))
-                        .order_by(s.c.revoked_at)
-                        .limit(500)
-                    )
-                ).all()
-            now = _now()
-            for row in rows:
-                # A revocation older than the bucket keeps them has no live token left.
-                if now - row.revoked_at < KEEP:
-                    value = revocation_value(reason=row.revoked_reason or "", at=row.revoked_at)
-                    await self._kv.put(row.id, value)
-            if rows:
-                async with self.engine.begin() as conn:
-                    await conn.execute(
-                        update(s).where(s.c.id.in_([r.id for r in rows])).values(announced_at=now)
-                    )
-                log.info("sessions_revoked_announced", count=len(rows))
-            return len(rows)
+            return await announce_revocations(self.engine, self._kv)
 
     def start(self) -> None:
         if self._task is None:

@@ -5,7 +5,7 @@ for the API and for the pages' cookie alike."""
 
 from __future__ import annotations
 
-import subprocess
+import asyncio
 import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -84,7 +84,7 @@ def changed_org(tmp_path: Path) -> Path:
         elif member["username"] == "dangthutai":
             member["active"] = False
         elif member["username"] == "truongminhquyen":
-            member["password"] = "a-new-password-2026"  # noqa: S105 - a test account
+            member["password"] = "a-new-password-2026"
     path = tmp_path / "org.yaml"
     path.write_text(yaml.safe_dump(org, allow_unicode=True), encoding="utf-8")
     return path
@@ -99,23 +99,20 @@ async def test_deactivation_demotion_and_a_new_password_end_sessions_at_once(
         assert await statuses(http, sqlite_stack, token) == (200, 200)
 
     env = sqlite_stack.service_env("routing")
-    imported = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("petitions")),
-            "org",
-            "import",
-            str(changed_org(tmp_path)),
-        ],
+    cli = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).with_name("petitions")),
+        "org",
+        "import",
+        str(changed_org(tmp_path)),
         env=env,
         cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
-    assert imported.returncode == 0, imported.stderr
-    assert "Đã nhập / imported" in imported.stdout
-    assert "could not announce" not in imported.stderr
+    out, err = await asyncio.wait_for(cli.communicate(), timeout=120)
+    assert cli.returncode == 0, err.decode()
+    assert "Đã nhập / imported" in out.decode()
+    assert "could not announce" not in err.decode()
 
     for username in ("bithu.thoiana", "dangthutai", "truongminhquyen"):
         assert await statuses(http, sqlite_stack, tokens[username]) == (401, 401), username

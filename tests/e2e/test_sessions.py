@@ -65,8 +65,8 @@ async def test_a_signed_out_token_is_refused_at_once_by_routing_and_notify(
     assert out.status_code == 204
     assert await statuses(http, sqlite_stack, access) == (401, 401)
     refreshed = await http.post(
-        sqlite_stack.url("routing") + "/api/v1/auth/token",
-        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+        sqlite_stack.url("routing") + "/api/v1/auth/refresh",
+        data={"refresh_token": tokens["refresh_token"]},
     )
     assert refreshed.status_code == 401
     assert refreshed.json()["type"] == "urn:petitions:problem:session-ended"
@@ -134,8 +134,7 @@ async def test_an_expired_access_token_is_renewed_from_its_session(
 
     # An API client asks for the next access token with its refresh token.
     renewed = await http.post(
-        routing + "/api/v1/auth/token",
-        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+        routing + "/api/v1/auth/refresh", data={"refresh_token": tokens["refresh_token"]}
     )
     assert renewed.status_code == 200, renewed.text
     fresh = renewed.json()["access_token"]

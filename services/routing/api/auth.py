@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request, Response
 
 from services.routing.api.links import operation_id
-from services.routing.api.schemas import Me, Token, TokenForm
+from services.routing.api.schemas import Me, RefreshForm, Token, TokenForm
 from services.routing.deps import ActionsDep, SessionsDep, client_address
 from services.routing.errors import SessionEnded
 from services.routing.sessions import Issued
@@ -30,25 +30,27 @@ async def sign_in(
     actions: ActionsDep,
     sessions: SessionsDep,
 ) -> Token:
-    """Staff sign-in with username and password, or a refresh of a session's access token.
+    """Staff sign-in with username and password: opens a session.
 
     Failed sign-ins count per username (from any address) and per address; past the limit the
     answer is 429 with `Retry-After`, before the password is even checked."""
-    if form.grant_type == "refresh_token":
-        assert form.refresh_token is not None
-        refreshed = await sessions.refresh(form.refresh_token)
-        if refreshed is None:
-            raise SessionEnded(
-                "Phiên đăng nhập đã kết thúc, vui lòng đăng nhập lại.",
-                "The session has ended, please sign in again.",
-            )
-        return _token(refreshed)
-    assert form.username is not None
-    assert form.password is not None
     staff = await actions.sign_in(
         username=form.username, password=form.password, client=client_address(request)
     )
     return _token(await sessions.open(staff))
+
+
+@router.post("/auth/refresh", responses=problem_responses(401, 413, 422))
+async def refresh(form: Annotated[RefreshForm, Form()], sessions: SessionsDep) -> Token:
+    """The session's next access token, saying who the person is now (their role and units
+    as they are at this moment); 401 once the session has ended."""
+    refreshed = await sessions.refresh(form.refresh_token)
+    if refreshed is None:
+        raise SessionEnded(
+            "Phiên đăng nhập đã kết thúc, vui lòng đăng nhập lại.",
+            "The session has ended, please sign in again.",
+        )
+    return _token(refreshed)
 
 
 @router.post("/auth/signout", status_code=204, responses=problem_responses(401))

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import RowMapping
 
 from services.routing.actions import CaseView, facts
@@ -22,7 +22,7 @@ from shared.web import Timestamp
 class Token(BaseModel):
     """An access token for `Authorization: Bearer …`, valid `expires_in` seconds (at most 15
     minutes), and the refresh token that gets the next one (`grant_type=refresh_token`) for
-    as long as the session lasts: until `POST /api/v1/auth/signout`, the end of its 12 hours,
+    as long as the session lasts (`POST /api/v1/auth/refresh`): until `POST /api/v1/auth/signout`, the end of its 12 hours,
     or a change to the person (deactivated, another role or unit, a new password)."""
 
     access_token: str
@@ -139,22 +139,19 @@ WORDS = r"[^\s\x1c-\x1f\x85\ufeff]"
 
 
 class TokenForm(BaseModel):
-    """An OAuth2 token request: sign-in with `username` and `password` (`grant_type=password`,
-    which may be left out), or a new access token for a session (`grant_type=refresh_token`
-    with its `refresh_token`)."""
+    """Sign-in as an OAuth2 password form (`grant_type=password` may be sent, or left out)."""
 
-    grant_type: Literal["password", "refresh_token"] = "password"
-    username: str | None = Field(default=None, min_length=1, max_length=100)
-    password: str | None = Field(default=None, min_length=1, max_length=1000)
-    refresh_token: str | None = Field(default=None, min_length=1, max_length=200)
+    username: str = Field(min_length=1, max_length=100)
+    password: str = Field(min_length=1, max_length=1000)
+    grant_type: Literal["password"] = "password"
 
-    @model_validator(mode="after")
-    def _fields_of_the_grant(self) -> "TokenForm":
-        if self.grant_type == "password" and (self.username is None or self.password is None):
-            raise ValueError("grant_type=password cần/needs username and password")
-        if self.grant_type == "refresh_token" and self.refresh_token is None:
-            raise ValueError("grant_type=refresh_token cần/needs refresh_token")
-        return self
+
+class RefreshForm(BaseModel):
+    """A session's next access token, as an OAuth2 refresh form (`grant_type=refresh_token`
+    may be sent, or left out)."""
+
+    refresh_token: str = Field(min_length=1, max_length=200)
+    grant_type: Literal["refresh_token"] = "refresh_token"
 
 
 class NoteIn(BaseModel):

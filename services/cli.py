@@ -266,7 +266,9 @@ def org_import(file: Path) -> None:
             try:
                 # Sessions the import ended (deactivated, new role, unit or password) are
                 # refused by every service now, not at routing's next look.
-                await sessions_module.announce_from_outside(engine, settings.nats_servers)
+                await sessions_module.announce_from_outside(
+                    engine, settings.nats_servers, replicas=settings.stream_replicas
+                )
             except Exception as exc:
                 click.echo(
                     "Chưa báo được qua NATS; routing sẽ báo trong giây lát / could not announce "

@@ -33,14 +33,16 @@ KEEP = 2 * MAX_ACCESS_TTL
 log = structlog.get_logger(__name__)
 
 
-async def sessions_bucket(js: JetStreamContext) -> KeyValue:
-    """The bucket, created if missing (routing, which writes it, calls this)."""
+async def sessions_bucket(js: JetStreamContext, *, replicas: int = 1) -> KeyValue:
+    """The bucket, created if missing (routing, which writes it, calls this), replicated like
+    the petitions stream."""
     return await js.create_key_value(
         KeyValueConfig(
             bucket=SESSIONS_BUCKET,
             description="Phiên đăng nhập đã kết thúc / revoked staff sessions",
             history=1,
             ttl=KEEP.total_seconds(),
+            replicas=replicas,
         )
     )
 

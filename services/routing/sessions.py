@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import nats
 import structlog
@@ -210,14 +211,22 @@ async def announce_revocations(engine: AsyncEngine, kv: KeyValue) -> int:
     return len(rows)
 
 
-async def announce_from_outside(engine: AsyncEngine, servers: list[str]) -> int:
+async def announce_from_outside(
+    engine: AsyncEngine, servers: list[str], *, replicas: int = 1, **connect_options: Any
+) -> int:
     """Announce pending revocations from a process without a broker (the organisation import
-    command), so the services learn of them without waiting for routing's next look."""
+    command), so the services learn of them without waiting for routing's next look.
+    `connect_options` are nats-py's (routing's credentials on an authenticated bus)."""
     nc = await nats.connect(
-        servers, name="petitions-cli", connect_timeout=3, max_reconnect_attempts=0
+        servers,
+        name="petitions-cli",
+        connect_timeout=3,
+        max_reconnect_attempts=0,
+        **connect_options,
     )
     try:
-        return await announce_revocations(engine, await sessions_bucket(nc.jetstream()))
+        kv = await sessions_bucket(nc.jetstream(), replicas=replicas)
+        return await announce_revocations(engine, kv)
     finally:
         await nc.close()
 
@@ -248,7 +257,10 @@ class RevocationAnnouncer:
     async def _announce(self) -> int:
         async with self._lock:
             if self._kv is None:
-                self._kv = await sessions_bucket(self.runtime.broker.connection.jetstream())
+                self._kv = await sessions_bucket(
+                    self.runtime.broker.connection.jetstream(),
+                    replicas=self.runtime.settings.stream_replicas,
+                )
             return await announce_revocations(self.engine, self._kv)
 
     def start(self) -> None:

@@ -214,7 +214,7 @@ async def test_the_staff_api_keeps_its_contract(
             routing_process.url,
             throwaway,
             settings,
-            5,
+            10,
             "--include-path",
             "/api/v1/auth/signout",
             "--phases",

@@ -75,6 +75,22 @@ async def revoke_member_sessions(
     return int(result.rowcount or 0)
 
 
+async def end_sessions(engine: AsyncEngine, *, username: str | None) -> int:
+    """End the open sessions of one person (by username) or, with None, of everyone: after a
+    secret key that may have leaked, say. Answers how many ended."""
+    s, m = models.staff_sessions, models.members
+    where = [s.c.revoked_at.is_(None)]
+    if username is not None:
+        where.append(
+            s.c.member_id.in_(select(m.c.id).where(m.c.username == username.strip().lower()))
+        )
+    async with engine.begin() as conn:
+        result = await conn.execute(
+            update(s).where(*where).values(revoked_at=_now(), revoked_reason="ended")
+        )
+    return int(result.rowcount or 0)
+
+
 class Sessions:
     """Opens, refreshes, checks and ends staff sessions."""
 

@@ -74,6 +74,23 @@ async def test_a_signed_out_token_is_refused_at_once_by_routing_and_notify(
     assert await statuses(http, sqlite_stack, kept["access_token"]) == (200, 200)
 
 
+async def petitions(stack: Stack, *args: str) -> str:
+    """The `petitions` command against the stack's routing database and bus; its output."""
+    cli = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).with_name("petitions")),
+        *args,
+        env=stack.service_env("routing"),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(cli.communicate(), timeout=120)
+    assert cli.returncode == 0, err.decode()
+    # It told the other services itself, over NATS.
+    assert "could not announce" not in err.decode()
+    return out.decode()
+
+
 def changed_org(tmp_path: Path) -> Path:
     """The demo organisation with one leader demoted, one member deactivated and one given a
     new password; everyone else as they were."""
@@ -98,26 +115,17 @@ async def test_deactivation_demotion_and_a_new_password_end_sessions_at_once(
     for token in tokens.values():
         assert await statuses(http, sqlite_stack, token) == (200, 200)
 
-    env = sqlite_stack.service_env("routing")
-    cli = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).with_name("petitions")),
-        "org",
-        "import",
-        str(changed_org(tmp_path)),
-        env=env,
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(cli.communicate(), timeout=120)
-    assert cli.returncode == 0, err.decode()
-    assert "Đã nhập / imported" in out.decode()
-    assert "could not announce" not in err.decode()
+    out = await petitions(sqlite_stack, "org", "import", str(changed_org(tmp_path)))
+    assert "Đã nhập / imported" in out
 
     for username in ("bithu.thoiana", "dangthutai", "truongminhquyen"):
         assert await statuses(http, sqlite_stack, tokens[username]) == (401, 401), username
     # Nothing changed for him: his session stays.
     assert await statuses(http, sqlite_stack, tokens["vothanhlong"]) == (200, 200)
+    # Until an operator ends it.
+    ended = await petitions(sqlite_stack, "sessions", "end", "--username", "vothanhlong")
+    assert "ended: 1" in ended
+    assert await statuses(http, sqlite_stack, tokens["vothanhlong"]) == (401, 401)
     # The demoted leader signs in again and is a member now.
     again = await sign_in(http, sqlite_stack, "bithu.thoiana")
     assert read_token(again["access_token"], secret=DEMO_SECRET).role == "member"

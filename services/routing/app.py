@@ -132,19 +132,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         quiet_close_days=settings.quiet_close_days,
     )
     subscribe(runtime, ladder)
-    announcer = RevocationAnnouncer(runtime.engine, runtime)
-    sessions = Sessions(
-        runtime.engine,
-        secret=settings.secret_key.get_secret_value,
-        announcer=announcer,
-        access_ttl=timedelta(seconds=settings.access_token_ttl_s),
-        session_ttl=timedelta(hours=settings.session_ttl_h),
-    )
+    sessions = build_sessions(runtime, settings)
     app = FastAPI(
         title="Petitions routing",
         description="Phân công, xử lý và chuyển cấp phản ánh / Assignment, handling and escalation",
         version="0.1.0",
-        lifespan=lifespan_of(runtime, settings, sweep, announcer),
+        lifespan=lifespan_of(runtime, settings, sweep, sessions.announcer),
     )
     app.state.sweep = sweep
     app.state.settings = settings
@@ -170,6 +163,23 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.state.actions = actions
     for router in ROUTERS:
         app.include_router(router)
+    install_workspace(app, settings, sessions)
+    return app
+
+
+def build_sessions(runtime: Runtime, settings: Settings) -> Sessions:
+    """Staff sessions in routing's database, their revocations announced on the bus."""
+    return Sessions(
+        runtime.engine,
+        secret=settings.secret_key.get_secret_value,
+        announcer=RevocationAnnouncer(runtime.engine, runtime),
+        access_ttl=timedelta(seconds=settings.access_token_ttl_s),
+        session_ttl=timedelta(hours=settings.session_ttl_h),
+    )
+
+
+def install_workspace(app: FastAPI, settings: Settings, sessions: Sessions) -> None:
+    """The member workspace's pages, on a session renewed as they are used."""
     app.state.guard = build_guard(settings)
     # Same-origin referrers: a signed-in POST then carries our Origin, and nothing leaks to
     # other sites; sign-in may send the browser on to another of our services.
@@ -181,4 +191,3 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.add_middleware(
         signin.RefreshSession, sessions=sessions, secure=settings.env == "production"
     )
-    return app

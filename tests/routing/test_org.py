@@ -131,13 +131,13 @@ async def test_import_upserts_and_production_refuses_the_demo_password(
 
 
 async def test_a_reimport_ends_only_the_sessions_of_people_it_changes(
-    tmp_path: Path, sqlite_url: str
+    tmp_path: Path, database_url: str
 ) -> None:
     """Same file again: nobody is signed out (the clear-text password still matches its hash,
     so the hash is kept). A new name neither. Another role, another unit, deactivation or a new
     password: that person's sessions end, with the reason."""
-    await upgrade_async(MIGRATIONS, sqlite_url)
-    engine = create_engine(sqlite_url)
+    await upgrade_async(MIGRATIONS, database_url)
+    engine = create_engine(database_url)
     s = models.staff_sessions
     try:
         await import_org(engine, write(tmp_path, GOOD), env="test")

@@ -21,7 +21,6 @@ from tests.routing.test_replicas import ROOT, Replica
 from tests.support import eventually
 
 TOKEN = "/api/v1/auth/token"
-StartReplicas = Callable[..., AsyncIterator[list[str]]]
 
 
 async def prepared_database(url: str) -> None:
@@ -45,13 +44,12 @@ async def ready(base: str) -> bool:
 
 @pytest.fixture
 async def start_replicas(tmp_path: Path, nats_url: str) -> AsyncIterator[Callable[..., object]]:
-    """Starts two routing processes on one SQLite file with `extra` settings; answers their
-    base URLs."""
+    """Starts two routing processes on one database (`url`) with `extra` settings; answers
+    their base URLs."""
     started: list[Replica] = []
-    url = f"sqlite+aiosqlite:///{tmp_path / 'routing.db'}"
-    await prepared_database(url)
 
-    async def start(**extra: str) -> list[str]:
+    async def start(url: str, **extra: str) -> list[str]:
+        await prepared_database(url)
         bases = []
         for name in ("a", "b"):
             port = free_port()
@@ -93,9 +91,10 @@ async def try_sign_in(
 
 
 async def test_a_username_is_throttled_whichever_replica_answers_and_whatever_address_it_claims(
-    start_replicas: Callable[..., object],
+    start_replicas: Callable[..., object], database_url: str
 ) -> None:
-    a, b = await start_replicas()  # type: ignore[misc]
+    """On SQLite (one file) and on PostgreSQL."""
+    a, b = await start_replicas(database_url)  # type: ignore[misc]
     async with httpx.AsyncClient(timeout=30) as client:
         statuses = []
         for i in range(7):
@@ -122,12 +121,12 @@ async def test_a_username_is_throttled_whichever_replica_answers_and_whatever_ad
 
 @pytest.mark.parametrize("trusted", [False, True], ids=["no-proxy-configured", "proxy-trusted"])
 async def test_the_forwarded_address_counts_only_from_a_configured_proxy(
-    start_replicas: Callable[..., object], trusted: bool
+    start_replicas: Callable[..., object], trusted: bool, sqlite_url: str
 ) -> None:
     extra = {"PETITIONS_ROUTING_SIGNIN_MAX_FAILURES_PER_ADDRESS": "3"}
     if trusted:
         extra["PETITIONS_TRUSTED_PROXIES"] = "127.0.0.1"
-    a, b = await start_replicas(**extra)  # type: ignore[misc]
+    a, b = await start_replicas(sqlite_url, **extra)  # type: ignore[misc]
     async with httpx.AsyncClient(timeout=30) as client:
         # Three failures, three usernames (below their own limit), one claimed address.
         for i, username in enumerate(("nobody1", "nobody2", "nobody3")):

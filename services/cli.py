@@ -321,10 +321,25 @@ def org_import(file: Path) -> None:
     url = normalise_database_url(str(settings.database_url))
     upgrade(_migrations_dir(module), url)
 
+    sessions_module = importlib.import_module("services.routing.sessions")
+
     async def run() -> Any:
         engine = create_engine(url)
         try:
-            return await org_module.import_org(engine, file, env=settings.env)
+            summary = await org_module.import_org(engine, file, env=settings.env)
+            try:
+                # Sessions the import ended (deactivated, new role, unit or password) are
+                # refused by every service now, not at routing's next look.
+                await sessions_module.announce_from_outside(
+                    engine, settings.nats_servers, replicas=settings.stream_replicas
+                )
+            except Exception as exc:
+                click.echo(
+                    "Chưa báo được qua NATS; routing sẽ báo trong giây lát / could not announce "
+                    f"ended sessions over NATS ({type(exc).__name__}); routing will shortly",
+                    err=True,
+                )
+            return summary
         finally:
             await engine.dispose()
 
@@ -334,6 +349,46 @@ def org_import(file: Path) -> None:
         click.echo(f"Lỗi tệp tổ chức / organisation file error: {exc}", err=True)
         sys.exit(1)
     click.echo(f"Đã nhập / imported {file}: {_describe(summary)}")
+
+
+@main.group()
+def sessions() -> None:
+    """Phiên đăng nhập của cán bộ / staff sign-in sessions (docs/security.md)."""
+
+
+@sessions.command("end")
+@click.option("--username", default=None, help="End this person's sessions.")
+@click.option("--all", "everyone", is_flag=True, help="End everyone's sessions.")
+def sessions_end(username: str | None, everyone: bool) -> None:
+    """End sessions now, in every service: that person (or everyone) signs in again."""
+    from shared.db import create_engine
+    from shared.settings import normalise_database_url
+
+    if (username is None) == (not everyone):
+        click.echo("Cần --username hoặc --all / give --username or --all", err=True)
+        sys.exit(2)
+    settings, _ = _load_settings("routing")
+    module = importlib.import_module("services.routing.sessions")
+
+    async def run() -> int:
+        engine = create_engine(normalise_database_url(str(settings.database_url)))
+        try:
+            ended = int(await module.end_sessions(engine, username=username))
+            try:
+                await module.announce_from_outside(
+                    engine, settings.nats_servers, replicas=settings.stream_replicas
+                )
+            except Exception as exc:
+                click.echo(
+                    "Chưa báo được qua NATS; routing sẽ báo trong giây lát / could not announce "
+                    f"over NATS ({type(exc).__name__}); routing will shortly",
+                    err=True,
+                )
+            return ended
+        finally:
+            await engine.dispose()
+
+    click.echo(f"Đã kết thúc / ended: {asyncio.run(run())}")
 
 
 @main.group()

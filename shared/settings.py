@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal, Self
 
@@ -64,6 +65,12 @@ class CommonSettings(BaseSettings):
     intake_url: str = "http://127.0.0.1:8000"
     routing_url: str = "http://127.0.0.1:8001"
     notify_url: str = "http://127.0.0.1:8002"
+    # Reverse proxies whose `X-Forwarded-For` names the client (IP addresses or networks,
+    # comma-separated). None by default: the client is the TCP peer, whatever a header says,
+    # so nobody can pick the address the sign-in throttle counts against.
+    trusted_proxies: str = ""
+    # The largest request body any endpoint reads; a bigger one is refused (413) unread.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
 
     @field_validator("nats_url")
     @classmethod
@@ -103,6 +110,19 @@ class CommonSettings(BaseSettings):
                 "không xác thực"
             )
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: str) -> str:
+        for item in _split(value):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"PETITIONS_TRUSTED_PROXIES: '{item}' không phải địa chỉ IP hay mạng / "
+                    "is not an IP address or network (e.g. 10.0.0.5 or 10.0.0.0/24)"
+                ) from None
+        return value
+
     @model_validator(mode="after")
     def _production_is_safe(self) -> Self:
         if self.env == "production":
@@ -127,10 +147,18 @@ class CommonSettings(BaseSettings):
         )
 
     @property
+    def trusted_proxy_list(self) -> list[str]:
+        return _split(self.trusted_proxies)
+
+    @property
     def resolved_log_format(self) -> Literal["console", "json"]:
         if self.log_format:
             return self.log_format
         return "json" if self.env == "production" else "console"
+
+
+def _split(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 def describe_validation_error(exc: Exception) -> str:

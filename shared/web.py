@@ -5,7 +5,8 @@ No `from __future__ import annotations` here: FastAPI reads the `Annotated` depe
 import time and pydantic the response models.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -23,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared.auth import SESSION_COOKIE, InvalidTokenError, Staff, read_token
 from shared.db import OUTAGE_ERRORS, is_database_outage, ping
 from shared.messaging import Unretryable, list_dead_letters, retryable
+from shared.revocations import RevokedSessions
 from shared.runtime import Runtime
 
 PROBLEM_JSON = "application/problem+json"
@@ -378,7 +380,11 @@ async def metrics(request: Request, runtime: AppRuntime) -> Response:
 _bearer = HTTPBearer(auto_error=False)
 
 
-def current_staff(
+SessionCheck = Callable[[Staff], Awaitable[bool]]
+"""Whether the session a valid token names is still open (`install_service_edge`)."""
+
+
+async def current_staff(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     session: Annotated[str | None, Cookie(alias=SESSION_COOKIE)] = None,
@@ -387,7 +393,9 @@ def current_staff(
 
     API clients send `Authorization: Bearer …`; the staff pages carry the same token in the
     `petitions_staff` cookie (HttpOnly, SameSite=Lax) set by routing's sign-in page. The key
-    comes from `app.state.staff_secret`, set by each service's `create_app`.
+    comes from `app.state.staff_secret`, set by each service's `create_app`; a token whose
+    session has ended (signed out, deactivated, role or password changed) is refused although
+    its signature and expiry are good.
     """
     token = credentials.credentials if credentials is not None else session
     if not token:
@@ -396,13 +404,21 @@ def current_staff(
         )
     secret: Callable[[], str] = request.app.state.staff_secret
     try:
-        return read_token(token, secret=secret())
+        staff = read_token(token, secret=secret())
     except InvalidTokenError:
         raise HTTPException(
             401,
             "Phiên đăng nhập không hợp lệ / Invalid or expired token",
             headers={"WWW-Authenticate": "Bearer"},
         ) from None
+    still_open: SessionCheck = request.app.state.session_check
+    if not await still_open(staff):
+        raise HTTPException(
+            401,
+            "Phiên đăng nhập đã kết thúc / The session has ended, sign in again",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    return staff
 
 
 CurrentStaff = Annotated[Staff, Depends(current_staff)]
@@ -473,18 +489,92 @@ def install_service_edge(
     runtime: Runtime,
     *,
     staff_secret: Callable[[], str],
+    session_check: SessionCheck | None = None,
     errors: Mapping[type[Exception], int] | None = None,
     ready_check: Callable[[], bool] | None = None,
 ) -> None:
     """What every service's HTTP edge has: its state for the dependencies above, problem
-    details for every error (domain exceptions mapped by `errors`), offline `/docs`, the
-    problem schema in OpenAPI, health, readiness, metrics and the dead-letter list."""
+    details for every error (domain exceptions mapped by `errors`), a bound on request bodies,
+    offline `/docs`, the problem schema in OpenAPI, health, readiness, metrics and the
+    dead-letter list.
+
+    Staff tokens of a revoked session are refused: `session_check` says so for the service
+    that keeps the sessions (routing); every other service watches the revocations routing
+    announces on the bus, for as long as the app runs."""
     app.state.runtime = runtime
     app.state.staff_secret = staff_secret
     app.state.ready_check = ready_check
     app.state.metrics = _Metrics(runtime.service)
+    if session_check is None:
+        revoked = RevokedSessions()
+        app.state.revoked_sessions = revoked
+        session_check = _not_revoked(revoked)
+        _watch_while_running(app, revoked, runtime)
+    app.state.session_check = session_check
     install_problem_handlers(app, errors)
+    app.add_middleware(BodyLimit, max_bytes=runtime.settings.max_body_bytes)
     install_problem_openapi(app)
     offline_docs(app)
     app.include_router(ops)
     app.include_router(dead_letters)
+
+
+def _not_revoked(revoked: RevokedSessions) -> SessionCheck:
+    async def check(staff: Staff) -> bool:
+        return staff.session_id not in revoked
+
+    return check
+
+
+def _watch_while_running(app: FastAPI, revoked: RevokedSessions, runtime: Runtime) -> None:
+    """Run the revocation watch inside the app's own lifespan (after the bus connects)."""
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app_: FastAPI) -> AsyncIterator[Any]:
+        async with inner(app_) as state:
+            revoked.start(runtime)
+            try:
+                yield state
+            finally:
+                await revoked.stop()
+
+    app.router.lifespan_context = lifespan
+
+
+class BodyLimit:
+    """Refuses (413, problem details) a request body over `max_bytes`: at once when its
+    Content-Length says so, else as soon as the bytes read pass the limit. Bounds what any
+    caller, signed in or not, can make a service buffer and parse."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _too_large(self) -> str:
+        return (
+            f"Nội dung vượt quá {self.max_bytes} byte / Request body exceeds {self.max_bytes} bytes"
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await problem(413, self._too_large())(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    # FastAPI passes its own HTTPException through body reading unchanged;
+                    # the problem handlers answer it.
+                    raise HTTPException(413, self._too_large())
+            return message
+
+        await self.app(scope, limited, send)

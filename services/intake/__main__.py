@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import sys
 
-import uvicorn
 from pydantic import ValidationError
 
 from services.intake.app import create_app
 from services.intake.catalog import CatalogError
 from services.intake.settings import Settings
 from shared.logging import configure_logging
+from shared.serve import serve
 from shared.settings import SettingsError, describe_validation_error
 
 
@@ -32,7 +32,7 @@ def main() -> int:
     except SettingsError as exc:
         sys.stderr.write(f"intake: cấu hình không hợp lệ / invalid configuration: {exc}\n")
         return 2
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)
+    serve(app, settings, port=settings.port)
     return 0
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import sys
 
-import uvicorn
 from pydantic import ValidationError
 
 from shared.clock import clock_from_env
 from shared.logging import configure_logging
+from shared.serve import serve
 from shared.settings import SettingsError, describe_validation_error
 
 from .app import create_app
@@ -37,7 +37,7 @@ def main() -> int:
     except SettingsError as exc:
         sys.stderr.write(f"notify: cấu hình không hợp lệ / invalid configuration: {exc}\n")
         return 2
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)
+    serve(app, settings, port=settings.port)
     return 0
 
 

@@ -204,7 +204,7 @@ class CaseActions:
         self.ladder = ladder
         self._after_commit = after_commit
         self._wake_sweep = wake_sweep
-        self.throttle = throttle or SignInThrottle()
+        self.throttle = throttle or SignInThrottle(engine)
 
     async def sign_in(self, *, username: str, password: str, client: str) -> Staff:
         """The staff member behind a username and password (see `signin.sign_in`)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import structlog
@@ -28,7 +29,9 @@ from services.routing.org import (
 from services.routing.problems import PROBLEM_STATUS
 from services.routing.rpc import register_member_lookup, register_unit_lookup
 from services.routing.scheduled import Sweep, tune_sqlite
+from services.routing.sessions import RevocationAnnouncer, Sessions
 from services.routing.settings import Settings
+from services.routing.signin import SignInThrottle
 from services.routing.web import absence, case, cases, signin
 from services.routing.web.pages import build_guard, build_page_kit
 from shared.clock import Clock, clock_from_env
@@ -87,9 +90,10 @@ def subscribe(runtime: Runtime, ladder: Ladder) -> None:
 
 
 def lifespan_of(
-    runtime: Runtime, settings: Settings, sweep: Sweep
+    runtime: Runtime, settings: Settings, sweep: Sweep, announcer: RevocationAnnouncer
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    """Migrate, put the organisation in place, then run the consumers, relay and sweep."""
+    """Migrate, put the organisation in place, then run the consumers, relay, sweep and the
+    announcer of revoked sessions."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -106,9 +110,11 @@ def lifespan_of(
             raise
         async with running(runtime, migrations_dir=MIGRATIONS_DIR, migrate=False):
             sweep.start()
+            announcer.start()
             try:
                 yield
             finally:
+                await announcer.stop()
                 await sweep.stop()
 
     return lifespan
@@ -134,19 +140,23 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         quiet_close_days=settings.quiet_close_days,
     )
     subscribe(runtime, ladder)
+    sessions = build_sessions(runtime, settings)
     app = FastAPI(
         title="Petitions routing",
         description="Phân công, xử lý và chuyển cấp phản ánh / Assignment, handling and escalation",
         version="0.1.0",
-        lifespan=lifespan_of(runtime, settings, sweep),
+        lifespan=lifespan_of(runtime, settings, sweep, sessions.announcer),
     )
     app.state.sweep = sweep
     app.state.settings = settings
     app.state.ladder = ladder
+    app.state.sessions = sessions
     install_service_edge(
         app,
         runtime,
         staff_secret=settings.secret_key.get_secret_value,
+        # Routing keeps the sessions: it reads them, not the bus, to refuse a revoked one.
+        session_check=sessions.is_open,
         errors=PROBLEM_STATUS,
         ready_check=lambda: sweep.running,
     )
@@ -156,10 +166,28 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         ladder=ladder,
         after_commit=runtime.relay.wake,
         wake_sweep=sweep.wake,
+        throttle=SignInThrottle(runtime.engine, settings.throttle_limits),
     )
     app.state.actions = actions
     for router in ROUTERS:
         app.include_router(router)
+    install_workspace(app, settings, sessions)
+    return app
+
+
+def build_sessions(runtime: Runtime, settings: Settings) -> Sessions:
+    """Staff sessions in routing's database, their revocations announced on the bus."""
+    return Sessions(
+        runtime.engine,
+        secret=settings.secret_key.get_secret_value,
+        announcer=RevocationAnnouncer(runtime.engine, runtime),
+        access_ttl=timedelta(seconds=settings.access_token_ttl_s),
+        session_ttl=timedelta(hours=settings.session_ttl_h),
+    )
+
+
+def install_workspace(app: FastAPI, settings: Settings, sessions: Sessions) -> None:
+    """The member workspace's pages, on a session renewed as they are used."""
     app.state.guard = build_guard(settings)
     # Same-origin referrers: a signed-in POST then carries our Origin, and nothing leaks to
     # other sites; sign-in may send the browser on to another of our services.
@@ -168,4 +196,6 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     )
     for pages in (signin.router, cases.router, case.router, absence.router):
         app.include_router(pages)
-    return app
+    app.add_middleware(
+        signin.RefreshSession, sessions=sessions, secure=settings.env == "production"
+    )

@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from services.routing.actions import CaseActions
 from services.routing.ladder import Ladder
 from services.routing.scheduled import Sweep
+from services.routing.sessions import Sessions
 from services.routing.settings import Settings
 from shared.web import AppRuntime, from_state
 from shared.webkit.forms import Guard
@@ -27,11 +28,18 @@ def _signed_in(request: Request, session: OptionalSession) -> StaffSession:
     return session
 
 
+def client_address(request: Request) -> str:
+    """The client as the server saw it: the TCP peer, or the address a trusted proxy gave in
+    `X-Forwarded-For` (uvicorn applies `PETITIONS_TRUSTED_PROXIES`; no other header counts)."""
+    return request.client.host if request.client else ""
+
+
 ActionsDep = Annotated[CaseActions, Depends(from_state("actions"))]
 SettingsDep = Annotated[Settings, Depends(from_state("settings"))]
 LadderDep = Annotated[Ladder, Depends(from_state("ladder"))]
 SweepDep = Annotated[Sweep, Depends(from_state("sweep"))]
 GuardDep = Annotated[Guard, Depends(from_state("guard"))]
+SessionsDep = Annotated[Sessions, Depends(from_state("sessions"))]
 SignedIn = Annotated[StaffSession, Depends(_signed_in)]
 
 __all__ = [
@@ -40,7 +48,9 @@ __all__ = [
     "GuardDep",
     "LadderDep",
     "OptionalSession",
+    "SessionsDep",
     "SettingsDep",
     "SignedIn",
     "SweepDep",
+    "client_address",
 ]

@@ -56,5 +56,18 @@ class BadCredentials(ActionError):
     default_type = "urn:petitions:problem:bad-credentials"
 
 
+class SessionEnded(ActionError):
+    """A refresh token whose session is unknown, expired or revoked."""
+
+    default_type = "urn:petitions:problem:session-ended"
+
+
 class TooManyAttempts(ActionError):
+    """Too many failed sign-ins lately; `retry_after` seconds until the next try is heard."""
+
     default_type = "urn:petitions:problem:too-many-attempts"
+
+    def __init__(self, vi: str, en: str, *, retry_after: int) -> None:
+        super().__init__(vi, en, retry_after=retry_after)
+        self.retry_after = retry_after
+        self.headers = {"Retry-After": str(retry_after)}

@@ -167,4 +167,42 @@ notes = Table(
     Index("ix_notes_case", "case_id"),
 )
 
+# One row per failed sign-in (or one being checked), under two keys: `user:<username>` and
+# `addr:<client address>`. Every replica counts the same rows, so the limit holds whichever
+# replica a client reaches; rows older than the window are deleted as new ones come.
+signin_failures = Table(
+    "signin_failures",
+    metadata,
+    Column("id", _AUTO_ID, primary_key=True, autoincrement=True),
+    Column("key", String(200), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Index("ix_signin_failures_key_at", "key", "at"),
+    Index("ix_signin_failures_at", "at"),
+)
+
+# A staff sign-in: access tokens (short-lived JWTs naming `id` as `sid`) are minted from it
+# until it expires or is revoked. Only a hash of the refresh token is kept.
+staff_sessions = Table(
+    "staff_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("member_id", String(100), nullable=False),
+    Column("refresh_hash", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("refreshed_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime, nullable=True),
+    # signed_out | deactivated | role_changed | password_changed
+    Column("revoked_reason", String(30), nullable=True),
+    # When the revocation was written to the bus for the other services (None: not yet).
+    Column("announced_at", UtcDateTime, nullable=True),
+    Index("ix_staff_sessions_member", "member_id"),
+    Index(
+        "ix_staff_sessions_unannounced",
+        "revoked_at",
+        sqlite_where=Column("announced_at").is_(None),
+        postgresql_where=Column("announced_at").is_(None),
+    ),
+)
+
 messaging = messaging_tables(metadata)

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.routing import models
 from services.routing.assignment import ALL_CATEGORIES
+from services.routing.sessions import revoke_member_sessions
 from services.routing.yamlfile import Located, YamlFileError, read_mapping
 
 DEMO_ORG_FILE = Path(__file__).with_name("demo_org.yaml")
@@ -311,34 +312,69 @@ def _refuse_demo_passwords(config: OrgConfig) -> None:
             )
 
 
-def _hash_passwords(config: OrgConfig) -> dict[str, str]:
+def _hash_passwords(config: OrgConfig, current: dict[str, str]) -> dict[str, str]:
+    """Each member's password hash: the one given, the current one if the clear-text password
+    still matches it (so a re-import is not a password change), or a new hash."""
     hasher = PasswordHasher()
     # One hash per distinct clear-text password in the file: the demo file gives every account
     # the same password, and hashing it forty times would cost seconds at every first start.
     by_password: dict[str, str] = {}
+    matches: dict[tuple[str, str], bool] = {}
     out: dict[str, str] = {}
     for m in config.members:
         if m.password_hash is not None:
             out[m.username] = m.password_hash
-        else:
-            assert m.password is not None
-            if m.password not in by_password:
-                by_password[m.password] = hasher.hash(m.password)
-            out[m.username] = by_password[m.password]
+            continue
+        assert m.password is not None
+        old = current.get(m.username)
+        if old is not None:
+            if (old, m.password) not in matches:
+                matches[(old, m.password)] = _matches(hasher, old, m.password)
+            if matches[(old, m.password)]:
+                out[m.username] = old
+                continue
+        if m.password not in by_password:
+            by_password[m.password] = hasher.hash(m.password)
+        out[m.username] = by_password[m.password]
     return out
+
+
+def _matches(hasher: PasswordHasher, password_hash: str, password: str) -> bool:
+    try:
+        return hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
 
 
 async def import_org(engine: AsyncEngine, path: Path, *, env: str) -> OrgImportSummary:
     """Load `path` and upsert its units, categories and members; cases are never touched.
 
-    Production refuses any account whose password is the demo one.
+    Production refuses any account whose password is the demo one. A member deactivated,
+    given another role or unit, or a new password loses their open sessions at once.
     """
     config = await asyncio.to_thread(load_org_file, path)
     if env == "production":
         await asyncio.to_thread(_refuse_demo_passwords, config)
-    hashes = await asyncio.to_thread(_hash_passwords, config)
+    m = models.members
+    async with engine.connect() as conn:
+        current = {
+            r.username: r.password_hash
+            for r in await conn.execute(select(m.c.username, m.c.password_hash))
+        }
+    hashes = await asyncio.to_thread(_hash_passwords, config, current)
     async with engine.begin() as conn:
         return await _upsert(conn, config, hashes)
+
+
+def _session_ending_change(old: Any, new: dict[str, Any]) -> str | None:
+    """Why a member's change ends their sessions (what their tokens say is no longer true)."""
+    if old.active and not new["active"]:
+        return "deactivated"
+    if old.role != new["role"] or old.unit_id != new["unit_id"]:
+        return "role_changed"
+    if old.password_hash != new["password_hash"]:
+        return "password_changed"
+    return None
 
 
 async def _upsert(
@@ -363,10 +399,9 @@ async def _upsert(
             await conn.execute(update(c).where(c.c.id == cat.id).values(**cvalues))
         else:
             await conn.execute(insert(c).values(id=cat.id, **cvalues))
-    by_username = {
-        row.username: row.id for row in (await conn.execute(select(m.c.id, m.c.username))).all()
-    }
+    by_username = {row.username: row for row in (await conn.execute(select(m))).all()}
     created = updated = 0
+    ending: dict[str, list[str]] = {}
     for member in config.members:
         mvalues: dict[str, Any] = {
             "name": member.name,
@@ -379,11 +414,16 @@ async def _upsert(
             "active": member.active,
         }
         if member.username in by_username:
+            old = by_username[member.username]
+            if reason := _session_ending_change(old, mvalues):
+                ending.setdefault(reason, []).append(old.id)
             await conn.execute(update(m).where(m.c.username == member.username).values(**mvalues))
             updated += 1
         else:
             await conn.execute(insert(m).values(id=member.id, username=member.username, **mvalues))
             created += 1
+    for reason, member_ids in ending.items():
+        await revoke_member_sessions(conn, member_ids, reason=reason)
     return OrgImportSummary(
         units=len(config.units),
         categories=len(config.categories),

@@ -11,6 +11,7 @@ from services.routing.errors import (
     MemberNotFound,
     NotPermitted,
     Refused,
+    SessionEnded,
     TooManyAttempts,
 )
 
@@ -22,6 +23,7 @@ PROBLEM_STATUS: dict[type[Exception], int] = {
     Refused: 409,
     InvalidInput: 422,
     BadCredentials: 401,
+    SessionEnded: 401,
     TooManyAttempts: 429,
     ActionError: 400,
 }

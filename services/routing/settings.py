@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Self
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from services.routing.ladder import DEFAULT_LADDER_FILE, load_ladder_file
+from services.routing.signin import ThrottleLimits
 from shared.settings import CommonSettings, normalise_database_url
 
 
@@ -65,6 +67,45 @@ class Settings(CommonSettings):
         validation_alias=AliasChoices("PETITIONS_ROUTING_QUIET_CLOSE_DAYS", "quiet_close_days"),
     )
 
+    # Failed sign-ins allowed within the window, per username (from any address) and per
+    # client address (for any usernames) before further tries are refused (429).
+    signin_max_failures: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        validation_alias=AliasChoices(
+            "PETITIONS_ROUTING_SIGNIN_MAX_FAILURES", "signin_max_failures"
+        ),
+    )
+    signin_max_failures_per_address: int = Field(
+        default=20,
+        ge=1,
+        le=10_000,
+        validation_alias=AliasChoices(
+            "PETITIONS_ROUTING_SIGNIN_MAX_FAILURES_PER_ADDRESS", "signin_max_failures_per_address"
+        ),
+    )
+    signin_window_s: float = Field(
+        default=15 * 60,
+        ge=1,
+        le=24 * 3600,
+        validation_alias=AliasChoices("PETITIONS_ROUTING_SIGNIN_WINDOW_S", "signin_window_s"),
+    )
+    # An access token's life (at most 15 minutes): how stale what it says may be.
+    access_token_ttl_s: int = Field(
+        default=15 * 60,
+        ge=10,
+        le=15 * 60,
+        validation_alias=AliasChoices("PETITIONS_ACCESS_TOKEN_TTL_S", "access_token_ttl_s"),
+    )
+    # A sign-in session's life: refreshing mints new access tokens until then.
+    session_ttl_h: float = Field(
+        default=12,
+        gt=0,
+        le=24 * 30,
+        validation_alias=AliasChoices("PETITIONS_ROUTING_SESSION_TTL_H", "session_ttl_h"),
+    )
+
     @field_validator("database_url")
     @classmethod
     def _normalise(cls, value: str) -> str:
@@ -92,6 +133,14 @@ class Settings(CommonSettings):
                     "the demo organisation (password 'demo') is refused in production"
                 )
         return self
+
+    @property
+    def throttle_limits(self) -> ThrottleLimits:
+        return ThrottleLimits(
+            per_username=self.signin_max_failures,
+            per_address=self.signin_max_failures_per_address,
+            window=timedelta(seconds=self.signin_window_s),
+        )
 
     @property
     def should_seed_demo(self) -> bool:

@@ -2,20 +2,23 @@
 
 Wrong credentials and too many recent failures are refused alike for every username, and a
 wrong name costs as long as a wrong password (it is checked against a stand-in hash, made on
-first use rather than when the module is imported).
+first use rather than when the module is imported). Failures are counted per username and
+per client address in the database every replica shares, before any password is hashed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
+import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import delete, insert, or_, select
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.routing import models
@@ -23,42 +26,105 @@ from services.routing.errors import BadCredentials, TooManyAttempts
 from shared.auth import Staff
 
 
-@dataclass
-class SignInThrottle:
-    """At most `max_failures` wrong passwords per username and client address in `window_s`
-    seconds; the next attempts are refused until the oldest failure ages out.
+@dataclass(frozen=True)
+class ThrottleLimits:
+    """At most `per_username` failed sign-ins for one username, from any address, and
+    `per_address` from one client address, for any usernames, within `window`."""
 
-    Kept in memory: each replica counts on its own and a restart forgets, which is enough to
-    make guessing a password slow without adding a store. The address is the TCP peer, so
-    behind a reverse proxy every resident shares it and only the username half keys.
+    per_username: int = 5
+    per_address: int = 20
+    window: timedelta = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A sign-in being checked: its rows count as failures until it succeeds."""
+
+    username: str
+    row_ids: tuple[int, ...]
+
+
+class SignInThrottle:
+    """Counts failed sign-ins in routing's database, so every replica enforces one limit.
+
+    An attempt is written down *before* its password is hashed and counted with every other
+    recent row of its keys: a try over the limit is refused without costing an argon2 hash,
+    and concurrent tries on different replicas cannot all slip under the limit, since each
+    sees the rows committed before its own count. A success deletes its row and the
+    username's earlier failures; a failure leaves its rows to age out of the window. At most
+    `max_hashing` passwords are hashed at once in a process (each hash takes 64 MiB).
     """
 
-    max_failures: int = 5
-    window_s: float = 15 * 60
-    now: Callable[[], float] = time.monotonic
-    _failures: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        limits: ThrottleLimits | None = None,
+        *,
+        max_hashing: int = 2,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.engine = engine
+        self.limits = limits or ThrottleLimits()
+        self.now = now
+        self.hashing = asyncio.Semaphore(max_hashing)
 
-    def _recent(self, key: tuple[str, str]) -> list[float]:
-        cutoff = self.now() - self.window_s
-        kept = [t for t in self._failures.get(key, ()) if t > cutoff]
-        if kept:
-            self._failures[key] = kept
-        else:
-            self._failures.pop(key, None)
-        return kept
+    async def begin(self, username: str, client: str) -> Attempt:
+        """Write the attempt down, or refuse it (`TooManyAttempts`, with when to retry)."""
+        f = models.signin_failures
+        limits = {f"user:{username}": self.limits.per_username}
+        if client:
+            limits[f"addr:{client}"[:200]] = self.limits.per_address
+        now = self.now()
+        cutoff = now - self.limits.window
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(f).where(f.c.at <= cutoff))
+            ids = []
+            for key in limits:
+                result = await conn.execute(insert(f).values(key=key, at=now))
+                ids.append(int(result.inserted_primary_key[0]))  # type: ignore[index]
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(f.c.id, f.c.key, f.c.at)
+                    .where(f.c.key.in_(list(limits)), f.c.at > cutoff)
+                    .order_by(f.c.at, f.c.id)
+                )
+            ).all()
+        waits = []
+        for key, limit in limits.items():
+            earlier = [r.at for r in rows if r.key == key and r.id not in ids]
+            if len(earlier) >= limit:
+                # The window has room again when enough of the oldest failures age out.
+                frees_at = earlier[len(earlier) - limit] + self.limits.window
+                waits.append((frees_at - now).total_seconds())
+        attempt = Attempt(username=username, row_ids=tuple(ids))
+        if waits:
+            await self._forget(attempt.row_ids)
+            raise too_many_attempts(max(1, math.ceil(max(waits))))
+        return attempt
 
-    def blocked(self, username: str, client: str) -> bool:
-        return len(self._recent((username, client))) >= self.max_failures
+    async def succeeded(self, attempt: Attempt) -> None:
+        f = models.signin_failures
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                delete(f).where(
+                    or_(f.c.id.in_(attempt.row_ids), f.c.key == f"user:{attempt.username}")
+                )
+            )
 
-    def failed(self, username: str, client: str) -> None:
-        if len(self._failures) > 10_000:
-            # Bound the memory an attacker can make us hold: forget whatever has aged out.
-            for key in list(self._failures):
-                self._recent(key)
-        self._failures.setdefault((username, client), []).append(self.now())
+    async def _forget(self, row_ids: tuple[int, ...]) -> None:
+        f = models.signin_failures
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(f).where(f.c.id.in_(row_ids)))
 
-    def succeeded(self, username: str, client: str) -> None:
-        self._failures.pop((username, client), None)
+
+def too_many_attempts(retry_after_s: int) -> TooManyAttempts:
+    minutes = max(1, math.ceil(retry_after_s / 60))
+    return TooManyAttempts(
+        f"Đăng nhập sai quá nhiều lần. Vui lòng thử lại sau {minutes} phút.",
+        f"Too many failed sign-ins. Please try again in {minutes} minutes.",
+        retry_after=retry_after_s,
+    )
 
 
 @cache
@@ -107,22 +173,24 @@ async def sign_in(
     engine: AsyncEngine, throttle: SignInThrottle, *, username: str, password: str, client: str
 ) -> Staff:
     """The active staff member behind a username and password (`BadCredentials` otherwise;
-    `TooManyAttempts` after too many recent failures from this address)."""
+    `TooManyAttempts`, before any hashing, after too many recent failures for this username
+    from anywhere or from this address). The person has no session yet (`sessions.open`)."""
     username = username.strip().lower()
-    if throttle.blocked(username, client):
-        raise TooManyAttempts(
-            "Đăng nhập sai quá nhiều lần. Vui lòng thử lại sau 15 phút.",
-            "Too many failed sign-ins. Please try again in 15 minutes.",
-        )
+    attempt = await throttle.begin(username, client)
     m, u = models.members, models.units
     async with engine.connect() as conn:
         row = (await conn.execute(select(m).where(m.c.username == username))).mappings().first()
         parents = {r.id: r.parent_id for r in (await conn.execute(select(u))).all()}
-    ok = await asyncio.to_thread(_verify, row["password_hash"] if row else None, password)
+    async with throttle.hashing:
+        ok = await asyncio.to_thread(_verify, row["password_hash"] if row else None, password)
     if row is None or not ok or not row["active"]:
-        throttle.failed(username, client)
         raise BadCredentials("Sai tên đăng nhập hoặc mật khẩu.", "Wrong username or password.")
-    throttle.succeeded(username, client)
+    await throttle.succeeded(attempt)
+    return staff_of(row, parents)
+
+
+def staff_of(row: RowMapping, parents: dict[str, str | None]) -> Staff:
+    """The person a member row describes, with the units they may see (no session yet)."""
     return Staff(
         username=row["username"],
         member_id=row["id"],

@@ -18,27 +18,27 @@ _bearer = HTTPBearer(auto_error=False)
 
 @dataclass(frozen=True)
 class StaffSession:
-    """Who is signed in, and the token their CSRF tokens derive from."""
+    """Who is signed in, and what their CSRF tokens derive from (the session id)."""
 
     staff: Staff
     token: str
 
 
-def staff_session(
+async def staff_session(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     session: Annotated[str | None, Cookie(alias=SESSION_COOKIE)] = None,
 ) -> StaffSession | None:
     """The session of a signed-in person, or None (absent, expired or forged)."""
     try:
-        staff = current_staff(request, credentials, session)
+        staff = await current_staff(request, credentials, session)
     except HTTPException as exc:
         if exc.status_code != 401:
             raise
         return None
-    token = credentials.credentials if credentials is not None else session
-    assert token is not None
-    return StaffSession(staff=staff, token=token)
+    # CSRF tokens derive from the session, not from the access token: a form stays valid
+    # when its page's access token is refreshed while it is being filled in.
+    return StaffSession(staff=staff, token=staff.session_id)
 
 
 OptionalSession = Annotated[StaffSession | None, Depends(staff_session)]

@@ -94,7 +94,9 @@ def answered() -> Counter[tuple[str, int]]:
 
 @pytest.fixture(scope="module")
 def intake_schema(intake_url: str, answered: Counter[tuple[str, int]]) -> schemathesis.BaseSchema:
-    admin = Staff(username="contract", member_id=None, role="admin", unit_id=None)
+    admin = Staff(
+        username="contract", member_id=None, role="admin", unit_id=None, session_id="s-contract"
+    )
     config = schemathesis.Config.from_dict(
         {
             "base-url": intake_url,

@@ -82,7 +82,7 @@ CONTACT = ("d@example.vn", "0987", "Phạm", "Văn D", "tt222111", "123456")
 
 
 def admin_headers() -> dict[str, str]:
-    admin = Staff(username="admin", member_id=None, role="admin", unit_id=None)
+    admin = Staff(username="admin", member_id=None, role="admin", unit_id=None, session_id="s-1")
     return {"Authorization": f"Bearer {issue_token(admin, secret=DEMO_SECRET)}"}
 
 
@@ -199,7 +199,7 @@ async def test_service_discovery_names_the_endpoint_and_its_formats(intake: Inta
 async def test_administrators_issue_list_and_revoke_keys(intake: Intake) -> None:
     url = "/api/v1/admin/open311/keys"
     assert (await intake.client.get(url)).status_code == 401
-    member = Staff(username="m", member_id="m1", role="member", unit_id="my-thoi")
+    member = Staff(username="m", member_id="m1", role="member", unit_id="my-thoi", session_id="s-2")
     as_member = {"Authorization": f"Bearer {issue_token(member, secret=DEMO_SECRET)}"}
     refused = await intake.client.post(url, json={"client": "x"}, headers=as_member)
     assert refused.status_code == 403

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -75,6 +76,8 @@ def staff_token(
         role=role,  # type: ignore[arg-type]
         unit_id=unit_id,
         units=(unit_id,) if units is None else units,
+        # Each token its own session, as each sign-in would be.
+        session_id=uuid.uuid4().hex,
     )
     return issue_token(staff, secret=SECRET)
 

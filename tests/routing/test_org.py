@@ -6,9 +6,13 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.routing import models
 from services.routing.org import DEMO_ORG_FILE, OrgFileError, import_org, load_org_file
+from services.routing.sessions import Sessions
+from services.routing.signin import staff_of
+from shared.auth import Staff
 from shared.db import create_engine
 from shared.migrate import upgrade_async
 
@@ -124,3 +128,54 @@ async def test_import_upserts_and_production_refuses_the_demo_password(
         assert demo.members == 46
     finally:
         await engine.dispose()
+
+
+async def test_a_reimport_ends_only_the_sessions_of_people_it_changes(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Same file again: nobody is signed out (the clear-text password still matches its hash,
+    so the hash is kept). A new name neither. Another role, another unit, deactivation or a new
+    password: that person's sessions end, with the reason."""
+    await upgrade_async(MIGRATIONS, database_url)
+    engine = create_engine(database_url)
+    s = models.staff_sessions
+    try:
+        await import_org(engine, write(tmp_path, GOOD), env="test")
+        sessions = Sessions(engine, secret=lambda: "k" * 32, announcer=None)  # type: ignore[arg-type]
+        leader = await sessions.open(await staff(engine, "leader"))
+        an = await sessions.open(await staff(engine, "an"))
+        renamed = GOOD.replace("Nguyễn Văn An", "Lê An")
+        await import_org(engine, write(tmp_path, renamed), env="test")
+        assert await sessions.is_open(leader.staff)
+        assert await sessions.is_open(an.staff)
+
+        changes = {
+            "role: leader": ("role: member\n    categories: [other]", "role_changed"),
+            "unit: hamlet\n    role: leader": ("unit: ward\n    role: leader", "role_changed"),
+            "password: secret-one": ("password: secret-three", "password_changed"),
+            "    password: secret-one\n": (
+                "    password: secret-one\n    active: false\n",
+                "deactivated",
+            ),
+        }
+        for before, (after, reason) in changes.items():
+            leader = await sessions.open(await staff(engine, "leader"))
+            await import_org(engine, write(tmp_path, renamed.replace(before, after)), env="test")
+            assert not await sessions.is_open(leader.staff), reason
+            assert await sessions.refresh(leader.refresh_token) is None
+            async with engine.connect() as conn:
+                why = await conn.scalar(
+                    select(s.c.revoked_reason).where(s.c.id == leader.staff.session_id)
+                )
+            assert why == reason
+            await import_org(engine, write(tmp_path, renamed), env="test")
+        assert await sessions.is_open(an.staff)
+    finally:
+        await engine.dispose()
+
+
+async def staff(engine: AsyncEngine, username: str) -> Staff:
+    m = models.members
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(m).where(m.c.username == username))).mappings().one()
+    return staff_of(row, {})

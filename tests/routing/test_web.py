@@ -149,11 +149,16 @@ async def test_failed_sign_ins_are_throttled_per_username_and_address(
             assert wrong.status_code == 400
         blocked = await client.post("/signin", data={"username": "dokimhanh", "password": "demo"})
         assert blocked.status_code == 429
+        # The page says so in both languages, with how long to wait.
+        assert "Đăng nhập sai quá nhiều lần" in blocked.text
         assert "Too many failed sign-ins" in blocked.text
+        assert 0 < int(blocked.headers["retry-after"]) <= 15 * 60
         api = await client.post(
             "/api/v1/auth/token", data={"username": "dokimhanh", "password": "demo"}
         )
         assert api.status_code == 429
+        assert api.headers["content-type"] == "application/problem+json"
+        assert api.json()["retry_after"] == int(api.headers["retry-after"])
         # Another account from the same address is not affected.
         other = await client.post("/signin", data={"username": ROADS_MEMBER, "password": "demo"})
         assert other.status_code == 303

@@ -3,11 +3,20 @@ schema in OpenAPI."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from pathlib import Path
+
 import httpx
 from fastapi import FastAPI
 from sqlalchemy.exc import OperationalError
 
+from services.intake.app import create_app as create_intake
+from services.intake.settings import Settings as IntakeSettings
+from services.notify.app import create_app as create_notify
+from services.routing.app import create_app as create_routing
+from services.routing.settings import Settings as RoutingSettings
 from shared.web import install_problem_handlers, install_problem_openapi, problem_responses
+from tests.notify.conftest import make_settings as notify_settings
 
 
 class Refused(Exception):
@@ -91,3 +100,44 @@ async def test_a_wrong_method_names_every_method_of_the_path_in_allow() -> None:
     assert answer.status_code == 405
     assert answer.headers["content-type"] == "application/problem+json"
     assert answer.headers["allow"] == "GET, POST"
+
+
+async def test_every_service_refuses_a_body_over_the_limit_before_reading_it(
+    nats_url: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    """413 problem details on every service, whether the size is declared or only streamed,
+    signed in or not, before any parsing (or password hashing) happens."""
+    limit = 2048
+    intake = create_intake(
+        IntakeSettings(
+            database_url=sqlite_url, nats_url=nats_url, max_body_bytes=limit, public_url="http://i"
+        )
+    )
+    routing = create_routing(
+        RoutingSettings(
+            env="test", nats_url=nats_url, database_url=sqlite_url, max_body_bytes=limit
+        )
+    )
+    notify = create_notify(notify_settings(nats_url, sqlite_url, tmp_path, max_body_bytes=limit))
+    big = b"x" * (limit + 1)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(4):
+            yield b"y" * (limit // 2)
+
+    cases = [
+        (intake, "/api/v1/petitions", "application/json"),
+        (routing, "/api/v1/auth/token", "application/x-www-form-urlencoded"),
+        (notify, "/api/v1/inbox/read-all", "application/json"),
+    ]
+    for app, path, media in cases:
+        async with await client(app) as http:
+            declared = await http.post(path, content=big, headers={"content-type": media})
+            assert declared.status_code == 413, (path, declared.text)
+            assert declared.headers["content-type"] == "application/problem+json"
+            assert "2048" in declared.json()["detail"]
+            if app is notify:
+                continue  # this endpoint reads no body: nothing streamed is ever read
+            streamed = await http.post(path, content=chunks(), headers={"content-type": media})
+            assert streamed.status_code == 413, (path, streamed.text)
+            assert streamed.headers["content-type"] == "application/problem+json"

@@ -20,10 +20,15 @@ from shared.web import Timestamp
 
 
 class Token(BaseModel):
-    """A bearer token for `Authorization: Bearer …` (valid 12 hours)."""
+    """An access token for `Authorization: Bearer …`, valid `expires_in` seconds (at most 15
+    minutes), and the refresh token that gets the next one (`grant_type=refresh_token`) for
+    as long as the session lasts (`POST /api/v1/auth/refresh`): until `POST /api/v1/auth/signout`, the end of its 12 hours,
+    or a change to the person (deactivated, another role or unit, a new password)."""
 
     access_token: str
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the scheme's name, not a secret
+    expires_in: int
+    refresh_token: str
 
 
 class Me(BaseModel):
@@ -139,6 +144,14 @@ class TokenForm(BaseModel):
     username: str = Field(min_length=1, max_length=100)
     password: str = Field(min_length=1, max_length=1000)
     grant_type: Literal["password"] = "password"
+
+
+class RefreshForm(BaseModel):
+    """A session's next access token, as an OAuth2 refresh form (`grant_type=refresh_token`
+    may be sent, or left out)."""
+
+    refresh_token: str = Field(min_length=1, max_length=200)
+    grant_type: Literal["refresh_token"] = "refresh_token"
 
 
 class NoteIn(BaseModel):

@@ -1,0 +1,109 @@
+"""Ended sign-in sessions, as every service learns of them at once.
+
+Routing owns the sessions (its database) and writes each revoked session id to the NATS KV
+bucket `petitions_sessions`; every service watches the bucket into memory, and its staff
+dependency refuses a token whose session is there. An entry only has to outlive the access
+tokens of its session (`MAX_ACCESS_TTL`), so the bucket forgets after `KEEP`.
+
+While the bus is unreachable a service keeps what it has learnt; a session revoked meanwhile
+is refused by routing at once and by the others when the bus is back, or when its last access
+token expires, whichever is first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from datetime import UTC, datetime
+
+import structlog
+from nats.js import JetStreamContext
+from nats.js.api import KeyValueConfig
+from nats.js.kv import KeyValue
+
+from shared.auth import MAX_ACCESS_TTL
+from shared.runtime import Runtime
+
+SESSIONS_BUCKET = "petitions_sessions"
+# Twice the longest access token, so clock skew between hosts never lets one outlive its entry.
+KEEP = 2 * MAX_ACCESS_TTL
+
+log = structlog.get_logger(__name__)
+
+
+async def sessions_bucket(js: JetStreamContext, *, replicas: int = 1) -> KeyValue:
+    """The bucket, created if missing (routing, which writes it, calls this), replicated like
+    the petitions stream."""
+    return await js.create_key_value(
+        KeyValueConfig(
+            bucket=SESSIONS_BUCKET,
+            description="Phiên đăng nhập đã kết thúc / revoked staff sessions",
+            history=1,
+            ttl=KEEP.total_seconds(),
+            replicas=replicas,
+        )
+    )
+
+
+def revocation_value(*, reason: str, at: datetime) -> bytes:
+    return json.dumps({"reason": reason, "at": at.astimezone(UTC).isoformat()}).encode()
+
+
+class RevokedSessions:
+    """The revoked session ids this process knows, kept up to date by a KV watch."""
+
+    def __init__(self) -> None:
+        # Session id -> monotonic time after which no access token of it can be valid.
+        self._until: dict[str, float] = {}
+        self.synced = False
+        self._task: asyncio.Task[None] | None = None
+
+    def __contains__(self, session_id: object) -> bool:
+        until = self._until.get(str(session_id))
+        return until is not None and until > time.monotonic()
+
+    def add(self, session_id: str, *, age_s: float = 0.0) -> None:
+        now = time.monotonic()
+        if len(self._until) > 10_000:
+            self._until = {k: v for k, v in self._until.items() if v > now}
+        self._until[session_id] = now + KEEP.total_seconds() - max(age_s, 0.0)
+
+    def start(self, runtime: Runtime) -> None:
+        """Watch the bucket for as long as the process runs, reconnecting after failures."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._watch(runtime), name="revoked-sessions")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+
+    async def _watch(self, runtime: Runtime) -> None:
+        pause = 0.2
+        while True:
+            try:
+                if not runtime.started:
+                    await asyncio.sleep(0.2)
+                    continue
+                kv = await runtime.broker.connection.jetstream().key_value(SESSIONS_BUCKET)
+                watcher = await kv.watchall()
+                pause = 0.2
+                async for entry in watcher:
+                    if entry is None:
+                        self.synced = True
+                        log.info("revoked_sessions_synced", known=len(self._until))
+                        continue
+                    if entry.value and entry.operation is None:
+                        age = (datetime.now(UTC) - entry.created).total_seconds()
+                        self.add(entry.key, age_s=age)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # Not created yet (routing creates it) or the bus is away: try again.
+                log.info("revoked_sessions_waiting", error=f"{type(exc).__name__}: {exc}")
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)

@@ -306,30 +306,33 @@ def one_petition(service: str, path: str, *, page: bool = False) -> Check:
 
 
 def refused_action(service: str, path: str, body: dict[str, Any], *, page: bool = False) -> Check:
-    """A case action by someone the rule hides the case from: "not found", and the case does
-    not change. (Those who may see it are not walked here: the action would change the case;
-    the routing tests cover what each of them may do, after the same visibility check.)"""
+    """A case action by someone the rule hides the case from: "not found" (and the test checks
+    that walking the table changed no case). Those who may see the case are not walked here:
+    the action would change it; the routing tests cover what each of them may do, after the
+    same visibility check (`CaseActions._visible`)."""
 
     async def check(stack: Stack, role: str) -> None:
         for name in ALL - EXPECTED[role]:
             p = stack.petitions[name]
-            before = await case_version(stack, p["case_id"])
             url = path.format(**p)
             if page:
                 form = {**body, CSRF_FIELD: stack.routing_app.state.guard.csrf(stack.tokens[role])}
                 response = await stack.routing.post(url, data=form, cookies=stack.cookie(role))
             else:
                 response = await stack.routing.post(url, json=body, headers=stack.bearer(role))
-            assert response.status_code == 404, (url, role, response.status_code)
-            assert await case_version(stack, p["case_id"]) == before
+            assert response.status_code == 404, (service, url, role, response.status_code)
 
     return check
 
 
-async def case_version(stack: Stack, case_id: str) -> int:
-    response = await stack.routing.get(f"/api/v1/cases/{case_id}", headers=stack.bearer("admin"))
-    version: int = response.json()["version"]
-    return version
+async def case_versions(stack: Stack) -> dict[str, int]:
+    versions = {}
+    for name, p in stack.petitions.items():
+        response = await stack.routing.get(
+            f"/api/v1/cases/{p['case_id']}", headers=stack.bearer("admin")
+        )
+        versions[name] = response.json()["version"]
+    return versions
 
 
 def listing(service: str, path: str, *, page: bool = False, exact: bool = False) -> Check:
@@ -615,7 +618,9 @@ async def test_every_staff_endpoint_answers_the_one_scope_rule(stack: Stack) -> 
     await settle(stack)
     await make_digests(stack)
 
+    before = await case_versions(stack)
     for _, checks in sorted(CHECKS.items()):
         for check in checks:
             for role in ROLES:
                 await check(stack, role)
+    assert await case_versions(stack) == before, "asking changed a case"

@@ -91,14 +91,14 @@ notifications = Table(
     Index("ix_notifications_batch", "batch_key", "status"),
 )
 
-# Who may see a petition besides administrators: the units it concerned (the resident's, and
-# each unit that held it at some rung) and every member who held it. Filled from the events in
-# the consumer's transaction, so access checks and filtered lists need no replay.
+# What the one scope rule (`shared.scope`) needs of each petition: its own unit, the
+# resident's ("unit"), and every member who held it ("member"). Filled from the events in the
+# consumer's transaction, so access checks and filtered lists need no replay.
 petition_access = Table(
     "petition_access",
     metadata,
     Column("petition_id", String(36), primary_key=True),
-    # "unit" or "member"
+    # "unit" (the petition's own) or "member" (one who held it)
     Column("scope", String(10), primary_key=True),
     Column("ref", String(100), primary_key=True),
     Index("ix_petition_access_ref", "scope", "ref"),
@@ -186,7 +186,7 @@ STAT_COUNTERS = (
 stats_daily = Table(
     "stats_daily",
     metadata,
-    # "unit" or "member"
+    # "unit" (the petition's own) or "member" (one who held it)
     Column("scope", String(10), primary_key=True),
     Column("scope_id", String(100), primary_key=True),
     # The local (Asia/Ho_Chi_Minh) day the counted things happened on.

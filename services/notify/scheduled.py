@@ -1,6 +1,8 @@
 """Time-driven work: before each unit's meeting its members get a digest of the unit's cases
 (open, overdue, escalated and resolved since the last meeting, per member), by email or their
-preferred channel, in their in-app inbox, and as a printable page.
+preferred channel, in their in-app inbox, and as a printable page. The unit's leaders read all of
+it; every other member only their own line, the cases they held (the one scope rule,
+`shared.scope`).
 
 The loop looks at the schedule every `schedule_poll_s` by the service's clock (injectable, so
 tests move time by hand). A digest is made once per unit and meeting: the `digests` row is
@@ -25,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.worker import Worker
 
+from .access import digest_for
 from .config import Meeting
 from .directory import Directory, Member
 from .facts import OPEN_STATUSES
@@ -320,11 +323,15 @@ class Scheduler:
                 return None
             link = f"{self._public_url}/digests/{added}"
             for member in members:
+                # Each reads what the scope rule lets them see: the unit's leaders all of it,
+                # a member their own line (`access.digest_for`).
+                whole = member.role == "leader" and member.unit_id == unit_id
+                view = digest_for(content, whole=whole, member_id=member.id)
                 planned = PlannedNotification(
                     recipient_kind="member",
                     recipient_ref=member.id,
                     template="meeting_digest",
-                    context={**content, "link": link},
+                    context={**view, "link": link},
                     recipient_address=member.email or "",
                     recipient_name=member.name,
                 )

@@ -8,7 +8,9 @@
 - Leadership above the case's own unit (the ward and up; administrators) rejects it.
 - Each of these only in a status where the case's state machine allows it.
 
-Someone who may do nothing to a case and never held it does not see it at all.
+Who sees a case at all is `shared.scope`, the one rule every service answers with: the holder,
+those who held it before, the leaders of its unit or a unit above it, administrators. Someone
+who may do nothing to a case and never held it does not see it at all.
 A plain function of the person and the case: no database, no HTTP.
 """
 
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 from services.routing.lifecycle import allowed
+from shared import scope
 from shared.auth import Staff
 
 Action = Literal[
@@ -43,9 +46,7 @@ def holds(staff: Staff, case: CaseFacts) -> bool:
 
 def leads(staff: Staff, case: CaseFacts) -> bool:
     """A leader of the case's unit or of a unit above it; an administrator."""
-    if staff.is_admin:
-        return True
-    return staff.role == "leader" and staff.unit_id is not None and staff.unit_id in case.units
+    return scope.leads(staff, case.units)
 
 
 def leadership(staff: Staff, case: CaseFacts) -> bool:
@@ -96,10 +97,11 @@ def permissions(staff: Staff, case: CaseFacts) -> frozenset[Action]:
 
 
 def may_see(staff: Staff, case: CaseFacts, past_holders: Collection[str]) -> bool:
-    """Whoever may act on the case by their place, and everyone who held it before."""
-    return bool(by_role(staff, case)) or (
-        staff.member_id is not None and staff.member_id in past_holders
-    )
+    """Whoever may act on the case by their place (its holder, the leaders of its unit or a
+    unit above it, administrators), and everyone who held it before: `shared.scope.may_see`,
+    which every service asks."""
+    holders = {*past_holders, *([case.holder_member_id] if case.holder_member_id else [])}
+    return scope.may_see(staff, scope.Reach(units=case.units, holders=holders))
 
 
 def may_list_unit(staff: Staff) -> bool:

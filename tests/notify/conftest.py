@@ -243,13 +243,21 @@ class FakeRouting:
     def add_unit(self, unit_id: str, name: str, parent_id: str | None = None) -> None:
         self.units.append({"id": unit_id, "name": name, "kind": "unit", "parent_id": parent_id})
 
-    def add(self, member_id: str, name: str, unit_id: str, *, email: str | None = None) -> None:
+    def add(
+        self,
+        member_id: str,
+        name: str,
+        unit_id: str,
+        *,
+        email: str | None = None,
+        role: str = "member",
+    ) -> None:
         self.members[member_id] = {
             "id": member_id,
             "name": name,
             "email": email,
             "unit_id": unit_id,
-            "role": "member",
+            "role": role,
             "active": True,
         }
 

@@ -1,6 +1,8 @@
-"""Who sees what in notify: petitions of one's units or assigned to oneself (404 otherwise),
-pages behind routing's sign-in, statistics scoped to units and members, units shown by name and
-added up with the units below them."""
+"""Who sees what in notify: the one scope rule (`shared.scope`: administrators, those who held
+the petition, leaders of its unit or a unit above it; 404 for anyone else), pages behind
+routing's sign-in, statistics for those who may see every petition they count, units shown by
+name and added up with the units below them. `tests/infra/test_scope_table.py` walks the same
+rule through every staff endpoint of the three services."""
 
 from __future__ import annotations
 
@@ -76,7 +78,7 @@ def escalated(pid: uuid.UUID, from_member: str) -> CaseEscalated:
     )
 
 
-async def test_a_petition_is_seen_by_its_units_its_holders_and_administrators(
+async def test_a_petition_is_seen_by_its_holders_its_units_leaders_and_administrators(
     nats_url: str, database_url: str, tmp_path: Path
 ) -> None:
     ours, theirs = uuid.uuid4(), uuid.uuid4()
@@ -116,11 +118,14 @@ async def test_a_petition_is_seen_by_its_units_its_holders_and_administrators(
         assert await status(token("admin", "admin", unit_id=WARD, units=())) == 200
         assert await status(hamlet_leader) == 200  # the leader of the parent unit
         assert await status(ward_leader) == 200
-        assert await status(group_member) == 200  # the resident's own unit
         assert await status(lan) == 200  # she held it once
         assert await status(token("member", "m-ward", unit_id="elsewhere")) == 200
-        # A member of a unit that held it (khóm B, through m-lan's rung) sees it too.
-        assert await status(other_member) == 200
+        # A member of the resident's unit does not lead it and never held it: routing hides
+        # it from them, and so does notify (it once showed it to the whole unit).
+        assert await status(group_member) == 404
+        # Nor does holding it at a rung of khóm B open it to khóm B's members or leader.
+        assert await status(other_member) == 404
+        assert await status(token("leader", "m-b-lead", unit_id=OTHER, units=(OTHER,))) == 404
         # Someone of an unrelated unit is told it does not exist, as for an unknown id.
         assert await status(nobody) == 404
         assert await status(nobody, uuid.uuid4()) == 404
@@ -142,6 +147,11 @@ async def test_a_petition_is_seen_by_its_units_its_holders_and_administrators(
         empty = (await notify.http.get("/", cookies=outsider)).text
         assert "PA-OURS" not in empty
         assert "PA-THEIRS" not in empty
+        mate = session("member", "m-group", unit_id=GROUP)
+        assert (await notify.http.get(f"/petitions/{ours}", cookies=mate)).status_code == 404
+        assert "PA-OURS" not in (await notify.http.get("/", cookies=mate)).text
+        held = (await notify.http.get("/", cookies=session("member", "m-lan", unit_id=OTHER))).text
+        assert "PA-OURS" in held
         everything = (await notify.http.get("/", cookies=session("admin", units=()))).text
         assert "PA-OURS" in everything
         assert "PA-THEIRS" in everything
@@ -229,9 +239,9 @@ async def test_statistics_are_scoped_and_units_add_up_with_the_units_below(
         # Not the sibling khóm, nor the ward above.
         assert (await unit(OTHER, hamlet_leader)).status_code == 403
         assert (await unit(WARD, hamlet_leader, sub_units="true")).status_code == 403
-        # A member sees their own unit's figures.
+        # A unit's figures count petitions of unit-mates a member may not see: for leaders.
         group_member = token("member", "m-group", unit_id=GROUP)
-        assert (await unit(GROUP, group_member)).status_code == 200
+        assert (await unit(GROUP, group_member)).status_code == 403
         assert (await unit(HAMLET, group_member)).status_code == 403
 
         async def member(member_id: str, headers: dict[str, str]) -> int:
@@ -275,7 +285,7 @@ def test_linkify_escapes_everything_and_links_only_web_addresses() -> None:
     assert html.endswith("</a>)")
 
 
-async def test_the_migration_gives_petitions_already_on_timelines_their_access(
+async def test_the_migrations_give_petitions_already_on_timelines_the_scope_rules_facts(
     database_url: str,
 ) -> None:
     import asyncio
@@ -313,11 +323,10 @@ async def test_the_migration_gives_petitions_already_on_timelines_their_access(
         await asyncio.to_thread(upgrade, MIGRATIONS_DIR, database_url, "head")
         async with engine.connect() as conn:
             rows = (await conn.execute(select(petition_access))).all()
+        # The petition's own unit and everyone who held it; not the units of its rungs.
         assert sorted((p, s, r) for p, s, r in rows) == sorted(
             [
                 (str(pid), "unit", GROUP),
-                (str(pid), "unit", OTHER),
-                (str(pid), "unit", WARD),
                 (str(pid), "member", "m-lan"),
                 (str(pid), "member", "m-ward"),
             ]

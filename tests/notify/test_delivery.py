@@ -536,6 +536,7 @@ async def test_meeting_digest_before_the_meeting_by_email_in_app_and_printable(
     ):
         routing.add("m-hoa", "Lê Thị Hoa", unit, email="hoa@example.org")
         routing.add("m-nam", "Phạm Văn Nam", unit, email="nam@example.org")
+        routing.add("m-lead", "Bùi Bí Thư", unit, email="lead@example.org", role="leader")
         routing.add("m-khac", "Người Khác", "other", email="khac@example.org")
         earlier = clock.now() - timedelta(days=4)
         for pid, ref, member, u, days in (
@@ -562,22 +563,36 @@ async def test_meeting_digest_before_the_meeting_by_email_in_app_and_printable(
 
         async def mailed() -> list[Any] | None:
             mails = [m for m in notify.mailbox() if "Tổng hợp trước cuộc họp" in m["Subject"]]
-            return mails if len(mails) == 2 else None
+            return mails if len(mails) == 3 else None
 
         mails = await eventually(mailed, what="a digest for each member of the unit")
         assert mails is not None
-        assert sorted(m["To"] for m in mails) == ["hoa@example.org", "nam@example.org"]
-        plain = mails[0].get_body(("plain",))
-        assert plain is not None
-        text = plain.get_content()
+
+        def text_to(address: str) -> str:
+            [mail] = [m for m in mails if m["To"] == address]
+            plain = mail.get_body(("plain",))
+            assert plain is not None
+            return str(plain.get_content())
+
+        # The unit's leader reads all of it.
+        text = text_to("lead@example.org")
         assert "Lê Thị Hoa: 1 đang xử lý, 0 quá hạn" in text
         assert "Phạm Văn Nam: 1 đang xử lý, 1 quá hạn" in text
         assert "! quá hạn PA-B" in text
         assert f"/digests/{digest_id}" in text
         assert "PA-C" not in text
+        # A member reads their own line only: a unit-mate's case is not theirs to see.
+        hoa = text_to("hoa@example.org")
+        assert "Lê Thị Hoa: 1 đang xử lý, 0 quá hạn" in hoa
+        assert "Phạm Văn Nam" not in hoa
+        assert "PA-B" not in hoa
+        assert f"/digests/{digest_id}" in hoa
+        nam = text_to("nam@example.org")
+        assert "! quá hạn PA-B" in nam
+        assert "Lê Thị Hoa" not in nam
 
         # The unit's leader sees its digest; someone of another unit is told there is none.
-        leader = session("leader", "m-hoa", unit_id=unit)
+        leader = session("leader", "m-lead", unit_id=unit)
         outsider = session("leader", "m-khac", unit_id="other")
         assert (await notify.http.get(f"/digests/{digest_id}")).status_code == 303
         assert (await notify.http.get(f"/digests/{digest_id}", cookies=outsider)).status_code == 404
@@ -599,7 +614,13 @@ async def test_meeting_digest_before_the_meeting_by_email_in_app_and_printable(
             f"/api/v1/digests/{digest_id}", headers=token("leader", unit_id="other")
         )
         assert other.status_code == 404
-        assert api.json()["totals"] == {"open": 2, "overdue": 1, "escalated": 0, "resolved": 0}
+        # Through the API too, a member gets their own line and its totals.
+        assert api.json()["totals"] == {"open": 1, "overdue": 1, "escalated": 0, "resolved": 0}
+        assert [m["member_id"] for m in api.json()["members"]] == ["m-nam"]
+        whole = await notify.http.get(
+            f"/api/v1/digests/{digest_id}", headers=token("leader", "m-lead", unit_id=unit)
+        )
+        assert whole.json()["totals"] == {"open": 2, "overdue": 1, "escalated": 0, "resolved": 0}
         inbox = await notify.http.get("/api/v1/inbox", headers=token("member", "m-hoa"))
         titles = [m["title_en"] for m in inbox.json()["messages"]]
         assert any(t.startswith("Digest before the Chi bộ ấp Mỹ Khánh 2 meeting") for t in titles)

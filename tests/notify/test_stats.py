@@ -322,14 +322,15 @@ async def test_statistics_api_matches_the_hand_computed_fixture(
         assert p3["satisfied"] is False
         assert [r["verdict"] for r in p3["rungs"]] == ["late", "on_time"]
 
-        # Members see their own figures and their own unit's; not a colleague's.
+        # Members see their own figures; not a colleague's, nor their unit's, which count
+        # colleagues' petitions that the scope rule hides from them.
         lan = token("member", "lan", unit_id="khom")
         own = await notify.http.get("/api/v1/stats/members/lan", headers=lan)
         assert own.status_code == 200
         other = await notify.http.get("/api/v1/stats/members/tai", headers=lan)
         assert other.status_code == 403
         unit = await notify.http.get("/api/v1/stats/units/khom", headers=lan)
-        assert unit.status_code == 200
+        assert unit.status_code == 403
         elsewhere = await notify.http.get(
             "/api/v1/stats/units/khom", headers=token("leader", "x", unit_id="other")
         )

@@ -1,5 +1,6 @@
 """Meeting digests as they were sent: a unit's open, overdue, escalated and resolved cases per
-member, for those who may see the unit.
+member, whole for those who may see the unit, and each member of the unit their own line
+(`access.digest_view`).
 
 No `from __future__ import annotations` here: FastAPI must see the `Annotated` dependencies
 and pydantic the models as objects rather than strings.
@@ -14,6 +15,7 @@ from sqlalchemy import select
 
 from shared.web import AppRuntime, CurrentStaff, problem_responses
 
+from ..access import digest_view
 from ..errors import DigestNotFound
 from ..models import digests
 from .notifications import RowId
@@ -70,12 +72,13 @@ router = APIRouter(
 
 @router.get("/{digest_id}", responses=problem_responses(401, 404))
 async def digest(digest_id: RowId, staff: CurrentStaff, runtime: AppRuntime) -> Digest:
-    """A meeting digest, for those who may see its unit."""
+    """A meeting digest: whole for those who may see its unit, a member's own line for them."""
     d = digests
     async with runtime.engine.connect() as conn:
         row = (
             await conn.execute(select(d.c.unit_id, d.c.content).where(d.c.id == digest_id))
         ).first()
-    if row is None or not staff.may_see_unit(row.unit_id):
+    content = None if row is None else digest_view(staff, row.unit_id, json.loads(row.content))
+    if content is None:
         raise DigestNotFound
-    return Digest.model_validate({**json.loads(row.content), "id": digest_id})
+    return Digest.model_validate({**content, "id": digest_id})

@@ -1,7 +1,7 @@
 """Resolution statistics: a unit's or a member's counters over a range of local days, and one
-petition's facts. Figures are for those who may see them: a unit's for its members and the
-leaders above it, a member's for the member, their leaders and administrators, a petition's
-for those who may see the petition.
+petition's facts. Figures are for those who may see every petition they count (`shared.scope`):
+a unit's for the leaders of the unit or a unit above it, a member's for the member, their
+leaders and administrators, a petition's for those who may see the petition.
 
 No `from __future__ import annotations` here: FastAPI must see the `Annotated` dependencies
 and pydantic the models as objects rather than strings.
@@ -17,9 +17,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from sqlalchemy import select
 
 from shared.auth import Staff
+from shared.scope import may_see_member, may_see_unit
 from shared.web import AppRuntime, CurrentStaff, problem_responses
 
-from ..access import may_see_member, may_see_petition
+from ..access import may_see_petition
 from ..deps import ConfigDep, DirectoryDep, UnitCacheDep
 from ..directory import Directory, DirectoryUnavailable
 from ..errors import (
@@ -191,8 +192,8 @@ async def unit_stats(
 ) -> UnitFigures:
     """A unit's counters over local days `from`..`to`, with the on-time rate and averages;
     with `sub_units=true`, the unit and every unit below it added up. For those who may see
-    the unit (a leader: their unit and those below; a member: their own)."""
-    if not staff.may_see_unit(unit_id):
+    every petition of the unit (a leader of it or of a unit above it; administrators)."""
+    if not may_see_unit(staff, unit_id):
         raise UnitNotVisible
     first, last = date_range(query, today=runtime.clock.now().astimezone(config.zone).date())
     counted = [unit_id]
@@ -200,7 +201,7 @@ async def unit_stats(
         tree = await unit_cache.tree()
         if tree is None:
             raise UnitTreeUnavailable
-        counted = [u for u in tree.subtree(unit_id) if staff.may_see_unit(u)]
+        counted = [u for u in tree.subtree(unit_id) if may_see_unit(staff, u)]
     async with runtime.engine.connect() as conn:
         totals = await scope_totals(conn, scope="unit", scope_ids=counted, start=first, end=last)
     return UnitFigures.model_validate(

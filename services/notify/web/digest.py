@@ -1,5 +1,6 @@
 """Meeting digests as printable pages: the one the members were sent, and the next meeting's
-as it stands now, for those who may see the unit."""
+as it stands now: whole for those who may see the unit, each member of the unit their own line
+(`access.digest_view`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
+from services.notify.access import digest_view, may_open_digest
 from services.notify.deps import ConfigDep, PageStaff, SchedulerDep, SettingsDep
 from services.notify.models import digests
 from services.notify.web.pages import not_found, render
@@ -33,9 +35,9 @@ async def digest_page(
         row = (
             await conn.execute(select(d.c.unit_id, d.c.content).where(d.c.id == digest_id))
         ).first()
-    if row is None or not staff.may_see_unit(row.unit_id):
+    content = None if row is None else digest_view(staff, row.unit_id, json.loads(row.content))
+    if content is None:
         return not_found(kit, request, settings, staff, "no_digest")
-    content = json.loads(row.content)
     return render(kit, request, settings, "digest.html", staff, digest=content, preview=False)
 
 
@@ -51,7 +53,7 @@ async def digest_preview(
 ) -> HTMLResponse:
     """The next meeting's digest as it stands now."""
     meeting = config.meetings.get(unit_id)
-    if meeting is None or not staff.may_see_unit(unit_id):
+    if meeting is None or not may_open_digest(staff, unit_id):
         return not_found(kit, request, settings, staff, "no_meeting")
-    content = await scheduler.preview(unit_id, meeting)
+    content = digest_view(staff, unit_id, await scheduler.preview(unit_id, meeting))
     return render(kit, request, settings, "digest.html", staff, digest=content, preview=True)

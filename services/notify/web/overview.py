@@ -1,6 +1,7 @@
 """The leadership dashboard: resolution figures per unit (each with the units below it, or
 alone), what could not be delivered (administrators), meetings and their digests, and the
-most recently active petitions; all only as far as the signed-in person may see."""
+most recently active petitions; all only as far as the signed-in person may see
+(`shared.scope`: a unit's figures for the leaders of it or a unit above it)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.notify.access import visible_filter
+from services.notify.access import may_open_digest, visible_filter
 from services.notify.config import NotifyConfig
 from services.notify.deps import ConfigDep, PageStaff, SettingsDep, UnitCacheDep
 from services.notify.models import STAT_COUNTERS, digests, notifications, timeline
@@ -23,6 +24,7 @@ from services.notify.timeline import status_label
 from services.notify.units import UnitTree
 from services.notify.web.pages import render
 from shared.auth import Staff
+from shared.scope import may_see_unit
 from shared.web import AppRuntime
 from shared.webkit.pages import Pages
 
@@ -50,7 +52,7 @@ def unit_rows(
         counted = tree.subtree(unit_id) if with_sub_units else [unit_id]
         total = dict.fromkeys(STAT_COUNTERS, 0)
         for sub in counted:
-            if staff.may_see_unit(sub):
+            if may_see_unit(staff, sub):
                 for name, value in own.get(sub, {}).items():
                     total[name] += value
         if not any(total.values()):
@@ -123,7 +125,8 @@ async def recent_digests(
     d = digests
     listed = select(d.c.id, d.c.unit_id, d.c.meeting_at)
     if not staff.is_admin:
-        listed = listed.where(d.c.unit_id.in_(staff.units))
+        units = {*staff.units, *([staff.unit_id] if staff.unit_id else [])}
+        listed = listed.where(d.c.unit_id.in_([u for u in units if may_open_digest(staff, u)]))
     rows = (await conn.execute(listed.order_by(d.c.meeting_at.desc()).limit(10))).mappings()
     return [
         {**r, "unit_name": tree.name(r["unit_id"]) if tree else r["unit_id"]} for r in rows.all()
@@ -134,7 +137,7 @@ def meeting_names(config: NotifyConfig, staff: Staff, tree: UnitTree | None) -> 
     return {
         unit_id: m.name or (tree.name(unit_id) if tree else unit_id)
         for unit_id, m in config.meetings.items()
-        if staff.may_see_unit(unit_id)
+        if may_open_digest(staff, unit_id)
     }
 
 
@@ -155,7 +158,7 @@ async def overview(
     first = start or last - timedelta(days=29)
     petitions = await recent_petitions(runtime.engine, staff)
     tree = await unit_cache.tree()
-    only = None if staff.is_admin else staff.units
+    only = None if staff.is_admin else [u for u in staff.units if may_see_unit(staff, u)]
     async with runtime.engine.connect() as conn:
         rows = await all_scope_totals(conn, scope="unit", start=first, end=last, only=only)
         n = notifications

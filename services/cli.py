@@ -309,6 +309,7 @@ def org_import(file: Path) -> None:
     """Import an organisation YAML file into routing's database (brought to the latest schema)."""
     from shared.db import create_engine
     from shared.migrate import upgrade
+    from shared.nats_auth import connect_options
     from shared.settings import normalise_database_url
 
     settings, module = _load_settings("routing")
@@ -331,7 +332,10 @@ def org_import(file: Path) -> None:
                 # Sessions the import ended (deactivated, new role, unit or password) are
                 # refused by every service now, not at routing's next look.
                 await sessions_module.announce_from_outside(
-                    engine, settings.nats_servers, replicas=settings.stream_replicas
+                    engine,
+                    settings.nats_servers,
+                    replicas=settings.stream_replicas,
+                    **connect_options("routing", settings),
                 )
             except Exception as exc:
                 click.echo(
@@ -362,6 +366,7 @@ def sessions() -> None:
 def sessions_end(username: str | None, everyone: bool) -> None:
     """End sessions now, in every service: that person (or everyone) signs in again."""
     from shared.db import create_engine
+    from shared.nats_auth import connect_options
     from shared.settings import normalise_database_url
 
     if (username is None) == (not everyone):
@@ -376,7 +381,10 @@ def sessions_end(username: str | None, everyone: bool) -> None:
             ended = int(await module.end_sessions(engine, username=username))
             try:
                 await module.announce_from_outside(
-                    engine, settings.nats_servers, replicas=settings.stream_replicas
+                    engine,
+                    settings.nats_servers,
+                    replicas=settings.stream_replicas,
+                    **connect_options("routing", settings),
                 )
             except Exception as exc:
                 click.echo(

@@ -39,7 +39,7 @@ from shared.auth import SESSION_COOKIE
 from shared.webkit.forms import CSRF_FIELD
 from tests.conftest import create_postgres_database, drop_postgres_database
 from tests.notify.conftest import make_config, make_settings
-from tests.support import eventually
+from tests.support import eventually, service_nats
 
 SECRET = "scope-table-secret-of-at-least-32-characters"
 KHOM, TO2, KHANH2 = "my-thoi-thoi-an-a", "my-thoi-thoi-an-a-to-2", "my-hoa-hung-my-khanh-2"
@@ -142,9 +142,15 @@ async def database_urls(request: pytest.FixtureRequest, tmp_path: Path) -> Async
 @pytest.fixture
 async def stack(nats_url: str, database_urls: list[str], tmp_path: Path) -> AsyncIterator[Stack]:
     intake_db, routing_db, notify_db = database_urls
-    common: dict[str, Any] = {"env": "test", "nats_url": nats_url, "secret_key": SECRET}
-    intake = create_intake(IntakeSettings(**common, database_url=intake_db))
-    routing = create_routing(RoutingSettings(**common, database_url=routing_db, seed_demo=True))
+    common: dict[str, Any] = {"env": "test", "secret_key": SECRET}
+    intake = create_intake(
+        IntakeSettings(**common, **service_nats(nats_url, "intake"), database_url=intake_db)
+    )
+    routing = create_routing(
+        RoutingSettings(
+            **common, **service_nats(nats_url, "routing"), database_url=routing_db, seed_demo=True
+        )
+    )
     meetings = {
         unit: {"weekday": 0, "at": "19:00", "digest_hours_before": 24} for unit in (KHOM, TO2)
     }

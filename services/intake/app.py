@@ -81,7 +81,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         clock=clock or clock_from_env(settings.clock_file),
     )
     handlers.register(runtime.consumers)
-    register_contact_lookup(runtime.broker, runtime.engine, settings.public_url)
+    register_contact_lookup(runtime.broker, runtime.engine, settings.public_url, runtime.clock.now)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

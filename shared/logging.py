@@ -36,6 +36,14 @@ class _ScrubbingFormatter(structlog.stdlib.ProcessorFormatter):
         return scrub_secrets(super().format(record))
 
 
+def warn_running_open(reasons: list[str]) -> None:
+    """One loud line per thing that leaves a development process open (demo secret, accounts,
+    mailbox): whoever starts it sees it is not fit to hold residents' data."""
+    log = structlog.get_logger("petitions.open")
+    for reason in reasons:
+        log.warning("running_open_for_development", reason=reason)
+
+
 def configure_logging(
     *, service: str, fmt: Literal["console", "json"] = "console", level: str = "INFO"
 ) -> None:

@@ -42,6 +42,7 @@ from services.intake.web import form, tracking, tracking_actions
 from services.intake.web.pages import build_page_kit, unavailable_page
 from shared.clock import Clock, clock_from_env
 from shared.db import is_database_outage
+from shared.logging import warn_running_open
 from shared.runtime import build_runtime, running
 from shared.web import install_service_edge
 from shared.webkit.pages import install_pages
@@ -85,6 +86,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        warn_running_open(settings.running_open())
         async with running(
             runtime, migrations_dir=MIGRATIONS_DIR, migrate=settings.migrate_on_start
         ):

@@ -79,9 +79,7 @@ async def _open_reasons(app: FastAPI) -> list[str]:
 async def test_development_says_loudly_it_runs_open(nats_url: str, tmp_path: Path) -> None:
     common: dict[str, Any] = {"nats_url": nats_url, "var_dir": tmp_path}
     intake = await _open_reasons(
-        create_intake(
-            IntakeSettings(database_url=f"sqlite:///{tmp_path / 'intake.db'}", **common)
-        )
+        create_intake(IntakeSettings(database_url=f"sqlite:///{tmp_path / 'intake.db'}", **common))
     )
     routing = await _open_reasons(
         create_routing(
@@ -89,9 +87,7 @@ async def test_development_says_loudly_it_runs_open(nats_url: str, tmp_path: Pat
         )
     )
     notify = await _open_reasons(
-        create_notify(
-            NotifySettings(database_url=f"sqlite:///{tmp_path / 'notify.db'}", **common)
-        )
+        create_notify(NotifySettings(database_url=f"sqlite:///{tmp_path / 'notify.db'}", **common))
     )
 
     assert [r.split(":")[0] for r in intake] == ["PETITIONS_SECRET_KEY"]

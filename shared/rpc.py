@@ -40,7 +40,9 @@ class ContactLookupRequest(_Message):
 class ContactReply(_Message):
     """One resident's contact, used for one delivery and never stored by the asker.
     `found: false` for an unknown petition; `erased: true` (and no contact) once the resident
-    erased their data; `wants_updates: false` when they asked for no more messages."""
+    erased their data; `wants_updates: false` when they asked for no more messages.
+    `tracking_url` carries a tracking token minted for this reply (intake keeps only hashes of
+    tokens), set when the resident may be written to: every message has a link of its own."""
 
     found: bool
     erased: bool | None = None

@@ -134,6 +134,13 @@ class CommonSettings(BaseSettings):
                 )
         return self
 
+    def running_open(self) -> list[str]:
+        """What leaves this process open to anyone outside production (production refuses each
+        at start), so that it is said at start, once per line; services add their own."""
+        if self.env == "production" or self.secret_key.get_secret_value() != DEMO_SECRET:
+            return []
+        return ["PETITIONS_SECRET_KEY: khoá mẫu / the demo secret: anyone can sign a staff token"]
+
     @property
     def nats_servers(self) -> list[str]:
         return [s.strip() for s in self.nats_url.split(",") if s.strip()]

@@ -37,6 +37,7 @@ class Worker:
         self._error_pause_s = error_pause_s
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def wake(self) -> None:
         """Something new to do: run the step now instead of at the next interval."""
@@ -48,17 +49,28 @@ class Worker:
 
     def start(self) -> None:
         if not self.running:
+            self._stopping = False
             self._task = asyncio.create_task(self._run(), name=self.name)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        """Cancel the loop and wait until it has ended.
+
+        A cancellation can be lost inside a step: a library that turns it into its own error
+        (Python 3.11's `wait_for` returns a timeout when both land together, and a client's
+        request then raises its timeout error), which the loop logs and retries. So the loop
+        also ends at its next turn once stopping, and the cancel is repeated until it has."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping = True
+        while not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=1.0)
+        if not task.cancelled():
+            task.result()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 more = await self._step()

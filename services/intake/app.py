@@ -42,6 +42,7 @@ from services.intake.web import form, tracking, tracking_actions
 from services.intake.web.pages import build_page_kit, unavailable_page
 from shared.clock import Clock, clock_from_env
 from shared.db import is_database_outage
+from shared.logging import warn_running_open
 from shared.runtime import build_runtime, running
 from shared.web import install_service_edge
 from shared.webkit.pages import install_pages
@@ -81,10 +82,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         clock=clock or clock_from_env(settings.clock_file),
     )
     handlers.register(runtime.consumers)
-    register_contact_lookup(runtime.broker, runtime.engine, settings.public_url)
+    register_contact_lookup(runtime.broker, runtime.engine, settings.public_url, runtime.clock.now)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        warn_running_open(settings.running_open())
         async with running(
             runtime, migrations_dir=MIGRATIONS_DIR, migrate=settings.migrate_on_start
         ):

@@ -33,6 +33,8 @@ petitions = Table(
     metadata,
     Column("id", String(36), primary_key=True),
     Column("reference", String(16), nullable=False, unique=True),
+    # The hash of the tracking token shown at submission (never the token); the tokens minted
+    # later for messages are in `tracking_tokens`.
     Column("tracking_token_hash", String(64), nullable=False, unique=True),
     Column("unit_id", String(100), nullable=False),
     Column("category_id", String(100), nullable=False),
@@ -78,8 +80,24 @@ contacts = Table(
     Column("phone", String(20), nullable=True),
     Column("email", String(254), nullable=True),
     Column("wants_updates", Boolean, nullable=False),
-    # Kept so notify can send the tracking link; only its hash is on the petition.
-    Column("tracking_token", String(64), nullable=True),
+)
+
+# Hashes of the tracking tokens minted after the submission, never a token: one for each message
+# notify sends with a link (minted by the contact look-up, handed over once, forgotten) and one
+# for each replayed receipt. Any of them, like the submission's, opens the petition, so links in
+# older emails keep working.
+tracking_tokens = Table(
+    "tracking_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column(
+        "petition_id",
+        String(36),
+        ForeignKey("petitions.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("created_at", UtcDateTime, nullable=False),
 )
 
 public_timeline = Table(

@@ -1,6 +1,10 @@
 """Answers notify's contact look-up: the resident's contact, used for one delivery and never
 stored elsewhere. Nothing here logs the contact itself.
 
+The tracking link in the reply carries a token minted for this look-up: intake keeps only the
+hashes of tracking tokens, so it cannot hand back the one shown at submission. Each message with a
+link thus carries its own token for the same petition; every one of them keeps opening it.
+
 Two forms on one subject: `{"petition_id": …}` for one petition, and `{"petition_ids": […]}`
 for the batch notify's delivery worker is about to send (one query instead of one round trip
 per message, which is what kept a burst of submissions waiting)."""
@@ -8,7 +12,8 @@ per message, which is what kept a burst of submissions waiting)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -43,7 +48,6 @@ async def contacts_for(engine: AsyncEngine, petition_ids: Sequence[str]) -> dict
                         contacts.c.phone,
                         contacts.c.email,
                         contacts.c.wants_updates,
-                        contacts.c.tracking_token,
                     )
                     .join(contacts, contacts.c.petition_id == petitions.c.id, isouter=True)
                     .where(petitions.c.id.in_(list(petition_ids)))
@@ -55,14 +59,37 @@ async def contacts_for(engine: AsyncEngine, petition_ids: Sequence[str]) -> dict
     return {str(r["id"]): dict(r) for r in rows}
 
 
-def contact_reply(row: Mapping[str, Any] | None, public_url: str) -> ContactReply:
-    """What notify is told about one petition's resident."""
+def needs_link(row: Mapping[str, Any] | None) -> bool:
+    """Whether the reply will carry a contact notify may write to, and so a tracking link."""
+    return (
+        row is not None
+        and row["contact_erased_at"] is None
+        and bool(row["wants_updates"])
+        and bool(row["email"] or row["phone"])
+    )
+
+
+async def mint_links(
+    engine: AsyncEngine, rows: Mapping[str, Mapping[str, Any]], public_url: str, now: datetime
+) -> dict[str, str]:
+    """A fresh tracking link for each petition whose reply needs one, all in one transaction."""
+    wanted = [pid for pid, row in rows.items() if needs_link(row)]
+    if not wanted:
+        return {}
+    async with engine.begin() as conn:
+        return {
+            pid: tracking_url(public_url, await store.mint_tracking_token(conn, pid, now))
+            for pid in wanted
+        }
+
+
+def contact_reply(row: Mapping[str, Any] | None, link: str | None) -> ContactReply:
+    """What notify is told about one petition's resident, with the link minted for it."""
     if row is not None and row["contact_erased_at"] is not None:
         # The resident erased their data: say so, so that nobody tries another channel.
         return ContactReply(found=True, erased=True, wants_updates=False)
     if row is None or row["wants_updates"] is None:
         return ContactReply(found=False)
-    token = row["tracking_token"]
     return ContactReply(
         found=True,
         name=row["name"],
@@ -70,7 +97,7 @@ def contact_reply(row: Mapping[str, Any] | None, public_url: str) -> ContactRepl
         phone=row["phone"],
         language=row["language"],
         wants_updates=bool(row["wants_updates"]),
-        tracking_url=tracking_url(public_url, token) if token else None,
+        tracking_url=link,
     )
 
 
@@ -90,7 +117,7 @@ def _asks_bulk(body: bytes) -> bool:
 
 
 async def lookup_contact(
-    engine: AsyncEngine, public_url: str, body: bytes
+    engine: AsyncEngine, public_url: str, body: bytes, *, now: datetime
 ) -> ContactReply | ContactsReply:
     """`{"petition_id": …}` → the contact with `found: true`; `found: true, erased: true` and no
     contact fields once the resident erased it; `found: false` for anything else (unknown
@@ -103,12 +130,14 @@ async def lookup_contact(
         if request is None and not _asks_bulk(body):
             log.warning("contact_lookup_malformed")
             return ContactReply(found=False)
-        return await _lookup_many(engine, public_url, request)
+        return await _lookup_many(engine, public_url, request, now)
     if request.petition_id is None:
         log.warning("contact_lookup_malformed")
         return ContactReply(found=False)
     petition_id = str(request.petition_id)
-    reply = contact_reply(await store.contact_for(engine, petition_id), public_url)
+    row = await store.contact_for(engine, petition_id)
+    links = await mint_links(engine, {petition_id: row} if row else {}, public_url, now)
+    reply = contact_reply(row, links.get(petition_id))
     if reply.erased:
         log.info("contact_lookup_erased", petition_id=petition_id)
     elif not reply.found:
@@ -119,14 +148,15 @@ async def lookup_contact(
 
 
 async def _lookup_many(
-    engine: AsyncEngine, public_url: str, request: ContactLookupRequest | None
+    engine: AsyncEngine, public_url: str, request: ContactLookupRequest | None, now: datetime
 ) -> ContactsReply:
     if request is None or request.petition_ids is None:
         log.warning("contact_lookup_malformed")
         return ContactsReply(contacts={})
     asked = list(dict.fromkeys(str(i) for i in request.petition_ids))
     rows = await contacts_for(engine, asked) if asked else {}
-    answers = {pid: contact_reply(rows.get(pid), public_url) for pid in asked}
+    links = await mint_links(engine, rows, public_url, now)
+    answers = {pid: contact_reply(rows.get(pid), links.get(pid)) for pid in asked}
     log.info(
         "contact_lookup_answered_bulk",
         asked=len(asked),
@@ -135,9 +165,11 @@ async def _lookup_many(
     return ContactsReply(contacts=answers)
 
 
-def register_contact_lookup(broker: NatsBroker, engine: AsyncEngine, public_url: str) -> None:
+def register_contact_lookup(
+    broker: NatsBroker, engine: AsyncEngine, public_url: str, now: Callable[[], datetime]
+) -> None:
     # A queue group, so that with several intake replicas exactly one answers each request.
     @broker.subscriber(RPC_CONTACT_LOOKUP, queue="intake-contact-lookup", title="contact-lookup")
     # The raw message, not a decoded body: a malformed request must still get an answer.
     async def contact_lookup(msg: NatsMessage) -> bytes:
-        return reply_bytes(await lookup_contact(engine, public_url, msg.body))
+        return reply_bytes(await lookup_contact(engine, public_url, msg.body, now=now()))

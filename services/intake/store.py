@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -28,6 +28,7 @@ from services.intake.models import (
     messaging,
     petitions,
     public_timeline,
+    tracking_tokens,
 )
 from services.intake.petitions import (
     ESCALATION_REQUEST_EVERY,
@@ -176,10 +177,9 @@ async def _replay(
                     petitions.c.id,
                     petitions.c.reference,
                     petitions.c.status,
-                    contacts.c.tracking_token,
+                    petitions.c.contact_erased_at,
                 )
                 .join(petitions, petitions.c.id == idempotency_keys.c.petition_id)
-                .join(contacts, contacts.c.petition_id == petitions.c.id, isouter=True)
                 .where(idempotency_keys.c.key == key)
             )
         )
@@ -194,10 +194,11 @@ async def _replay(
         return None
     if row["request_hash"] != fingerprint:
         raise IdempotencyKeyReused
-    token = row["tracking_token"]
-    if token is None:
-        # The resident erased their data, tracking token copy included: nothing to hand back.
+    if row["contact_erased_at"] is not None:
+        # The resident erased their data: a retry of their submission gets no new link either.
         raise IdempotencyKeyErased
+    # The first receipt's token was never stored: the retry gets a fresh one for the same petition.
+    token = await mint_tracking_token(conn, row["id"], now)
     return Receipt(
         petition_id=uuid.UUID(row["id"]),
         reference=row["reference"],
@@ -220,6 +221,7 @@ class _PetitionRows:
 # without rebuilding and hashing a `.values(...)` clause on every submission.
 _INSERT_PETITION = insert(petitions)
 _INSERT_CONTACT = insert(contacts)
+_INSERT_TOKEN = insert(tracking_tokens)
 _INSERT_TIMELINE = insert(public_timeline)
 _INSERT_IDEMPOTENCY_KEY = insert(idempotency_keys)
 
@@ -240,7 +242,7 @@ _PETITION_COLUMNS = (
     "submitted_at",
     "created_at",
 )
-_CONTACT_COLUMNS = ("petition_id", "name", "phone", "email", "wants_updates", "tracking_token")
+_CONTACT_COLUMNS = ("petition_id", "name", "phone", "email", "wants_updates")
 _TIMELINE_COLUMNS = (
     "petition_id",
     "event_id",
@@ -300,7 +302,6 @@ def _petition_rows(
             "phone": s.phone,
             "email": s.email,
             "wants_updates": s.wants_updates,
-            "tracking_token": token,
         },
         timeline={
             "petition_id": pid,
@@ -353,7 +354,7 @@ async def petition_by_token(engine: AsyncEngine, token: str) -> dict[str, Any] |
                         contacts.c.wants_updates,
                     )
                     .join(contacts, contacts.c.petition_id == petitions.c.id, isouter=True)
-                    .where(petitions.c.tracking_token_hash == hash_token(token))
+                    .where(_opened_by(token))
                 )
             )
             .mappings()
@@ -434,7 +435,6 @@ async def contact_for(engine: AsyncEngine, petition_id: str) -> dict[str, Any] |
                         contacts.c.phone,
                         contacts.c.email,
                         contacts.c.wants_updates,
-                        contacts.c.tracking_token,
                     )
                     .join(contacts, contacts.c.petition_id == petitions.c.id, isouter=True)
                     .where(petitions.c.id == petition_id)
@@ -466,16 +466,31 @@ async def count_petitions(engine: AsyncEngine) -> int:
         return int(await conn.scalar(select(func.count()).select_from(petitions)) or 0)
 
 
-async def _petition_for_update(conn: AsyncConnection, token: str) -> dict[str, Any]:
-    row = (
-        (
-            await conn.execute(
-                select(petitions).where(petitions.c.tracking_token_hash == hash_token(token))
-            )
+def _opened_by(token: str) -> Any:
+    """The condition on `petitions` that this is one of its tracking tokens: the submission's,
+    on the petition, or one minted since, in `tracking_tokens`. Both are unique indexes."""
+    hashed = hash_token(token)
+    return petitions.c.id.in_(
+        union_all(
+            select(petitions.c.id).where(petitions.c.tracking_token_hash == hashed),
+            select(tracking_tokens.c.petition_id).where(tracking_tokens.c.token_hash == hashed),
         )
-        .mappings()
-        .first()
     )
+
+
+async def mint_tracking_token(conn: AsyncConnection, petition_id: str, now: datetime) -> str:
+    """A new tracking token for the petition, in the caller's transaction: its hash is stored,
+    the token itself is handed to the caller once and kept nowhere."""
+    token = new_tracking_token()
+    await conn.execute(
+        _INSERT_TOKEN,
+        {"token_hash": hash_token(token), "petition_id": petition_id, "created_at": now},
+    )
+    return token
+
+
+async def _petition_for_update(conn: AsyncConnection, token: str) -> dict[str, Any]:
+    row = (await conn.execute(select(petitions).where(_opened_by(token)))).mappings().first()
     if row is None:
         raise UnknownTrackingLink
     return dict(row)
@@ -708,9 +723,8 @@ async def stop_updates(engine: AsyncEngine, *, token: str, now: datetime) -> boo
 
 
 async def erase_contact(engine: AsyncEngine, *, token: str, now: datetime) -> bool:
-    """Erase the resident's contact data (name, phone, email, the tracking token's copy); the
-    petition's content stays here, marked `contact_erased_at`, for the resident's tracking page.
-    True when it erased something.
+    """Erase the resident's contact data (name, phone, email); the petition's content stays here,
+    marked `contact_erased_at`, for the resident's tracking page. True when it erased something.
 
     The resident keeps their tracking link (only its hash is stored), so they can still follow
     the petition; nobody can contact them any more. `PetitionRedacted` tells routing and notify

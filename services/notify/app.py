@@ -11,6 +11,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from shared.clock import Clock
+from shared.logging import warn_running_open
 from shared.runtime import Runtime, build_runtime, running
 from shared.web import install_service_edge
 from shared.webkit.pages import install_pages
@@ -50,7 +51,7 @@ from .settings import Settings
 from .stats import ResolutionTracker
 from .units import UnitCache
 from .web import digest, mailbox, overview, petition
-from .web.pages import build_page_kit
+from .web.pages import build_page_kit, mailbox_exists
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -169,6 +170,17 @@ def build_parts(settings: Settings, config: NotifyConfig, clock: Clock | None) -
     return Parts(runtime, config, directory, UnitCache(directory), worker, scheduler)
 
 
+def running_open(settings: Settings) -> list[str]:
+    """The demo secret and, without SMTP, the demo mailbox (production refuses both)."""
+    found = settings.running_open()
+    if mailbox_exists(settings):
+        found.append(
+            f"hộp thư thử nghiệm / the demo mailbox: {settings.notify_url}/mail shows every "
+            "message, residents' addresses and tracking links included, to anyone"
+        )
+    return found
+
+
 def create_app(
     settings: Settings, *, clock: Clock | None = None, config: NotifyConfig | None = None
 ) -> FastAPI:
@@ -177,6 +189,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        warn_running_open(running_open(settings))
         async with running(
             parts.runtime, migrations_dir=MIGRATIONS_DIR, migrate=settings.migrate_on_start
         ):

@@ -399,7 +399,10 @@ class DeliveryWorker:
                 phone=contact.phone,
                 language=contact.language,
             )
-            secrets = tuple(a for a in (contact.email, contact.phone, contact.name) if a)
+            # The link carries a tracking token: no error message keeps it either.
+            secrets = tuple(
+                a for a in (contact.email, contact.phone, contact.name, contact.tracking_url) if a
+            )
             for ctx in contexts:
                 ctx["link"] = contact.tracking_url or self._settings.intake_url
         for ctx in contexts:

@@ -99,6 +99,14 @@ class Settings(CommonSettings):
                 "PETITIONS_CLOCK_FILE: đồng hồ thử nghiệm bị cấm trong production / "
                 "the test clock is refused in production"
             )
+        if self.env == "production" and self.embedded_mailbox:
+            # The demo mailbox keeps every message, residents' addresses and tracking links
+            # included, in files anyone on the machine reads (and at /mail in development).
+            raise ValueError(
+                "PETITIONS_SMTP_HOST: production gửi thư qua máy chủ SMTP, không dùng hộp thư "
+                "thử nghiệm / production sends mail through an SMTP server; the demo mailbox "
+                "is refused"
+            )
         return self
 
     @property

@@ -43,6 +43,7 @@ from shared.events import (
     PetitionWithdrawn,
     ResidentAnswered,
 )
+from shared.logging import warn_running_open
 from shared.migrate import upgrade_async
 from shared.runtime import Runtime, build_runtime, running
 from shared.web import install_service_edge
@@ -63,6 +64,15 @@ async def prepare_organisation(runtime: Runtime, settings: Settings) -> None:
     elif settings.should_seed_demo and not await has_units(engine):
         summary = await import_org(engine, DEMO_ORG_FILE, env=settings.env)
         log.info("demo_org_seeded", members=summary.members)
+    if settings.org_file is None and settings.should_seed_demo:
+        warn_running_open(
+            [
+                *settings.running_open(),
+                "tổ chức mẫu / the demo organisation: every account's password is 'demo'",
+            ]
+        )
+    else:
+        warn_running_open(settings.running_open())
     if settings.env == "production":
         accounts = await demo_password_accounts(engine)
         if accounts:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 
 import pytest
@@ -50,11 +51,18 @@ async def test_submitted_assigned_accepted_resolved_confirmed_closed(
     assert resolved.status_code == 200, resolved.text
 
     # The resident gets an email with the link to confirm; the tracking page shows the resolution.
-    await wait_mail(
-        stack.var_dir, "Đã được giải quyết", DEMO_PETITION["email"], submitted["tracking_url"]
+    track_prefix = submitted["tracking_url"].removesuffix(submitted["tracking_token"])
+    mail = await wait_mail(
+        stack.var_dir, "Đã được giải quyết", DEMO_PETITION["email"], track_prefix
     )
     view = await client.wait_status(submitted["tracking_token"], "resolved")
     assert explanation in str(view)
+    # The emailed link carries a token of its own (intake keeps only hashes), to the same page.
+    found = re.search(re.escape(track_prefix) + r"([A-Za-z0-9_-]{20,})", mail)
+    assert found, mail
+    assert found.group(1) != submitted["tracking_token"]
+    emailed = await client.wait_status(found.group(1), "resolved")
+    assert emailed["petition_id"] == petition_id
 
     feedback = await client.http.post(
         client.url("intake", f"/api/v1/track/{submitted['tracking_token']}/feedback"),

@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 import uuid
 
+from sqlalchemy import func, select
+
+from services.intake.models import contacts, petitions, public_timeline, tracking_tokens
+from services.intake.petitions import hash_token
 from shared.streams import RPC_CONTACT_LOOKUP
 from tests.intake.conftest import PUBLIC_URL, VALID, Intake
 
@@ -20,6 +24,7 @@ async def test_contact_lookup_answers_with_the_residents_contact(intake: Intake)
 
     answer = await ask(intake, json.dumps({"petition_id": body["petition_id"]}).encode())
 
+    link = str(answer.pop("tracking_url"))
     assert answer == {
         "found": True,
         "name": VALID["name"],
@@ -27,8 +32,44 @@ async def test_contact_lookup_answers_with_the_residents_contact(intake: Intake)
         "phone": VALID["phone"],
         "language": "en",
         "wants_updates": True,
-        "tracking_url": f"{PUBLIC_URL}/track/{body['tracking_token']}",
     }
+    # A link minted for this message (the submission's token was never stored), which opens the
+    # same petition as the submission's link, as does every link sent before it.
+    assert link.startswith(f"{PUBLIC_URL}/track/")
+    token = link.removeprefix(f"{PUBLIC_URL}/track/")
+    assert token != body["tracking_token"]
+    again = await ask(intake, json.dumps({"petition_id": body["petition_id"]}).encode())
+    later = str(again["tracking_url"]).removeprefix(f"{PUBLIC_URL}/track/")
+    assert later not in (token, body["tracking_token"])
+    for each in (body["tracking_token"], token, later):
+        assert (await intake.track(each))["petition_id"] == body["petition_id"]
+
+
+async def test_intake_keeps_no_tracking_token_only_hashes(intake: Intake) -> None:
+    body = await intake.submit()
+    answer = await ask(intake, json.dumps({"petition_id": body["petition_id"]}).encode())
+    minted = str(answer["tracking_url"]).rsplit("/", 1)[-1]
+
+    async with intake.runtime.engine.connect() as conn:
+        dump = []
+        for table in (contacts, petitions, tracking_tokens, public_timeline):
+            rows = (await conn.execute(select(table))).mappings().all()
+            dump.extend(str(v) for row in rows for v in row.values())
+        hashes = set((await conn.execute(select(tracking_tokens.c.token_hash))).scalars().all())
+    text = "\n".join(dump)
+    assert body["tracking_token"] not in text
+    assert minted not in text
+    assert hash_token(minted) in hashes
+
+
+async def test_no_link_is_minted_for_a_resident_who_is_not_to_be_contacted(
+    intake: Intake,
+) -> None:
+    quiet = await intake.submit(notify=False, email="", phone="", name="")
+    answer = await ask(intake, json.dumps({"petition_id": quiet["petition_id"]}).encode())
+    assert answer.get("tracking_url") is None
+    async with intake.runtime.engine.connect() as conn:
+        assert (await conn.scalar(select(func.count()).select_from(tracking_tokens))) == 0
 
 
 async def test_contact_lookup_for_unknown_or_malformed_requests_finds_nothing(
@@ -53,6 +94,12 @@ async def test_bulk_contact_lookup_answers_every_petition_asked_in_one_reply(
     answer = await ask(intake, json.dumps({"petition_ids": asked}).encode())
 
     single = await ask(intake, json.dumps({"petition_id": english["petition_id"]}).encode())
+    # Each answer carries a link of its own: compare the rest, and that both links open it.
+    bulk_link = answer["contacts"][english["petition_id"]].pop("tracking_url")  # type: ignore[index]
+    single_link = single.pop("tracking_url")
+    for link in (bulk_link, single_link):
+        opened = await intake.track(str(link).removeprefix(f"{PUBLIC_URL}/track/"))
+        assert opened["petition_id"] == english["petition_id"]
     assert answer == {
         "contacts": {
             english["petition_id"]: single,

@@ -356,9 +356,10 @@ def test_production_refuses_the_demo_webhook_secret_when_webhooks_are_configured
     from services.notify.settings import Settings
 
     strong = "x" * 40
-    assert Settings(env="production", secret_key=strong).webhook_secret_is_weak
+    smtp = "smtp.example.vn"
+    assert Settings(env="production", secret_key=strong, smtp_host=smtp).webhook_secret_is_weak
     assert not Settings(
-        env="production", secret_key=strong, webhook_secret=strong
+        env="production", secret_key=strong, webhook_secret=strong, smtp_host=smtp
     ).webhook_secret_is_weak
     hooks = parse_config({"webhooks": {"sms": {"url": "https://gw.example.vn/x"}}})
     with pytest.raises(ChannelsFileError, match="PETITIONS_NOTIFY_WEBHOOK_SECRET"):

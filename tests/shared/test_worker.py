@@ -72,3 +72,26 @@ async def test_without_known_work_the_worker_sleeps_its_idle_interval() -> None:
         assert await eventually(lambda: asyncio.sleep(0, calls == 2), what="woken", timeout=5)
     finally:
         await worker.stop()
+
+
+async def test_stop_ends_a_worker_whose_step_swallows_the_cancellation() -> None:
+    """A step that turns a cancellation into its own error (as a client library's timeout can)
+    is logged and retried like any failure; `stop()` still returns, and the loop is over."""
+    steps = 0
+
+    async def step() -> bool:
+        nonlocal steps
+        steps += 1
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            raise RuntimeError("timed out") from None
+        return False
+
+    worker = Worker("swallows", step, idle_s=0.01, error_pause_s=0.01)
+    worker.start()
+    await eventually(lambda: asyncio.sleep(0, steps >= 1), what="the step running")
+    stopping = asyncio.create_task(worker.stop())
+    done, _ = await asyncio.wait({stopping}, timeout=10)
+    assert stopping in done, "stop() still waiting for a loop that lost its cancellation"
+    assert not worker.running

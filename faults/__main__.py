@@ -141,9 +141,9 @@ def table(rows: list[dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
-def _write_results(quick: bool, wall: float, rows: list[dict[str, object]]) -> None:
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(
+def _write_results(path: Path, quick: bool, wall: float, rows: list[dict[str, object]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
         json.dumps({"quick": quick, "wall_s": round(wall), "rows": rows}, indent=2, default=str)
     )
 
@@ -163,6 +163,7 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--keep", action="store_true", help="keep each scenario's directory and logs"
     )
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON goes")
     args = parser.parse_args(argv)
     timing = Timing(quick=args.quick)
     backends = BACKENDS if args.backend == "both" else (args.backend,)
@@ -212,7 +213,7 @@ async def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print(f"- {r['title']} ({r['backend']}): " + "; ".join(str(n) for n in r["notes"]))  # type: ignore[attr-defined]
     print(f"wall time {wall:.0f} s ({'quick' if args.quick else 'full'})")
-    _write_results(args.quick, wall, rows)
+    _write_results(args.results, args.quick, wall, rows)
     bad = [r for r in rows if r["lost"] or r["doubled"] or r["stuck"]]
     return 1 if bad else 0
 

@@ -169,6 +169,22 @@ async def unpublished(world: World) -> dict[str, int]:
     return out
 
 
+async def unpublished_ids(world: World) -> set[str]:
+    """Event ids and petition ids of every outbox row not yet published (stuck, not lost)."""
+    ob = _messaging.outbox
+    out: set[str] = set()
+    for svc in SERVICES:
+        async with world.engine(svc).connect() as conn:
+            rows = await conn.execute(
+                select(ob.c.event_id, ob.c.payload).where(ob.c.published_at.is_(None))
+            )
+            for event_id, payload in rows:
+                out.add(str(event_id))
+                with contextlib.suppress(ValueError, KeyError, TypeError):
+                    out.add(str(json.loads(payload)["petition_id"]))
+    return out
+
+
 async def due_unsent(world: World) -> list[dict[str, Any]]:
     """Notifications that should have gone and have not (nothing waiting for a planned retry)."""
     from services.notify.models import notifications as n
@@ -302,8 +318,10 @@ async def audit(world: World, staff: Staff, petition_ids: set[str], findings: Fi
         await settle(world, petition_ids, since=time.monotonic(), timeout=60)
 
     cases = await cases_by_petition(world)
+    # Held in an outbox: counted as stuck below (each unpublished row), not as lost.
+    held = await unpublished_ids(world)
     for pid in petition_ids:
-        if cases[pid] == 0 and pid not in parked_ids:
+        if cases[pid] == 0 and pid not in parked_ids and pid not in held:
             findings.lost += 1
             findings.note("a petition has no case and no dead letter")
         elif cases[pid] > 1:
@@ -339,7 +357,7 @@ async def audit(world: World, staff: Staff, petition_ids: set[str], findings: Fi
     history = await assignments(world)
     for pid in petition_ids:
         on_stream = set(assigned_on_stream[pid])
-        missing = history[pid] - on_stream
+        missing = history[pid] - on_stream - held
         extra = on_stream - history[pid]
         if missing:
             findings.lost += len(missing)
@@ -362,6 +380,9 @@ async def audit(world: World, staff: Staff, petition_ids: set[str], findings: Fi
         dead = int(
             await conn.scalar(select(func.count()).select_from(n).where(n.c.status == "dead")) or 0
         )
+        retried = int(
+            await conn.scalar(select(func.count()).select_from(n).where(n.c.attempts > 1)) or 0
+        )
     findings.dead_lettered += dead
     if dead:
         findings.note(
@@ -379,6 +400,6 @@ async def audit(world: World, staff: Staff, petition_ids: set[str], findings: Fi
         findings.stuck += stuck
         findings.note(f"stuck: due unsent {len(due)}, outbox {outbox}, consumers {backlog}")
     findings.note(
-        f"notifications {dict(statuses)}; mails {world.smtp.total()}; webhooks {sum(world.webhook.accepted.values())}"
+        f"notifications {dict(statuses)} ({retried} needed more than one attempt); mails {world.smtp.total()}; webhooks {sum(world.webhook.accepted.values())}"
     )
     return findings

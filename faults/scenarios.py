@@ -5,6 +5,7 @@ recovery and audits (faults/audit.py)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -208,6 +209,37 @@ async def _disk_full(ctx: Context) -> None:
     await asyncio.sleep(ctx.timing.down * 3)
     for filler in fillers:
         filler.unlink(missing_ok=True)
+    # nats-server does not always take writes again once its store had no space left (the
+    # stream refuses every publish until the server restarts; nats-server issue 7654): the
+    # runbook's step, taken only when a probe publish is still refused.
+    await asyncio.sleep(ctx.timing.down)
+    if await _stream_takes_writes(ctx.world):
+        return
+    stack = _stack(ctx)
+    assert stack.nats is not None
+    ctx.findings.note(
+        "JetStream still refused writes after the disk was freed: restarted nats-server (runbook)"
+    )
+    await asyncio.to_thread(stack.nats.stop)
+    await asyncio.to_thread(stack.nats.start)
+
+
+async def _stream_takes_writes(world: World, attempts: int = 3) -> bool:
+    """Publish a probe no service handles (acknowledged and skipped by every consumer)."""
+    nc = await world.nats()
+    try:
+        js = nc.jetstream(timeout=5)
+        for _ in range(attempts):
+            probe = {"event_id": str(uuid.uuid4()), "petition_id": "probe"}
+            try:
+                await js.publish("petitions.faults_probe.v1", json.dumps(probe).encode())
+            except Exception:
+                await asyncio.sleep(3.0)
+                continue
+            return True
+        return False
+    finally:
+        await nc.close()
 
 
 # 5. SMTP down, webhook failing -----------------------------------------------------------------

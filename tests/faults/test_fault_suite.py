@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.postgres]
+pytestmark = [pytest.mark.faults, pytest.mark.e2e]
 
 ROOT = Path(__file__).resolve().parents[2]
 

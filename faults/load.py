@@ -131,6 +131,7 @@ class Load:
 
     async def _submit(self) -> None:
         key = str(uuid.uuid4())
+        pause = 1.0
         while self.give_up_at is None or time.monotonic() < self.give_up_at:
             try:
                 response = await self.http.post(
@@ -153,7 +154,9 @@ class Load:
                     )
                     return
                 self.stats.refusals[str(response.status_code)] += 1
-            await asyncio.sleep(1.0)
+            # A resident tries again a little later each time (at most every 15 s).
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 15.0)
         self.stats.abandoned += 1
 
     async def _staff_rounds(self) -> None:

@@ -239,18 +239,20 @@ class Tmpfs:
             return "no mount command"
         return None
 
-    def fill(self, leave_bytes: int = 0) -> Path:
-        """Write a file until the filesystem is full (less `leave_bytes`); returns it."""
+    def fill(self) -> Path:
+        """Write a file until the filesystem has no space left; returns it."""
         filler = self.path / "filler"
-        stat = os.statvfs(self.path)
-        free = stat.f_bavail * stat.f_frsize - leave_bytes
-        with open(filler, "wb") as fh, contextlib.suppress(OSError):
-            chunk = b"\0" * (1 << 16)
-            while free > 0:
-                fh.write(chunk[: min(len(chunk), free)])
-                free -= len(chunk)
-            fh.flush()
-            os.fsync(fh.fileno())
+        chunk = b"\0" * (1 << 16)
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            while True:
+                try:
+                    os.write(fd, chunk)
+                except OSError:
+                    break
+        finally:
+            with contextlib.suppress(OSError):
+                os.close(fd)
         return filler
 
     def unmount(self) -> None:

@@ -45,7 +45,7 @@ async def run_one(
             cluster = Cluster(world.root / "cluster")
             cluster.start()
             world.nats_url_override = cluster.url
-            world.cluster = cluster  # type: ignore[attr-defined]
+            world.cluster_nodes = cluster.nodes
         if scenario.key == "4-disk":
             mounts.append(Tmpfs(world.var / "nats", "64m"))
             if backend == "sqlite":
@@ -55,7 +55,7 @@ async def run_one(
                     world.extra_env[f"PETITIONS_{svc.upper()}_DATABASE_URL"] = (
                         f"sqlite+aiosqlite:///{db.path / f'{svc}.db'}"
                     )
-            world.tmpfs = mounts  # type: ignore[attr-defined]
+            world.tmpfs = mounts
         stack = await world.start()
         load = Load(stack)
         load.start()

@@ -152,20 +152,20 @@ class Cluster:
 
 
 async def kill_stream_leader(ctx: Context) -> None:
-    cluster: Cluster = ctx.world.cluster  # type: ignore[attr-defined]
+    nodes = ctx.world.cluster_nodes
     nc = await ctx.world.nats()
     try:
         info = await nc.jetstream(timeout=5).stream_info(PETITIONS_STREAM)
         leader = info.cluster.leader if info.cluster else None
     finally:
         await nc.close()
-    if leader not in cluster.nodes:
+    if leader not in nodes:
         ctx.findings.note(f"no stream leader found ({leader})")
         return
-    cluster.nodes[leader].kill()
+    nodes[leader].kill()
     ctx.findings.note(f"killed stream leader {leader}")
     await asyncio.sleep(ctx.timing.down * 3)
-    cluster.nodes[leader].start()
+    nodes[leader].start()
 
 
 # 3. database down ------------------------------------------------------------------------------
@@ -204,8 +204,7 @@ def disk_full(ctx: Context) -> Awaitable[None]:
 
 
 async def _disk_full(ctx: Context) -> None:
-    tmpfs: list[Tmpfs] = ctx.world.tmpfs  # type: ignore[attr-defined]
-    fillers = [await asyncio.to_thread(t.fill) for t in tmpfs]
+    fillers = [await asyncio.to_thread(t.fill) for t in ctx.world.tmpfs]
     await asyncio.sleep(ctx.timing.down * 3)
     for filler in fillers:
         filler.unlink(missing_ok=True)

@@ -15,9 +15,9 @@ import nats
 from nats.aio.client import Client as NatsClient
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from faults.infra import InjectedClock, PrivatePostgres, SmtpSink, WebhookSink
+from faults.infra import InjectedClock, PrivatePostgres, SmtpSink, Tmpfs, WebhookSink
 from services.stack import SERVICES, Stack, file_sink
-from shared.embedded_nats import free_port
+from shared.embedded_nats import EmbeddedNats, free_port
 
 BACKENDS = ("sqlite", "postgres")
 
@@ -49,6 +49,10 @@ class World:
         self.nats_url_override = nats_url
         self.channels = channels
         self.stack: Stack | None = None
+        # Scenario 2's cluster (the stack then uses it instead of its own nats-server) and
+        # scenario 4's small filesystems.
+        self.cluster_nodes: dict[str, EmbeddedNats] = {}
+        self.tmpfs: list[Tmpfs] = []
         self._engines: dict[str, AsyncEngine] = {}
 
     async def database_env(self) -> dict[str, str]:

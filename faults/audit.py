@@ -392,6 +392,7 @@ async def audit(world: World, staff: Staff, petition_ids: set[str], findings: Fi
     if smtp_twice or hook_twice:
         findings.doubled += smtp_twice + hook_twice
         findings.note(f"sent twice: {smtp_twice} mails, {hook_twice} webhooks")
+        findings.note(f"the twice-sent rows (attempts, last error): {await _doubled_rows(world)}")
     due = await due_unsent(world)
     outbox = await unpublished(world)
     backlog = await consumer_backlog(world)
@@ -403,3 +404,21 @@ async def audit(world: World, staff: Staff, petition_ids: set[str], findings: Fi
         f"notifications {dict(statuses)} ({retried} needed more than one attempt); mails {world.smtp.total()}; webhooks {sum(world.webhook.accepted.values())}"
     )
     return findings
+
+
+async def _doubled_rows(world: World) -> dict[str, int]:
+    """Evidence for a doubled mail: its notification's attempts and last error, counted."""
+    from services.notify.channels import message_id
+    from services.notify.models import notifications as n
+
+    with world.smtp.lock:
+        twice = {mid for mid, count in world.smtp.received.items() if count > 1}
+    out: Counter[str] = Counter()
+    async with world.engine("notify").connect() as conn:
+        rows = await conn.execute(
+            select(n.c.idempotency_key, n.c.attempts, n.c.last_error).where(n.c.channel == "email")
+        )
+        for key, attempts, error in rows:
+            if message_id(str(key)) in twice:
+                out[f"{attempts}: {(error or '-')[:80]}"] += 1
+    return dict(out)

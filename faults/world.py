@@ -76,7 +76,6 @@ class World:
             "PETITIONS_NOTIFY_BATCH_WINDOW_MINUTES": "0",
             "PETITIONS_SMTP_HOST": "127.0.0.1",
             "PETITIONS_SMTP_PORT": str(self.smtp.port),
-            "PETITIONS_SMTP_TIMEOUT_S": "5",
             **(await self.database_env()),
             **self.extra_env,
         }

@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from faults.audit import Findings, audit, settle
+from faults.audit import Findings, audit, settle, stored_petitions
 from faults.infra import PrivatePostgres, Tmpfs
 from faults.load import Load
 from faults.scenarios import Cluster, Context, Scenario, Timing, scenarios
@@ -67,6 +67,12 @@ async def run_one(
         await asyncio.sleep(timing.tail)
         stats = await load.stop()
         petitions = {s.petition_id for s in stats.submitted} | ctx.extra_petitions
+        unseen = await stored_petitions(world) - petitions
+        if unseen:
+            findings.note(
+                f"{len(unseen)} petitions stored whose 201 the load never saw: audited too"
+            )
+            petitions |= unseen
         _log(f"{scenario.key} {backend}: {len(stats.submitted)} submitted, settling")
         findings.recover_s, detail = await settle(
             world, petitions, since=fault_end, timeout=timing.settle

@@ -204,6 +204,15 @@ async def due_unsent(world: World) -> list[dict[str, Any]]:
         return [dict(r) for r in rows.mappings()]
 
 
+async def stored_petitions(world: World) -> set[str]:
+    """Every petition intake stored, including those whose 201 the resident never saw (a
+    timed-out request that committed): the audit counts them too."""
+    from services.intake.models import petitions
+
+    async with world.engine("intake").connect() as conn:
+        return {str(pid) for pid in await conn.scalars(select(petitions.c.id))}
+
+
 async def cases_by_petition(world: World) -> Counter[str]:
     from services.routing.models import cases
 

@@ -79,7 +79,8 @@ async def run_one(
         )
         if findings.recover_s is None:
             findings.note(f"did not settle within {timing.settle:.0f} s: {detail}")
-        load2 = Load(stack)
+        # The audit's own requests wait longer: a loaded machine is not a finding.
+        load2 = Load(stack, timeout=60.0)
         await audit(world, load2.staff, petitions, findings)
         await load2.http.aclose()
         await _check_expectations(world, ctx, findings)

@@ -86,12 +86,14 @@ class Staff:
 class Load:
     """`rate` petitions a second and a staff round a second, until `stop()`."""
 
-    def __init__(self, stack: Stack, *, rate: float = 2.0, resolve: bool = True) -> None:
+    def __init__(
+        self, stack: Stack, *, rate: float = 2.0, resolve: bool = True, timeout: float = 10.0
+    ) -> None:
         self.stack = stack
         self.rate = rate
         self.resolve = resolve
         self.stats = LoadStats()
-        self.http = httpx.AsyncClient(timeout=10.0)
+        self.http = httpx.AsyncClient(timeout=timeout)
         self.staff = Staff(stack, self.http)
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []

@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import sys
 import time
 from dataclasses import asdict
@@ -100,6 +101,9 @@ async def run_one(
             cluster.stop()
         for mount in mounts:
             mount.unmount()
+        if mounts and not keep:
+            # The directory could not be removed while the tmpfs was mounted in it.
+            shutil.rmtree(world.root, ignore_errors=True)
         if keep:
             findings.note(f"kept {world.root}")
     return findings

@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test lint pytest bench openapi clean
+.PHONY: up test lint pytest bench faults openapi clean
 
 up: $(STAMP)
 	$(BIN)/petitions up
@@ -16,7 +16,7 @@ test: lint pytest
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy services shared
+	$(BIN)/mypy services shared faults
 	$(BIN)/lint-imports
 
 # pytest exits 5 when it collected nothing: a suite that silently runs no test is a failure.
@@ -26,12 +26,17 @@ pytest: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
+# The fault suite (docs/reliability.md): every scenario on SQLite and PostgreSQL, full outages
+# (10 s, 60 s, 10 min: about an hour). FAULTS_QUICK=1 shortens them for CI (see the doc).
+faults: $(STAMP)
+	$(BIN)/python -m faults $(FAULTS_ARGS)
+
 # Rewrite docs/openapi/*.json from the code (a test fails while they are stale).
 openapi: $(STAMP)
 	$(BIN)/python -m services.openapi
 
 clean:
-	rm -rf var .bench
+	rm -rf var .bench .faults
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null || { \

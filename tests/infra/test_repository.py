@@ -62,7 +62,7 @@ def test_readme_shows_the_two_commands(command: str) -> None:
 
 
 def test_makefile_targets_parse() -> None:
-    for target in ("up", "test", "lint", "bench", "clean"):
+    for target in ("up", "test", "lint", "bench", "faults", "clean"):
         result = run("make", "-n", target)
         assert result.returncode == 0, f"make -n {target}: {result.stderr}"
 

@@ -43,7 +43,7 @@ async def run_one(
     )
     try:
         if scenario.cluster:
-            cluster = Cluster(world.root / "cluster")
+            cluster = Cluster(world.root / "cluster", world.credentials)
             cluster.start()
             world.nats_url_override = cluster.url
             world.cluster_nodes = cluster.nodes

@@ -26,6 +26,7 @@ from shared.events import (
     ResidentAnswered,
 )
 from shared.events.base import Event
+from shared.nats_auth import BusCredentials
 from shared.streams import PETITIONS_STREAM
 
 HOUR = 3600.0
@@ -123,7 +124,7 @@ async def kill_nats(ctx: Context) -> None:
 class Cluster:
     """Three nats-servers routed to each other on loopback (as tests/infra/test_nats_cluster.py)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, credentials: BusCredentials) -> None:
         names = ("n1", "n2", "n3")
         cluster_ports = {n: free_port() for n in names}
         self.nodes = {
@@ -134,6 +135,7 @@ class Cluster:
                 cluster_port=cluster_ports[n],
                 routes=[f"nats://127.0.0.1:{cluster_ports[o]}" for o in names if o != n],
                 log_file=root / f"{n}.log",
+                credentials=credentials,
             )
             for n in names
         }

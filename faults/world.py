@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from faults.infra import InjectedClock, PrivatePostgres, SmtpSink, Tmpfs, WebhookSink
 from services.stack import SERVICES, Stack, file_sink
 from shared.embedded_nats import EmbeddedNats, free_port
+from shared.nats_auth import ADMIN, BusCredentials
 
 BACKENDS = ("sqlite", "postgres")
 
@@ -41,6 +42,10 @@ class World:
         self.root = Path(tempfile.mkdtemp(prefix=f"petitions-faults-{name}-{backend}-"))
         self.var = self.root / "var"
         self.var.mkdir()
+        # The bus is authenticated as in production: each service its own NATS user, the suite
+        # itself the operator (it reads the stream for the audit and publishes poison). The
+        # embedded server makes its own; these are the cluster's (scenario 2).
+        self.credentials = BusCredentials.ensure(self.root / "nats-auth")
         self.clock = InjectedClock(self.root / "clock")
         self.smtp = SmtpSink()
         self.smtp.up()
@@ -88,6 +93,7 @@ class World:
             ports={svc: free_port() for svc in SERVICES},
             nats_port=free_port(),
             nats_url=self.nats_url_override,
+            nats_credentials=self.credentials,
             env=env,
             output=file_sink(self.root / "stack.log"),
             stop_grace=15,
@@ -110,7 +116,11 @@ class World:
         """A NATS connection as the stack's own services make it (the audit reads the stream and
         scenario 7 publishes on it)."""
         assert self.stack is not None
-        return await nats.connect(self.stack.nats_url.split(","), max_reconnect_attempts=3)
+        return await nats.connect(
+            self.stack.nats_url.split(","),
+            max_reconnect_attempts=3,
+            **self.stack.nats_connect_options(ADMIN),
+        )
 
     async def close(self) -> None:
         for engine in self._engines.values():

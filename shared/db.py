@@ -84,9 +84,10 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         yield conn
 
 
-# What a database that cannot be reached (refused, dropped, locked past the busy timeout,
-# unopenable) raises through SQLAlchemy: worth a retry later, unlike a constraint or a bug.
-OUTAGE_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
+# What the database drivers raise through SQLAlchemy; `is_database_outage` tells an outage
+# (refused, dropped, shutting down, locked past the busy timeout, unopenable, full), worth a
+# retry later, from a constraint or a bug.
+OUTAGE_ERRORS: tuple[type[Exception], ...] = (DBAPIError,)
 
 
 # SQLite reports a missing table or a malformed query as an OperationalError too: only these
@@ -94,17 +95,38 @@ OUTAGE_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
 _SQLITE_OUTAGE = ("locked", "busy", "unable to open", "disk i/o", "database or disk is full")
 
 
+# PostgreSQL's SQLSTATEs for "not now": connection exceptions (class 08), insufficient
+# resources (53: disk full, out of memory, too many connections) and the server shutting down,
+# crashed or still starting (57P01-57P03, which asyncpg raises as CannotConnectNowError and
+# SQLAlchemy wraps in a plain DBAPIError).
+_POSTGRES_OUTAGE = ("08", "53", "57P01", "57P02", "57P03")
+
+
+def _sqlstate(orig: BaseException | None) -> str | None:
+    """The SQLSTATE of a driver error, from SQLAlchemy's adapted asyncpg error or its cause."""
+    for candidate in (orig, getattr(orig, "__cause__", None)):
+        code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if isinstance(code, str):
+            return code
+    return None
+
+
 def is_database_outage(exc: BaseException) -> bool:
     """The database cannot be used right now: the same work may succeed once it is back. A
     bug that SQLite happens to report as an OperationalError (no such table) is not one."""
     if isinstance(exc, OSError | TimeoutError | InterfaceError):
         return True
-    if isinstance(exc, OperationalError):
-        orig = exc.orig
-        if orig is not None and type(orig).__module__.startswith(("sqlite3", "aiosqlite")):
-            return any(words in str(orig).lower() for words in _SQLITE_OUTAGE)
+    if not isinstance(exc, DBAPIError):
+        return False
+    orig = exc.orig
+    if orig is not None and type(orig).__module__.startswith(("sqlite3", "aiosqlite")):
+        return isinstance(exc, OperationalError) and any(
+            words in str(orig).lower() for words in _SQLITE_OUTAGE
+        )
+    code = _sqlstate(orig)
+    if code is not None and code.startswith(_POSTGRES_OUTAGE):
         return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+    return isinstance(exc, OperationalError) or exc.connection_invalidated
 
 
 async def ping(engine: AsyncEngine, timeout: float = 2.0) -> bool:

@@ -35,7 +35,7 @@ from services.notify.config import Meeting
 from services.routing.app import create_app as create_routing
 from services.routing.org import DEMO_ORG_FILE
 from services.routing.settings import Settings as RoutingSettings
-from shared.auth import SESSION_COOKIE
+from shared.auth import SESSION_COOKIE, read_token
 from shared.webkit.forms import CSRF_FIELD
 from tests.conftest import create_postgres_database, drop_postgres_database
 from tests.notify.conftest import make_config, make_settings
@@ -322,7 +322,9 @@ def refused_action(service: str, path: str, body: dict[str, Any], *, page: bool 
             p = stack.petitions[name]
             url = path.format(**p)
             if page:
-                form = {**body, CSRF_FIELD: stack.routing_app.state.guard.csrf(stack.tokens[role])}
+                session_id = read_token(stack.tokens[role], secret=SECRET).session_id
+                assert session_id
+                form = {**body, CSRF_FIELD: stack.routing_app.state.guard.csrf(session_id)}
                 response = await stack.routing.post(url, data=form, cookies=stack.cookie(role))
             else:
                 response = await stack.routing.post(url, json=body, headers=stack.bearer(role))
@@ -583,6 +585,7 @@ EXCLUDED: dict[tuple[str, str, str], str] = {
     ("routing", "GET", "/"): "sends to the workspace or the sign-in page",
     ("routing", "GET", "/signin"): "the sign-in form",
     ("routing", "POST", "/signout"): "signing out",
+    ("routing", "POST", "/api/v1/auth/signout"): "ends the caller's own session",
     ("notify", "GET", "/api/v1/inbox/unread-count"): "a count of the caller's own messages",
     ("notify", "POST", "/api/v1/inbox/read-all"): "marks the caller's own messages read",
 }

@@ -20,6 +20,7 @@ from services.notify.app import create_app as create_notify
 from services.notify.settings import Settings as NotifySettings
 from services.routing.app import create_app as create_routing
 from services.routing.settings import Settings as RoutingSettings
+from tests.support import service_nats
 
 ROOT = Path(__file__).parents[2]
 STRONG = "s" * 40
@@ -77,17 +78,33 @@ async def _open_reasons(app: FastAPI) -> list[str]:
 
 
 async def test_development_says_loudly_it_runs_open(nats_url: str, tmp_path: Path) -> None:
-    common: dict[str, Any] = {"nats_url": nats_url, "var_dir": tmp_path}
+    common: dict[str, Any] = {"var_dir": tmp_path}
     intake = await _open_reasons(
-        create_intake(IntakeSettings(database_url=f"sqlite:///{tmp_path / 'intake.db'}", **common))
+        create_intake(
+            IntakeSettings(
+                database_url=f"sqlite:///{tmp_path / 'intake.db'}",
+                **service_nats(nats_url, "intake"),
+                **common,
+            )
+        )
     )
     routing = await _open_reasons(
         create_routing(
-            RoutingSettings(database_url=f"sqlite:///{tmp_path / 'routing.db'}", **common)
+            RoutingSettings(
+                database_url=f"sqlite:///{tmp_path / 'routing.db'}",
+                **service_nats(nats_url, "routing"),
+                **common,
+            )
         )
     )
     notify = await _open_reasons(
-        create_notify(NotifySettings(database_url=f"sqlite:///{tmp_path / 'notify.db'}", **common))
+        create_notify(
+            NotifySettings(
+                database_url=f"sqlite:///{tmp_path / 'notify.db'}",
+                **service_nats(nats_url, "notify"),
+                **common,
+            )
+        )
     )
 
     assert [r.split(":")[0] for r in intake] == ["PETITIONS_SECRET_KEY"]
@@ -103,6 +120,7 @@ async def test_development_says_loudly_it_runs_open(nats_url: str, tmp_path: Pat
                 database_url=f"sqlite:///{tmp_path / 'notify.db'}",
                 secret_key=STRONG,
                 smtp_host="127.0.0.1",
+                **service_nats(nats_url, "notify"),
                 **common,
             )
         )

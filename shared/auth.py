@@ -50,9 +50,6 @@ class Staff:
     def is_admin(self) -> bool:
         return self.role == "admin"
 
-    def may_see_unit(self, unit_id: str | None) -> bool:
-        return self.is_admin or (unit_id is not None and unit_id in self.units)
-
 
 def issue_token(staff: Staff, *, secret: str, ttl: timedelta = MAX_ACCESS_TTL) -> str:
     """An access token for `staff` in their session `staff.session_id` (required)."""

@@ -167,8 +167,9 @@ def _sessions_api(service: str) -> list[str]:
     ]
     if service == SESSIONS_WRITER:
         subjects += [
+            # Create only, never update: an update could add subjects (another service's reply
+            # inbox) to the bucket's stream and read what it captures.
             f"{JS_API}.STREAM.CREATE.{kv_stream}",
-            f"{JS_API}.STREAM.UPDATE.{kv_stream}",
             f"$KV.{SESSIONS_BUCKET}.>",
         ]
     return subjects

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 import structlog
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig
+from nats.js.errors import BucketNotFoundError
 from nats.js.kv import KeyValue
 
 from shared.auth import MAX_ACCESS_TTL
@@ -35,7 +36,12 @@ log = structlog.get_logger(__name__)
 
 async def sessions_bucket(js: JetStreamContext, *, replicas: int = 1) -> KeyValue:
     """The bucket, created if missing (routing, which writes it, calls this), replicated like
-    the petitions stream."""
+    the petitions stream. An existing bucket is used as it is: creating it again with another
+    configuration (replicas changed since) would be refused, and revocations would stop."""
+    try:
+        return await js.key_value(SESSIONS_BUCKET)
+    except BucketNotFoundError:
+        pass
     return await js.create_key_value(
         KeyValueConfig(
             bucket=SESSIONS_BUCKET,

@@ -138,7 +138,9 @@ async def _scrub_copies(conn: AsyncConnection, petition_id: str, texts: set[str]
     rows = await conn.execute(select(n.c.id, n.c.context).where(n.c.petition_id == petition_id))
     for row_id, context in rows.all():
         data = json.loads(context)
-        clean = {k: REDACTED_TEXT if v in texts else v for k, v in data.items()}
+        clean = {
+            k: REDACTED_TEXT if isinstance(v, str) and v in texts else v for k, v in data.items()
+        }
         if clean != data:
             await conn.execute(update(n).where(n.c.id == row_id).values(context=json.dumps(clean)))
     fields = ("title_vi", "title_en", "body_vi", "body_en")

@@ -432,7 +432,10 @@ async def redact_outbox(
     )
     for row_id, payload in rows.all():
         data = json.loads(payload)
-        cleaned = {k: REDACTED_TEXT if v in texts else v for k, v in data.items()}
+        # Only text fields: an event may carry lists (an overdue case's member ids).
+        cleaned = {
+            k: REDACTED_TEXT if isinstance(v, str) and v in texts else v for k, v in data.items()
+        }
         if cleaned != data:
             await conn.execute(
                 update(outbox).where(outbox.c.id == row_id).values(payload=json.dumps(cleaned))

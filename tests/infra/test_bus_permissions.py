@@ -230,6 +230,9 @@ async def test_a_service_cannot_delete_purge_or_use_anothers_consumer(
     if service != STREAM_OWNER:
         await probe.publish_refused(f"{JS}.STREAM.UPDATE.{PETITIONS_STREAM}")
         await probe.publish_refused(f"{JS}.STREAM.CREATE.{PETITIONS_STREAM}")
+    # Nobody updates the sessions bucket's stream: an update could add another service's reply
+    # inbox to its subjects and capture what that service is told.
+    await probe.publish_refused(f"{JS}.STREAM.UPDATE.KV_{SESSIONS_BUCKET}")
 
 
 async def test_each_service_reads_the_stream_through_its_own_consumer_only(

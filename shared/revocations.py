@@ -109,6 +109,11 @@ class RevokedSessions:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                # nats-py can turn a cancellation that lands inside a request into its own
+                # error: the service is stopping, not the bucket missing (else stop() hangs).
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise asyncio.CancelledError from exc
                 # Not created yet (routing creates it) or the bus is away: try again.
                 log.info("revoked_sessions_waiting", error=f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(pause)

@@ -132,6 +132,7 @@ def table(rows: list[dict[str, object]]) -> str:
         "lost",
         "doubled",
         "stuck",
+        "in doubt",
         "dead-lettered",
         "recover s",
     )
@@ -145,6 +146,7 @@ def table(rows: list[dict[str, object]]) -> str:
             r["lost"],
             r["doubled"],
             r["stuck"],
+            r.get("in_doubt", 0),
             r["dead_lettered"],
             "—" if rec is None else f"{rec:.1f}",
         )

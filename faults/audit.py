@@ -11,6 +11,9 @@
   once (`doubled` otherwise), and none is due but unsent (`stuck`);
 - **dead letters**: each is listed by its service's admin API and its retry answers (handled,
   or refused with the reason), never 404 or 500;
+- **in doubt**: notifications whose send began and was never recorded (a worker killed
+  mid-send): set aside as `in_doubt` for a person, never resent on their own (or about to be,
+  once their lease runs out). Counted apart from stuck: they wait for a person by design;
 - **stuck**: besides due notifications, outbox rows never published and messages a consumer
   still holds once the stack has had time to settle.
 """
@@ -99,6 +102,7 @@ class Findings:
     lost: int = 0
     doubled: int = 0
     stuck: int = 0
+    in_doubt: int = 0
     dead_lettered: int = 0
     recover_s: float | None = None
     notes: list[str] = field(default_factory=list)
@@ -198,10 +202,31 @@ async def due_unsent(world: World) -> list[dict[str, Any]]:
                     # Claimed by a worker (an attempt counted, still queued): in flight, or
                     # orphaned by a killed worker until its lease runs out. Either way not done.
                     and_(n.c.status == "queued", n.c.attempts > 0),
-                )
+                ),
+                # A send began and was never recorded: in doubt (counted apart), not stuck.
+                n.c.send_started_at.is_(None),
             )
         )
         return [dict(r) for r in rows.mappings()]
+
+
+async def in_doubt(world: World) -> int:
+    """Notifications that may have been sent: set aside as `in_doubt`, or with a send begun and
+    never recorded that the next claim will set aside."""
+    from services.notify.models import notifications as n
+
+    async with world.engine("notify").connect() as conn:
+        count = await conn.scalar(
+            select(func.count())
+            .select_from(n)
+            .where(
+                or_(
+                    n.c.status == "in_doubt",
+                    and_(n.c.status.in_(UNSENT), n.c.send_started_at.is_not(None)),
+                )
+            )
+        )
+    return int(count or 0)
 
 
 async def stored_petitions(world: World) -> set[str]:
@@ -403,6 +428,13 @@ async def audit(world: World, staff: Staff, petition_ids: set[str], findings: Fi
         findings.note(f"sent twice: {smtp_twice} mails, {hook_twice} webhooks")
         findings.note(f"the twice-sent rows (attempts, last error): {await _doubled_rows(world)}")
     due = await due_unsent(world)
+    doubtful = await in_doubt(world)
+    if doubtful:
+        findings.in_doubt += doubtful
+        findings.note(
+            f"{doubtful} notifications in doubt (may have been sent; listed at "
+            "/api/v1/notifications?status=in_doubt, retried by hand)"
+        )
     outbox = await unpublished(world)
     backlog = await consumer_backlog(world)
     stuck = len(due) + sum(outbox.values()) + sum(max(v, 0) for v in backlog.values())

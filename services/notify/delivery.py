@@ -17,16 +17,20 @@ At most once per idempotency key across replicas, as far as the outside world al
 - A claim leases its rows for `delivery_lease_s` under a fresh token (`lease_token`); only the
   claim holding the token records an outcome, so a worker whose lease ran out cannot mark sent,
   failed or dead what another worker now holds.
-- Just before sending, the round checks it still holds every row of each message, renews the
-  lease and records `send_started_at`, in one transaction (a message it no longer holds
-  entirely is not sent). While the sends last, the round's lease is renewed every third of its
-  length, so a slow channel never lets a second worker claim a message being sent.
-- The outcome clears `send_started_at`. A claim that finds it set knows an earlier send began
-  and was never recorded (its worker died, or stalled past its lease): the message may have
-  left. It is sent again only with the same Message-ID or webhook delivery id (derived from
-  the idempotency key), so the receiver can drop the repeat; the embedded mailbox overwrites
-  the same file. It is logged (`notification_send_in_doubt`) and noted on the row, never
-  silent.
+- One message at a time: just before its send, the worker checks it still holds every row of
+  the message, renews the lease and records `send_started_at` (one small transaction by
+  primary key; a message it no longer holds entirely is not sent), and just after the send it
+  records the outcome, which clears `send_started_at`. While sends last, the round's lease is
+  renewed every third of its length, so a slow channel never lets a second worker claim a
+  message being sent. The window in which a send's outcome can be lost is one SMTP or webhook
+  transaction.
+- An outcome the database cannot take (it is down) is kept in memory and recorded with
+  back-off once it is back; the message is never sent again for it, and the round (so the
+  worker's next claim) waits.
+- A claim that finds `send_started_at` set knows an earlier send began and was never recorded
+  (its worker was killed): the message may have left. It is not sent again on its own: it is
+  set aside as `in_doubt`, logged (`notification_send_in_doubt`) and listed for a person, who
+  can retry it by hand (it then leaves with the same Message-ID or webhook delivery id).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import structlog
@@ -48,7 +53,7 @@ from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.clock import Clock
-from shared.db import is_sqlite
+from shared.db import is_database_outage, is_sqlite
 from shared.worker import Worker
 
 from .channels import (
@@ -68,21 +73,35 @@ from .settings import Settings
 log = structlog.get_logger(__name__)
 
 RETRYABLE = ("queued", "failed")
+IN_DOUBT = "in_doubt"
+# An outcome may be recorded on a row set aside as in doubt while its worker waited for the
+# database: the same lease token proves it is the send that began.
+RECORDABLE = (*RETRYABLE, IN_DOUBT)
 RECIPIENT_KINDS = ("member", "resident")
 Row = Mapping[str, Any]
-# Recorded on a message sent again after an earlier send of unknown outcome.
-RESENT_IN_DOUBT = (
-    "gửi lại cùng mã sau một lần gửi không rõ kết quả / sent again with the same id after an "
-    "earlier send whose outcome is unknown"
+# Recorded on a message whose send began and was never recorded: it is not sent again on its
+# own; a person checks with the recipient and retries it by hand if it did not arrive.
+IN_DOUBT_NOTE = (
+    "có thể đã gửi: lần gửi đã bắt đầu nhưng không ghi được kết quả; không tự gửi lại, kiểm tra "
+    "rồi gửi lại thủ công nếu cần / may have been sent: a send began but its outcome was never "
+    "recorded; not resent automatically, check and retry by hand if needed"
 )
+# Back-off while an outcome waits for the database to be back.
+OUTCOME_RETRY_S = 0.2
+OUTCOME_RETRY_MAX_S = 5.0
+Record = Callable[[], Awaitable[None]]
 
 
 def _held(row: Row) -> Any:
     """The condition under which a row is still held by the claim that read it."""
     n = notifications
     return and_(
-        n.c.id == row["id"], n.c.status.in_(RETRYABLE), n.c.lease_token == row["lease_token"]
+        n.c.id == row["id"], n.c.status.in_(RECORDABLE), n.c.lease_token == row["lease_token"]
     )
+
+
+class _LeaseLost(Exception):
+    """This claim no longer holds every row of a message."""
 
 
 class Skip(Exception):
@@ -173,37 +192,23 @@ class DeliveryWorker:
 
     async def _round(self, kind: str) -> int:
         """Claim the due notifications for `kind` (one round), ask for what they need in one
-        go, send at most `delivery_concurrency` at once, and record the sent ones together;
-        returns rows tried."""
+        go, send at most `delivery_concurrency` at once, each message marked just before its
+        send and its outcome recorded just after; returns rows tried."""
         claimed, references = await self._claim(kind)
         if not claimed:
             return 0
         started = time.monotonic()
         lookups = await self._lookups(kind, claimed, references)
-        groups = await self._begin_sends(claimed)
-        # The common outcomes, sent and skipped, are written for the whole round in one
-        # transaction: on a busy SQLite each transaction waits its turn behind the consumers.
-        done: dict[tuple[str, str | None], list[Row]] = {}
 
         async def one(group: list[Row]) -> None:
             async with self._sending:
-                outcome = await self._deliver(group, lookups)
-            if outcome is not None:
-                done.setdefault(outcome, []).extend(group)
+                await self._deliver(group, lookups)
 
-        try:
-            async with self._renewing(claimed[0][0]["lease_token"]):
-                await asyncio.gather(*(one(group) for group in groups))
-        finally:
-            if done:
-                await self._finish(done)
+        async with self._renewing(claimed[0][0]["lease_token"]):
+            await asyncio.gather(*(one(group) for group in claimed))
         rows = sum(len(g) for g in claimed)
         log.debug(
-            "delivery_round",
-            kind=kind,
-            rows=rows,
-            sent=len(done.get(("sent", None), ())),
-            seconds=round(time.monotonic() - started, 3),
+            "delivery_round", kind=kind, rows=rows, seconds=round(time.monotonic() - started, 3)
         )
         return rows
 
@@ -236,16 +241,7 @@ class DeliveryWorker:
                 rows += [dict(r) for r in (await conn.execute(rest)).mappings().all()]
             if not rows:
                 return [], {}
-            claimed: list[Row] = []
-            for row in rows:
-                if (held := self._quiet_until(row, now)) is not None:
-                    await conn.execute(
-                        update(n)
-                        .where(n.c.id == row["id"])
-                        .values(next_attempt_at=held, hold_reason="quiet_hours")
-                    )
-                else:
-                    claimed.append({**row, "attempts": row["attempts"] + 1, "lease_token": token})
+            claimed = await self._sort_out(conn, rows, now, token)
             if claimed:
                 await conn.execute(
                     update(n)
@@ -263,14 +259,46 @@ class DeliveryWorker:
             groups.setdefault(row["batch_key"] or ("single", row["id"]), []).append(row)
         return [sorted(g, key=lambda r: r["id"]) for g in groups.values()], references
 
+    async def _sort_out(
+        self, conn: AsyncConnection, rows: Sequence[Row], now: datetime, token: str
+    ) -> list[Row]:
+        """The rows to send now. A row whose send began and was never recorded may have left:
+        it is set aside as `in_doubt` for a person, never sent again on its own. A row in its
+        recipient's quiet hours is put back until they end."""
+        n = notifications
+        claimed: list[Row] = []
+        for row in rows:
+            if row["send_started_at"] is not None:
+                await conn.execute(
+                    update(n)
+                    .where(n.c.id == row["id"])
+                    .values(status=IN_DOUBT, last_error=IN_DOUBT_NOTE, hold_reason=None)
+                )
+                log.warning(
+                    "notification_send_in_doubt",
+                    notification_id=row["id"],
+                    petition_id=row["petition_id"],
+                    channel=row["channel"],
+                    resent=False,
+                )
+            elif (held := self._quiet_until(row, now)) is not None:
+                await conn.execute(
+                    update(n)
+                    .where(n.c.id == row["id"])
+                    .values(next_attempt_at=held, hold_reason="quiet_hours")
+                )
+            else:
+                claimed.append({**row, "attempts": row["attempts"] + 1, "lease_token": token})
+        return claimed
+
     def _quiet_until(self, row: Row, now: datetime) -> datetime | None:
         config = self._q.config
         quiet = config.quiet_hours_for(row["recipient_kind"], row["recipient_ref"])
         return quiet_until(now, quiet, row["channel"], config.zone)
 
-    async def _deliver(self, group: list[Row], lookups: Lookups) -> tuple[str, str | None] | None:
-        """Send one message (a group leaves as one). Returns the status and error to record
-        for the group when it was sent or skipped; any other outcome is recorded here."""
+    async def _deliver(self, group: list[Row], lookups: Lookups) -> None:
+        """Send one message (a group leaves as one) and record its outcome at once; an outcome
+        the database cannot take now is kept and recorded when it is back, never sent again."""
         first = group[0]
         bound = log.bind(
             notification_ids=[r["id"] for r in group],
@@ -280,7 +308,30 @@ class DeliveryWorker:
             recipient_kind=first["recipient_kind"],
             attempt=first["attempts"],
         )
-        secrets: tuple[str, ...] = ()
+        record = await self._attempt(group, lookups, bound)
+        if record is None:
+            return
+        delay = OUTCOME_RETRY_S
+        while True:
+            try:
+                await record()
+                return
+            except Exception as exc:
+                if not is_database_outage(exc):
+                    raise
+                bound.warning(
+                    "notification_outcome_waits_for_database",
+                    retry_s=delay,
+                    error=type(exc).__name__,
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, OUTCOME_RETRY_MAX_S)
+
+    async def _attempt(self, group: list[Row], lookups: Lookups, bound: Any) -> Record | None:
+        """Prepare, mark and send one message; returns how to record what happened, or None
+        when it was not sent and nothing is to be recorded (the lease was lost, or the
+        database could not take the mark)."""
+        first = group[0]
         try:
             channel = self.channels.get(first["channel"])
             if channel is None:
@@ -288,29 +339,34 @@ class DeliveryWorker:
                     f"kênh chưa cấu hình / channel '{first['channel']}' is not configured"
                 )
             prepared = await self._prepare(group, lookups)
-            secrets = prepared.secrets
-            await channel.send(prepared.message)
-        except DirectoryUnavailable as exc:
-            await self._lookup_failed(group, str(exc), bound)
-        except Skip as skip:
-            bound.info("notification_skipped", reason=skip.reason)
-            return ("skipped", skip.reason)
-        except Unreachable as exc:
-            await self._give_up(group, status="skipped", error=str(exc))
-            bound.info("notification_unreachable", reason=str(exc))
-        except PermanentDeliveryError as exc:
-            await self._give_up(group, status="dead", error=_scrub(str(exc), secrets))
-            bound.error("notification_refused", error=_scrub(str(exc), secrets))
         except Exception as exc:
-            # The delivery log is shown to staff; a resident's address never goes in it.
-            await self._failed(group, _scrub(f"{type(exc).__name__}: {exc}", secrets), bound)
-        else:
-            if any(r["send_started_at"] is not None for r in group):
-                bound.warning("notification_send_in_doubt", resent_with_same_id=True)
-                return ("sent", RESENT_IN_DOUBT)
-            bound.info("notification_sent", messages=len(group))
-            return ("sent", None)
-        return None
+            return self._outcome_of(exc, group, (), bound)
+        if not await self._begin_send(group, bound):
+            return None
+        try:
+            await channel.send(prepared.message)
+        except Exception as exc:
+            return self._outcome_of(exc, group, prepared.secrets, bound)
+        bound.info("notification_sent", messages=len(group))
+        return partial(self._finish, group, "sent", None)
+
+    def _outcome_of(
+        self, exc: Exception, group: list[Row], secrets: Sequence[str], bound: Any
+    ) -> Record:
+        """How to record a message that could not be sent, by the reason."""
+        if isinstance(exc, DirectoryUnavailable):
+            return partial(self._lookup_failed, group, str(exc), bound)
+        if isinstance(exc, Skip):
+            bound.info("notification_skipped", reason=exc.reason)
+            return partial(self._finish, group, "skipped", exc.reason)
+        if isinstance(exc, Unreachable):
+            bound.info("notification_unreachable", reason=str(exc))
+            return partial(self._give_up, group, status="skipped", error=str(exc))
+        if isinstance(exc, PermanentDeliveryError):
+            bound.error("notification_refused", error=_scrub(str(exc), secrets))
+            return partial(self._give_up, group, status="dead", error=_scrub(str(exc), secrets))
+        # The delivery log is shown to staff; a resident's address never goes in it.
+        return partial(self._failed, group, _scrub(f"{type(exc).__name__}: {exc}", secrets), bound)
 
     async def _lookups(
         self, kind: str, groups: list[list[Row]], references: dict[str, tuple[str, str | None]]
@@ -324,31 +380,37 @@ class DeliveryWorker:
             return Lookups(references=references, contacts_error=str(exc))
         return Lookups(references=references, contacts=contacts)
 
-    async def _begin_sends(self, groups: list[list[Row]]) -> list[list[Row]]:
-        """The messages this round still holds entirely, with their lease renewed and the
-        start of their send recorded, in one transaction; the others are not sent (another
-        worker holds them now)."""
+    async def _begin_send(self, group: list[Row], bound: Any) -> bool:
+        """Record the start of one message's send and renew its lease, only if this claim
+        still holds every row of it (one small transaction, by primary key); otherwise, or when
+        the database cannot take it, the message is not sent now."""
         n = notifications
-        token = groups[0][0]["lease_token"]
         now = self._clock.now()
-        ids = [r["id"] for g in groups for r in g]
-        mine = select(n.c.id).where(
-            and_(n.c.id.in_(ids), n.c.lease_token == token, n.c.status.in_(RETRYABLE))
+        ids = [r["id"] for r in group]
+        mine = and_(
+            n.c.id.in_(ids),
+            n.c.lease_token == group[0]["lease_token"],
+            n.c.status.in_(RETRYABLE),
+            n.c.send_started_at.is_(None),
         )
-        if not is_sqlite(self._engine):
-            mine = mine.with_for_update()
-        async with self._engine.begin() as conn:
-            held = set((await conn.execute(mine)).scalars().all())
-            kept = [g for g in groups if all(r["id"] in held for r in g)]
-            if kept:
-                await conn.execute(
+        try:
+            async with self._engine.begin() as conn:
+                changed = await conn.execute(
                     update(n)
-                    .where(n.c.id.in_([r["id"] for g in kept for r in g]))
+                    .where(mine)
                     .values(send_started_at=now, next_attempt_at=now + self._lease)
                 )
-        if len(kept) < len(groups):
-            log.warning("notification_lease_lost", messages=len(groups) - len(kept), sent=False)
-        return kept
+                if changed.rowcount != len(ids):
+                    raise _LeaseLost
+        except _LeaseLost:
+            bound.warning("notification_lease_lost", sent=False)
+            return False
+        except Exception as exc:
+            if not is_database_outage(exc):
+                raise
+            bound.warning("notification_not_sent_database_down", error=type(exc).__name__)
+            return False
+        return True
 
     @asynccontextmanager
     async def _renewing(self, token: str) -> AsyncIterator[None]:
@@ -359,12 +421,18 @@ class DeliveryWorker:
         async def renew() -> None:
             while True:
                 await asyncio.sleep(self._settings.delivery_lease_s / 3)
-                async with self._engine.begin() as conn:
-                    await conn.execute(
-                        update(n)
-                        .where(and_(n.c.lease_token == token, n.c.status.in_(RETRYABLE)))
-                        .values(next_attempt_at=self._clock.now() + self._lease)
-                    )
+                try:
+                    async with self._engine.begin() as conn:
+                        await conn.execute(
+                            update(n)
+                            .where(and_(n.c.lease_token == token, n.c.status.in_(RETRYABLE)))
+                            .values(next_attempt_at=self._clock.now() + self._lease)
+                        )
+                except Exception as exc:
+                    # Nobody else can claim while the database is down: try again later.
+                    if not is_database_outage(exc):
+                        raise
+                    log.warning("notification_lease_renewal_failed", error=type(exc).__name__)
 
         renewing = asyncio.create_task(renew(), name="notify-lease-renewal")
         try:
@@ -439,34 +507,32 @@ class DeliveryWorker:
             address, name = found[0].email or "", found[0].name
         return Recipient(kind="member", ref=row["recipient_ref"], name=name, email=address or None)
 
-    async def _finish(self, outcomes: Mapping[tuple[str, str | None], Sequence[Row]]) -> None:
-        """Record sent and skipped rows, by (status, error), in one transaction; only rows
-        this worker's claim still holds (a lost lease is logged: the new holder decides)."""
+    async def _finish(self, group: Sequence[Row], status: str, error: str | None) -> None:
+        """Record a message sent or skipped, only for rows this worker's claim still holds (a
+        row set aside as in doubt meanwhile is still this claim's: its outcome is now known).
+        A lost lease is logged: the new holder decides."""
         n = notifications
         now = self._clock.now()
-        lost = 0
+        ids = [r["id"] for r in group]
         async with self._engine.begin() as conn:
-            for (status, error), rows in outcomes.items():
-                for token, ids in _by_token(rows).items():
-                    changed = await conn.execute(
-                        update(n)
-                        .where(
-                            and_(
-                                n.c.id.in_(ids),
-                                n.c.status.in_(RETRYABLE),
-                                n.c.lease_token == token,
-                            )
-                        )
-                        .values(
-                            status=status,
-                            last_error=error[:2000] if error else None,
-                            sent_at=now if status == "sent" else None,
-                            lookup_failures=0,
-                            send_started_at=None,
-                        )
+            changed = await conn.execute(
+                update(n)
+                .where(
+                    and_(
+                        n.c.id.in_(ids),
+                        n.c.status.in_(RECORDABLE),
+                        n.c.lease_token == group[0]["lease_token"],
                     )
-                    lost += len(ids) - changed.rowcount
-        if lost:
+                )
+                .values(
+                    status=status,
+                    last_error=error[:2000] if error else None,
+                    sent_at=now if status == "sent" else None,
+                    lookup_failures=0,
+                    send_started_at=None,
+                )
+            )
+        if lost := len(ids) - changed.rowcount:
             log.warning("notification_outcome_after_lease_lost", rows=lost)
 
     async def _give_up(self, group: Sequence[Row], *, status: str, error: str) -> None:
@@ -584,13 +650,6 @@ async def _references(
         )
     ).all()
     return {pid: (ref, title) for pid, ref, title in known if ref}
-
-
-def _by_token(rows: Sequence[Row]) -> dict[str, list[int]]:
-    ids: dict[str, list[int]] = {}
-    for row in rows:
-        ids.setdefault(row["lease_token"], []).append(row["id"])
-    return ids
 
 
 def _scrub(text: str, secrets: Sequence[str]) -> str:

@@ -32,7 +32,7 @@ class NotificationNotFound(NotifyError):
 
 
 class NotificationNotRetryable(NotifyError):
-    """Only a dead or failing notification goes back to the queue: a queued one is waiting
+    """Only a dead, failing or in-doubt notification goes back to the queue: a queued one is waiting
     already, a sent one was delivered, a skipped one is for nobody."""
 
     problem_type = "urn:petitions:problem:notification-not-retryable"
@@ -40,7 +40,7 @@ class NotificationNotRetryable(NotifyError):
     def __init__(self, status: str) -> None:
         super().__init__(
             f"Thông báo đang ở trạng thái {status} / Notification is {status}, "
-            "only dead or failed ones can be retried",
+            "only dead, failed or in-doubt ones can be retried",
             notification_status=status,
         )
 

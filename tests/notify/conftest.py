@@ -300,6 +300,9 @@ class Receiver:
     status: int = 200
     # Seconds the receiver takes to answer (a slow gateway), which a test may change.
     delay_s: float = 0.0
+    # When set, the receiver answers only once the test opens it (a send held mid-way).
+    gate: asyncio.Event | None = None
+    answered: int = 0
     received: list[dict[str, Any]] = field(default_factory=list)
     bad_signatures: int = 0
     hits: int = 0
@@ -339,6 +342,9 @@ async def webhook_receiver(port: int, *, status: int = 200) -> AsyncIterator[Rec
         receiver.received.append(payload)
         if receiver.delay_s:
             await asyncio.sleep(receiver.delay_s)
+        if receiver.gate is not None:
+            await receiver.gate.wait()
+        receiver.answered += 1
         return Response(status_code=receiver.status)
 
     server = uvicorn.Server(

@@ -1,5 +1,6 @@
 """The delivery log: every notification with what happened to it, for administrators, and a
-retry for those that could not be delivered (`?status=dead` is what needs a person).
+retry for those that could not be delivered (`?status=dead` is what needs a person) and for
+those that may have been sent (`?status=in_doubt`: a worker was killed mid-send).
 
 No `from __future__ import annotations` here: FastAPI must see the `Annotated` dependencies
 and pydantic the models as objects rather than strings.
@@ -20,7 +21,9 @@ from ..errors import NotificationNotFound, NotificationNotRetryable
 from ..models import notifications
 from .openapi import links, operation_id
 
-NotificationStatus = Literal["queued", "failed", "sent", "skipped", "dead"]
+# `in_doubt`: a send began and its outcome was never recorded; it may have left, and is not
+# sent again unless a person retries it.
+NotificationStatus = Literal["queued", "failed", "sent", "skipped", "dead", "in_doubt"]
 # Row ids are 64-bit on PostgreSQL: a larger number names no row and is refused as invalid.
 RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
@@ -112,7 +115,8 @@ async def list_notifications(
 async def retry_notification(
     notification_id: RowId, _: AdminStaff, runtime: AppRuntime, delivery: DeliveryDep
 ) -> RetriedNotification:
-    """Queue a dead or failing notification again, now, with a fresh set of attempts."""
+    """Queue a dead, failing or in-doubt (may have been sent) notification again, now, with a
+    fresh set of attempts."""
     async with runtime.engine.begin() as conn:
         await requeue(conn, notification_id, now=runtime.clock.now())
     delivery.wake()
@@ -120,13 +124,20 @@ async def retry_notification(
 
 
 async def requeue(conn: AsyncConnection, notification_id: int, *, now: datetime) -> None:
-    """Only a dead or failing notification goes back to the queue (compare-and-set, so two
-    administrators retrying at once queue it once)."""
+    """Only a dead, failing or in-doubt notification goes back to the queue (compare-and-set,
+    so two administrators retrying at once queue it once). An in-doubt one leaves again with
+    the same Message-ID or webhook delivery id."""
     n = notifications
     result = await conn.execute(
         update(n)
-        .where(and_(n.c.id == notification_id, n.c.status.in_(("dead", "failed"))))
-        .values(status="queued", attempts=0, next_attempt_at=now, hold_reason=None)
+        .where(and_(n.c.id == notification_id, n.c.status.in_(("dead", "failed", "in_doubt"))))
+        .values(
+            status="queued",
+            attempts=0,
+            next_attempt_at=now,
+            hold_reason=None,
+            send_started_at=None,
+        )
     )
     if result.rowcount:
         return

@@ -40,6 +40,10 @@ TEXTS: Texts = {
     "notifications": ("Thông báo", "Notifications"),
     "undeliverable": ("Không gửi được", "Undeliverable"),
     "undeliverable_where": ("Xem và gửi lại tại", "Listed and retried at"),
+    "in_doubt": (
+        "Có thể đã gửi (không rõ kết quả, không tự gửi lại)",
+        "May have been sent (outcome unknown, not resent automatically)",
+    ),
     "meetings": ("Họp chi bộ", "Meetings"),
     "current_digest": ("bản tổng hợp hiện tại", "current digest"),
     "recent": ("Phản ánh gần đây", "Recent petitions"),

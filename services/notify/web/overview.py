@@ -162,11 +162,16 @@ async def overview(
     async with runtime.engine.connect() as conn:
         rows = await all_scope_totals(conn, scope="unit", start=first, end=last, only=only)
         n = notifications
-        dead = (
-            await conn.scalar(select(func.count()).select_from(n).where(n.c.status == "dead"))
-            if staff.is_admin
-            else None
-        )
+        dead: int | None = None
+        in_doubt: int | None = None
+        if staff.is_admin:
+            counted = await conn.execute(
+                select(n.c.status, func.count())
+                .where(n.c.status.in_(("dead", "in_doubt")))
+                .group_by(n.c.status)
+            )
+            by_status = {str(s): int(c) for s, c in counted.all()}
+            dead, in_doubt = by_status.get("dead", 0), by_status.get("in_doubt", 0)
         listed_digests = await recent_digests(conn, staff, tree)
     return render(
         kit,
@@ -180,7 +185,8 @@ async def overview(
         tree_known=tree is not None,
         first=first,
         last=last,
-        dead=None if dead is None else int(dead),
+        dead=dead,
+        in_doubt=in_doubt,
         digests=listed_digests,
         meetings=meeting_names(config, staff, tree),
     )

@@ -65,6 +65,7 @@ class RevokedSessions:
         self._until: dict[str, float] = {}
         self.synced = False
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def __contains__(self, session_id: object) -> bool:
         until = self._until.get(str(session_id))
@@ -82,15 +83,22 @@ class RevokedSessions:
             self._task = asyncio.create_task(self._watch(runtime), name="revoked-sessions")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        """Cancel the watch and wait until it has ended, cancelling again as long as it runs:
+        nats-py can swallow a cancellation (in a request, in setting up the watcher), and the
+        watch would then wait for bucket updates for ever."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping = True
+        while not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=1.0)
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            task.result()
 
     async def _watch(self, runtime: Runtime) -> None:
         pause = 0.2
-        while True:
+        while not self._stopping:
             try:
                 if not runtime.started:
                     await asyncio.sleep(0.2)

@@ -4,7 +4,6 @@ and their start and stop in the web app's lifespan."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -186,9 +185,12 @@ async def running(
         yield runtime
     finally:
         runtime.started = False
-        connecting.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await connecting
+        # Repeated: the broker's connect can swallow one cancellation and go on retrying.
+        while not connecting.done():
+            connecting.cancel()
+            await asyncio.wait({connecting}, timeout=1.0)
+        if not connecting.cancelled():
+            connecting.exception()  # retrieved: it was logged when it happened
         await runtime.relay.stop()
         await runtime.broker.stop()
         await runtime.engine.dispose()

@@ -309,7 +309,6 @@ def org_import(file: Path) -> None:
     """Import an organisation YAML file into routing's database (brought to the latest schema)."""
     from shared.db import create_engine
     from shared.migrate import upgrade
-    from shared.nats_auth import connect_options
     from shared.settings import normalise_database_url
 
     settings, module = _load_settings("routing")
@@ -328,21 +327,9 @@ def org_import(file: Path) -> None:
         engine = create_engine(url)
         try:
             summary = await org_module.import_org(engine, file, env=settings.env)
-            try:
-                # Sessions the import ended (deactivated, new role, unit or password) are
-                # refused by every service now, not at routing's next look.
-                await sessions_module.announce_from_outside(
-                    engine,
-                    settings.nats_servers,
-                    replicas=settings.stream_replicas,
-                    **connect_options("routing", settings),
-                )
-            except Exception as exc:
-                click.echo(
-                    "Chưa báo được qua NATS; routing sẽ báo trong giây lát / could not announce "
-                    f"ended sessions over NATS ({type(exc).__name__}); routing will shortly",
-                    err=True,
-                )
+            # Sessions the import ended (deactivated, new role, unit or password) are refused
+            # by every service now, not at routing's next look.
+            await _announce_ended_sessions(sessions_module, engine, settings)
             return summary
         finally:
             await engine.dispose()
@@ -353,6 +340,26 @@ def org_import(file: Path) -> None:
         click.echo(f"Lỗi tệp tổ chức / organisation file error: {exc}", err=True)
         sys.exit(1)
     click.echo(f"Đã nhập / imported {file}: {_describe(summary)}")
+
+
+async def _announce_ended_sessions(sessions_module: Any, engine: Any, settings: Any) -> None:
+    """Tell every service over the bus, as routing's NATS user, which sessions just ended; if
+    the bus is away, routing announces them itself shortly."""
+    from shared.nats_auth import connect_options
+
+    try:
+        await sessions_module.announce_from_outside(
+            engine,
+            settings.nats_servers,
+            replicas=settings.stream_replicas,
+            **connect_options("routing", settings),
+        )
+    except Exception as exc:
+        click.echo(
+            "Chưa báo được qua NATS; routing sẽ báo trong giây lát / could not announce "
+            f"ended sessions over NATS ({type(exc).__name__}); routing will shortly",
+            err=True,
+        )
 
 
 @main.group()
@@ -366,7 +373,6 @@ def sessions() -> None:
 def sessions_end(username: str | None, everyone: bool) -> None:
     """End sessions now, in every service: that person (or everyone) signs in again."""
     from shared.db import create_engine
-    from shared.nats_auth import connect_options
     from shared.settings import normalise_database_url
 
     if (username is None) == (not everyone):
@@ -379,19 +385,7 @@ def sessions_end(username: str | None, everyone: bool) -> None:
         engine = create_engine(normalise_database_url(str(settings.database_url)))
         try:
             ended = int(await module.end_sessions(engine, username=username))
-            try:
-                await module.announce_from_outside(
-                    engine,
-                    settings.nats_servers,
-                    replicas=settings.stream_replicas,
-                    **connect_options("routing", settings),
-                )
-            except Exception as exc:
-                click.echo(
-                    "Chưa báo được qua NATS; routing sẽ báo trong giây lát / could not announce "
-                    f"over NATS ({type(exc).__name__}); routing will shortly",
-                    err=True,
-                )
+            await _announce_ended_sessions(module, engine, settings)
             return ended
         finally:
             await engine.dispose()

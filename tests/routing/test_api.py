@@ -15,6 +15,7 @@ from services.routing.lifecycle import STATUS_WORDS, explain_refusal
 from services.routing.settings import Settings
 from shared.auth import read_token
 from shared.events import derived_id
+from shared.scope import may_see_unit
 from tests.routing.test_flow import HAMLET, HAMLET_LEADER, ROADS_MEMBER, Routing, open_case
 from tests.routing.test_flow import submitted as submitted_event
 from tests.support import connect_nats, eventually, service_nats
@@ -72,7 +73,7 @@ async def test_sign_in_fills_the_units_a_person_may_see(
     assert set(staff.units) == units
     assert staff.is_admin == (username == "admin")
     if staff.is_admin:
-        assert staff.may_see_unit(HAMLET)
+        assert may_see_unit(staff, HAMLET)
     me = await routing.client.get(
         "/api/v1/me", headers={"Authorization": f"Bearer {await raw_token(routing, username)}"}
     )

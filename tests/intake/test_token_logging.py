@@ -23,7 +23,7 @@ from shared.embedded_nats import free_port
 from shared.logging import configure_logging, scrub_secrets
 from shared.runtime import Runtime
 from tests.intake.conftest import VALID
-from tests.support import eventually
+from tests.support import eventually, service_nats
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ def captured_logs(request: pytest.FixtureRequest) -> Iterator[io.StringIO]:
 async def served(nats_url: str, tmp_path: Path) -> AsyncIterator[tuple[str, Runtime]]:
     settings = Settings(
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'intake.db'}",
-        nats_url=nats_url,
+        **service_nats(nats_url, "intake"),
         public_url="http://127.0.0.1",
     )
     app = create_app(settings)

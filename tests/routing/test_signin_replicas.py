@@ -18,7 +18,7 @@ from shared.embedded_nats import free_port
 from shared.migrate import upgrade_async
 from tests.routing.test_flow import ROADS_MEMBER
 from tests.routing.test_replicas import ROOT, Replica
-from tests.support import eventually
+from tests.support import eventually, service_nats_env
 
 TOKEN = "/api/v1/auth/token"
 
@@ -59,7 +59,7 @@ async def start_replicas(tmp_path: Path, nats_url: str) -> AsyncIterator[Callabl
                     "PYTHONPATH": str(ROOT),
                     "PETITIONS_ENV": "test",
                     "PETITIONS_ROUTING_DATABASE_URL": url,
-                    "PETITIONS_NATS_URL": nats_url,
+                    **service_nats_env(nats_url, "routing"),
                     "PETITIONS_ROUTING_PORT": str(port),
                     "PETITIONS_VAR_DIR": str(tmp_path / name),
                     "PETITIONS_ROUTING_SEED_DEMO": "false",

@@ -17,6 +17,7 @@ from services.routing.app import create_app as create_routing
 from services.routing.settings import Settings as RoutingSettings
 from shared.web import install_problem_handlers, install_problem_openapi, problem_responses
 from tests.notify.conftest import make_settings as notify_settings
+from tests.support import service_nats
 
 
 class Refused(Exception):
@@ -110,12 +111,18 @@ async def test_every_service_refuses_a_body_over_the_limit_before_reading_it(
     limit = 2048
     intake = create_intake(
         IntakeSettings(
-            database_url=sqlite_url, nats_url=nats_url, max_body_bytes=limit, public_url="http://i"
+            database_url=sqlite_url,
+            **service_nats(nats_url, "intake"),
+            max_body_bytes=limit,
+            public_url="http://i",
         )
     )
     routing = create_routing(
         RoutingSettings(
-            env="test", nats_url=nats_url, database_url=sqlite_url, max_body_bytes=limit
+            env="test",
+            **service_nats(nats_url, "routing"),
+            database_url=sqlite_url,
+            max_body_bytes=limit,
         )
     )
     notify = create_notify(notify_settings(nats_url, sqlite_url, tmp_path, max_body_bytes=limit))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from datetime import UTC, datetime
 import nats
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, DiscardPolicy
+from nats.js.errors import NotFoundError
 from sqlalchemy import Column, MetaData, String, Table, func, insert, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -559,9 +561,12 @@ async def test_the_stream_keeps_events_for_the_configured_age_and_size(
     """Limits come from settings; a stream made earlier without them is brought to them, and a
     full stream refuses new events (they stay in the outbox) instead of dropping unread ones."""
     rt = harness.runtime
-    nc = await nats.connect(nats_url)
+    nc = await connect_nats(nats_url)
     js = nc.jetstream()
     try:
+        # An older definition, without limits, as a stream made before them would be.
+        with contextlib.suppress(NotFoundError):
+            await js.delete_stream(PETITIONS_STREAM)
         await js.add_stream(name=PETITIONS_STREAM, subjects=["petitions.>"], duplicate_window=7200)
         limits = CommonSettings(
             nats_url=nats_url, stream_max_age_days=2, stream_max_bytes=1024 * 1024

@@ -9,21 +9,12 @@ from typing import Any
 
 import httpx
 
+from faults.load import PETITION
 from services.stack import Stack
 from tests.support import eventually
 
-DEMO_PETITION = {
-    "unit_id": "my-hoa-hung-my-khanh-2",
-    "category_id": "roads_lighting",
-    "title": "Đèn đường hẻm 3 không sáng",
-    "description": "Từ tuần trước đèn đầu hẻm 3 tắt, buổi tối rất tối và nguy hiểm.",
-    "location": "Hẻm 3, ấp Mỹ Khánh 2",
-    "name": "Trần Thị Mai",
-    "email": "mai@example.org",
-    "phone": "0912 345 678",
-    "notify": True,
-    "consent": True,
-}
+# The same demo petition the fault suite submits, from one definition.
+DEMO_PETITION = PETITION
 
 
 class StackClient:

@@ -12,6 +12,7 @@ import pytest
 from services.routing.app import create_app
 from services.routing.org import DEMO_ORG_FILE, OrgFileError
 from services.routing.settings import Settings
+from tests.support import service_nats
 
 ROOT = Path(__file__).parents[2]
 
@@ -31,8 +32,9 @@ def test_bad_configuration_exits_2_with_a_clear_message() -> None:
     assert "PETITIONS_ROUTING_PORT" in result.stderr
 
 
-async def test_production_refuses_the_demo_password(sqlite_url: str) -> None:
+async def test_production_refuses_the_demo_password(sqlite_url: str, nats_url: str) -> None:
     settings = Settings(
+        **service_nats(nats_url, "routing"),
         env="production",
         secret_key="x" * 40,
         database_url=sqlite_url,

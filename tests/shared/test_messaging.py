@@ -509,7 +509,7 @@ async def test_an_unparseable_message_redelivered_after_a_lost_term_stays_one_de
         )
     await rt.broker.start()
     await ensure_stream(rt.broker)
-    nc = await nats.connect(nats_url)
+    nc = await connect_nats(nats_url)
     ack = await nc.jetstream().publish(
         PetitionSubmitted.subject, b"{not json", headers={"Nats-Msg-Id": "bad-1"}
     )
@@ -538,7 +538,7 @@ async def test_a_subject_no_event_has_is_parked_once_as_unretryable(
     rt.consumers.add(PetitionSubmitted, handled)
     await rt.broker.start()
     await ensure_stream(rt.broker)
-    nc = await nats.connect(nats_url)
+    nc = await connect_nats(nats_url)
     await nc.jetstream().publish("petitions.nonsense.v9", b"{}", headers={"Nats-Msg-Id": "n1"})
     await nc.close()
     await publish(nats_url, submitted())

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from services.routing import models
 from services.routing.app import create_app
+from services.routing.cases import case_id_for
 from services.routing.settings import Settings
 from shared.db import create_engine
 from shared.embedded_nats import free_port
@@ -390,7 +391,18 @@ async def test_an_erasure_redacts_the_case_even_before_it_exists_and_what_follow
     )
 
     async def redacted() -> list[Any] | None:
+        # History first: each statement sees what was committed when it ran (PostgreSQL's read
+        # committed), and the redaction's history line commits with the case's new text, so a
+        # case read after a history that shows it has that text.
+        h = models.case_history
         async with routing.runtime.engine.connect() as conn:
+            history = (
+                await conn.execute(
+                    select(h.c.kind, h.c.detail).where(
+                        h.c.case_id == str(case_id_for(event.petition_id))
+                    )
+                )
+            ).all()
             case = (
                 (
                     await conn.execute(
@@ -402,16 +414,10 @@ async def test_an_erasure_redacts_the_case_even_before_it_exists_and_what_follow
                 .mappings()
                 .one()
             )
-            history = (
-                await conn.execute(
-                    select(models.case_history.c.kind, models.case_history.c.detail).where(
-                        models.case_history.c.case_id == case["id"]
-                    )
-                )
-            ).all()
         kinds = [kind for kind, _ in history]
-        if case["status"] != "withdrawn" or "redacted" not in kinds:
+        if not {"withdrawn", "redacted"} <= set(kinds):
             return None
+        assert case["status"] == "withdrawn"
         assert case["title"] == REDACTED_TEXT
         assert case["description"] == REDACTED_TEXT
         assert case["location"] is None

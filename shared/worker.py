@@ -52,8 +52,9 @@ class Worker:
             self._stopping = False
             self._task = asyncio.create_task(self._run(), name=self.name)
 
-    async def stop(self) -> None:
-        """Cancel the loop and wait until it has ended.
+    async def stop(self, *, grace_s: float = 0.0) -> None:
+        """Let the step under way finish for up to `grace_s` (no new step starts), then cancel
+        the loop and wait until it has ended.
 
         A cancellation can be lost inside a step: a library that turns it into its own error
         (Python 3.11's `wait_for` returns a timeout when both land together, and a client's
@@ -63,6 +64,9 @@ class Worker:
         if task is None:
             return
         self._stopping = True
+        if grace_s > 0:
+            self._wake.set()
+            await asyncio.wait({task}, timeout=grace_s)
         while not task.done():
             task.cancel()
             await asyncio.wait({task}, timeout=1.0)

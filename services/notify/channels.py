@@ -3,8 +3,9 @@ embedded mailbox of `.eml` files or an SMTP server, HTML and text), and signed J
 an SMS or Zalo gateway or a city system. The in-app inbox is written by `inbox.py`.
 
 A channel raises `Unreachable` when the person has no address on it, `PermanentDeliveryError`
-when retrying cannot help (a 4xx from a webhook, a mailbox that does not exist), and anything
-else for a failure worth retrying.
+when retrying cannot help (a 4xx from a webhook, a mailbox that does not exist), `MaybeDelivered`
+when the message was handed over and the receiver's answer never came (it may have arrived: a
+retry could send it twice), and anything else for a failure worth retrying.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import aiosmtplib
 import httpx
+from aiosmtplib.response import SMTPResponse
+from aiosmtplib.typing import Default
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
 from markupsafe import escape
 
@@ -49,6 +52,11 @@ class Unreachable(Exception):
 
 class PermanentDeliveryError(Exception):
     """The channel refused the message in a way a retry cannot change."""
+
+
+class MaybeDelivered(Exception):
+    """The whole message went to the receiver, whose answer never came (a timeout, a dropped
+    connection): it may have been accepted, so it is not retried on its own."""
 
 
 def _environment(*, html: bool) -> Environment:
@@ -237,6 +245,25 @@ class MailboxTransport:
         os.replace(tmp, final)
 
 
+class _Smtp(aiosmtplib.SMTP):
+    """An SMTP client that says when a failure came after the message's content was handed
+    over (the DATA command's final answer lost): the server may have queued it."""
+
+    async def data(
+        self,
+        message: str | bytes,
+        /,
+        *,
+        timeout: float | Literal[Default.token] | None = Default.token,
+    ) -> SMTPResponse:
+        try:
+            return await super().data(message, timeout=timeout)
+        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError) as exc:
+            raise MaybeDelivered(
+                f"SMTP: {type(exc).__name__} sau khi gửi nội dung / after the content was sent"
+            ) from exc
+
+
 class SmtpTransport:
     def __init__(
         self,
@@ -256,17 +283,18 @@ class SmtpTransport:
         self._timeout_s = timeout_s
 
     async def send(self, message: EmailMessage, *, name: str) -> None:
+        client = _Smtp(
+            hostname=self._host,
+            port=self._port,
+            username=self._username,
+            password=self._password,
+            start_tls=self._starttls,
+            use_tls=False,
+            timeout=self._timeout_s,
+        )
         try:
-            await aiosmtplib.send(
-                message,
-                hostname=self._host,
-                port=self._port,
-                username=self._username,
-                password=self._password,
-                start_tls=self._starttls,
-                use_tls=False,
-                timeout=self._timeout_s,
-            )
+            async with client:
+                await client.send_message(message)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             # 5xx for every recipient: the mailbox does not exist; 4xx is worth another try.
             if all(500 <= r.code < 600 for r in exc.recipients):
@@ -382,15 +410,21 @@ class WebhookChannel:
             DELIVERY_HEADER: hashlib.sha256(message.key.encode()).hexdigest()[:40],
             "User-Agent": "petitions-notify/1",
         }
-        if self._client is not None:
-            response = await self._client.post(
-                self._url, content=body, headers=headers, timeout=self._timeout_s
-            )
-        else:
-            async with httpx.AsyncClient() as client:
-                response = await client.post(
+        try:
+            if self._client is not None:
+                response = await self._client.post(
                     self._url, content=body, headers=headers, timeout=self._timeout_s
                 )
+            else:
+                async with httpx.AsyncClient() as client:
+                    response = await client.post(
+                        self._url, content=body, headers=headers, timeout=self._timeout_s
+                    )
+        except (httpx.ReadTimeout, httpx.ReadError, httpx.RemoteProtocolError) as exc:
+            # The request was written; the answer never came: the receiver may have acted.
+            raise MaybeDelivered(
+                f"webhook {self.name}: {type(exc).__name__} sau khi gửi / after the request was sent"
+            ) from exc
         status = response.status_code
         if 200 <= status < 300:
             return

@@ -27,6 +27,10 @@ At most once per idempotency key across replicas, as far as the outside world al
 - An outcome the database cannot take (it is down) is kept in memory and recorded with
   back-off once it is back; the message is never sent again for it, and the round (so the
   worker's next claim) waits.
+- A send whose receiver got the whole message and never answered (an SMTP timeout after the
+  content, a webhook's lost response: `MaybeDelivered`) is set aside as `in_doubt` too.
+- On a normal stop, sends under way get `delivery_stop_grace_s` to finish and be recorded;
+  messages claimed and not begun are handed back at once.
 - A claim that finds `send_started_at` set knows an earlier send began and was never recorded
   (its worker was killed): the message may have left. It is not sent again on its own: it is
   set aside as `in_doubt`, logged (`notification_send_in_doubt`) and listed for a person, who
@@ -58,6 +62,7 @@ from shared.worker import Worker
 
 from .channels import (
     Channel,
+    MaybeDelivered,
     Outgoing,
     PermanentDeliveryError,
     Recipient,
@@ -156,6 +161,7 @@ class DeliveryWorker:
         self._lease = timedelta(seconds=settings.delivery_lease_s)
         # One limit for both loops: at most this many sends at once.
         self._sending = asyncio.Semaphore(settings.delivery_concurrency)
+        self._stopping = False
         # Residents' messages wait for intake's answer, members' do not: each kind has its own
         # loop, so a slow intake never holds up a member's message.
         self._loops = [
@@ -177,8 +183,12 @@ class DeliveryWorker:
             loop.start()
 
     async def stop(self) -> None:
-        for loop in self._loops:
-            await loop.stop()
+        """Stop claiming; let the sends under way finish and be recorded (for up to
+        `delivery_stop_grace_s`), hand back what was claimed and not begun, then end."""
+        self._stopping = True
+        grace = self._settings.delivery_stop_grace_s
+        await asyncio.gather(*(loop.stop(grace_s=grace) for loop in self._loops))
+        self._stopping = False
 
     def _step(self, kind: str) -> Callable[[], Awaitable[bool]]:
         async def step() -> bool:
@@ -200,12 +210,19 @@ class DeliveryWorker:
         started = time.monotonic()
         lookups = await self._lookups(kind, claimed, references)
 
+        not_begun: list[Row] = []
+
         async def one(group: list[Row]) -> None:
             async with self._sending:
-                await self._deliver(group, lookups)
+                if self._stopping:
+                    not_begun.extend(group)
+                else:
+                    await self._deliver(group, lookups)
 
         async with self._renewing(claimed[0][0]["lease_token"]):
             await asyncio.gather(*(one(group) for group in claimed))
+        if not_begun:
+            await self._hand_back(not_begun)
         rows = sum(len(g) for g in claimed)
         log.debug(
             "delivery_round", kind=kind, rows=rows, seconds=round(time.monotonic() - started, 3)
@@ -362,6 +379,10 @@ class DeliveryWorker:
         if isinstance(exc, Unreachable):
             bound.info("notification_unreachable", reason=str(exc))
             return partial(self._give_up, group, status="skipped", error=str(exc))
+        if isinstance(exc, MaybeDelivered):
+            # At most once: a message that may have arrived waits for a person.
+            bound.warning("notification_send_in_doubt", reason=str(exc), resent=False)
+            return partial(self._finish, group, IN_DOUBT, f"{IN_DOUBT_NOTE} ({exc})")
         if isinstance(exc, PermanentDeliveryError):
             bound.error("notification_refused", error=_scrub(str(exc), secrets))
             return partial(self._give_up, group, status="dead", error=_scrub(str(exc), secrets))
@@ -411,6 +432,32 @@ class DeliveryWorker:
             bound.warning("notification_not_sent_database_down", error=type(exc).__name__)
             return False
         return True
+
+    async def _hand_back(self, rows: Sequence[Row]) -> None:
+        """Stopping: rows this claim took and never began to send are due again at once (their
+        attempt given back), for another worker or the next start, not after the lease."""
+        n = notifications
+        try:
+            async with self._engine.begin() as conn:
+                handed = await conn.execute(
+                    update(n)
+                    .where(
+                        and_(
+                            n.c.id.in_([r["id"] for r in rows]),
+                            n.c.lease_token == rows[0]["lease_token"],
+                            n.c.status.in_(RETRYABLE),
+                            n.c.send_started_at.is_(None),
+                        )
+                    )
+                    .values(next_attempt_at=self._clock.now(), attempts=n.c.attempts - 1)
+                )
+        except Exception as exc:
+            if not is_database_outage(exc):
+                raise
+            # They come back on their own when their lease runs out.
+            log.warning("notifications_not_handed_back", rows=len(rows), error=type(exc).__name__)
+            return
+        log.info("notifications_handed_back", rows=handed.rowcount)
 
     @asynccontextmanager
     async def _renewing(self, token: str) -> AsyncIterator[None]:

@@ -48,6 +48,11 @@ class Settings(CommonSettings):
     delivery_lease_s: float = Field(
         default=120.0, gt=0, validation_alias="PETITIONS_NOTIFY_DELIVERY_LEASE_S"
     )
+    # On a normal stop, sends under way get this long to finish and be recorded (a send cut
+    # short is set aside as in doubt); messages claimed but not begun are handed back at once.
+    delivery_stop_grace_s: float = Field(
+        default=8.0, ge=0, validation_alias="PETITIONS_NOTIFY_DELIVERY_STOP_GRACE_S"
+    )
     delivery_poll_s: float = Field(
         default=1.0, gt=0, validation_alias="PETITIONS_NOTIFY_DELIVERY_POLL_S"
     )

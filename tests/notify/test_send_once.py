@@ -14,8 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from aiosmtpd.controller import Controller
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.notify.delivery import IN_DOUBT_NOTE
+from services.notify.models import notifications
 from shared.events import CaseAssigned
 from tests.support import eventually, free_port
 
@@ -86,8 +90,14 @@ async def test_a_send_cut_short_is_set_aside_in_doubt_not_resent_and_retried_by_
     as in doubt, listed for administrators with a note; an administrator's retry sends it once
     more, with the same delivery id, so the receiver can drop the repeat."""
     port = free_port()
+    # A stop's grace is shorter than the receiver's answer: the send is cut short.
     settings = make_settings(
-        nats_url, database_url, tmp_path, delivery_lease_s=2.0, delivery_poll_s=0.02
+        nats_url,
+        database_url,
+        tmp_path,
+        delivery_lease_s=2.0,
+        delivery_poll_s=0.02,
+        delivery_stop_grace_s=0.2,
     )
     event = assigned("m-lan")
     async with webhook_receiver(port) as receiver:
@@ -172,3 +182,140 @@ async def test_an_outcome_the_database_cannot_take_is_recorded_later_and_never_r
             assert row["last_error"] is None
             assert await notify.app.state.delivery.deliver_due() == 0
         assert receiver.hits == 1
+
+
+async def test_a_stop_lets_the_send_under_way_finish_and_hands_back_what_was_not_begun(
+    nats_url: str, database_url: str, tmp_path: Path
+) -> None:
+    """A deploy stops notify while one message is with the receiver and two more are claimed
+    behind it (one send at a time): the one under way finishes and is recorded as sent; the
+    two not begun are handed back at once, their attempt given back, and the next start sends
+    them, each once."""
+    port = free_port()
+    settings = make_settings(
+        nats_url,
+        database_url,
+        tmp_path,
+        delivery_poll_s=0.02,
+        delivery_concurrency=1,
+        delivery_stop_grace_s=10.0,
+    )
+    async with webhook_receiver(port) as receiver:
+        receiver.delay_s = 1.5
+        async with running_notify(settings, config=city(port)) as first:
+            for n in range(3):
+                await first.publish(assigned(f"m-{n}"))
+
+            async def three_queued() -> bool:
+                return len(await first.notifications(channel="city")) == 3
+
+            await eventually(three_queued, what="three messages queued")
+
+            async def arrived() -> bool:
+                return receiver.hits == 1
+
+            await eventually(arrived, what="the first send reached the receiver")
+        # Stopped: the send under way was answered and recorded; the others wait, unsent.
+        assert receiver.hits == 1
+        assert receiver.answered == 1
+        engine = create_async_engine(database_url)
+        try:
+            async with engine.connect() as conn:
+                city_rows = select(notifications).where(notifications.c.channel == "city")
+                rows = (await conn.execute(city_rows)).mappings().all()
+        finally:
+            await engine.dispose()
+        by_status = sorted((r["status"], r["attempts"], r["send_started_at"]) for r in rows)
+        assert by_status == [("queued", 0, None), ("queued", 0, None), ("sent", 1, None)]
+        # Due now, not a lease away.
+        now = datetime.now(UTC).replace(tzinfo=None)
+        assert all(
+            r["next_attempt_at"].replace(tzinfo=None) <= now
+            for r in rows
+            if r["status"] == "queued"
+        )
+        receiver.delay_s = 0.0
+        async with running_notify(settings, config=city(port)) as second:
+
+            async def all_sent() -> bool:
+                rows = await second.notifications(channel="city")
+                return all(r["status"] == "sent" for r in rows)
+
+            await eventually(all_sent, what="the two handed back sent after the restart")
+            done = await second.notifications(channel="city")
+            assert all(r["attempts"] == 1 for r in done)
+        assert receiver.hits == 3
+        assert len({r["id"] for r in receiver.received}) == 3
+
+
+async def test_a_webhook_whose_answer_never_comes_is_set_aside_in_doubt(
+    nats_url: str, database_url: str, tmp_path: Path
+) -> None:
+    """The receiver got the request and did not answer within the channel's timeout: it may
+    have acted on it, so the message is not retried on its own."""
+    port = free_port()
+    settings = make_settings(nats_url, database_url, tmp_path, delivery_poll_s=0.02)
+    config = make_config(
+        webhooks={"city": {"url": f"http://127.0.0.1:{port}/hook", "timeout_s": 0.5}},
+        preferences={"members": ["city"]},
+    )
+    async with (
+        webhook_receiver(port) as receiver,
+        running_notify(settings, config=config) as notify,
+    ):
+        receiver.delay_s = 3.0
+        await notify.publish(assigned("m-binh"))
+
+        async def in_doubt() -> list[dict[str, Any]]:
+            return await notify.notifications(status="in_doubt", channel="city")
+
+        [row] = await eventually(in_doubt, what="set aside as in doubt")
+        assert row["last_error"].startswith(IN_DOUBT_NOTE)
+        assert "ReadTimeout" in row["last_error"]
+        await asyncio.sleep(1.0)
+        assert await notify.app.state.delivery.deliver_due() == 0
+        assert receiver.hits == 1
+
+
+class SlowToAnswer:
+    """An SMTP server that takes the whole message and answers the end of DATA too late."""
+
+    def __init__(self) -> None:
+        self.received = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.received += 1
+        await asyncio.sleep(3.0)
+        return "250 Message accepted for delivery"
+
+
+async def test_an_smtp_server_that_takes_the_message_and_never_answers_leaves_it_in_doubt(
+    nats_url: str, database_url: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    settings = make_settings(
+        nats_url,
+        database_url,
+        tmp_path,
+        delivery_poll_s=0.02,
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        smtp_timeout_s=0.5,
+    )
+    handler = SlowToAnswer()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    await asyncio.to_thread(controller.start)
+    try:
+        async with running_notify(settings) as notify:
+            await notify.publish(assigned("m-cuc"))
+
+            async def in_doubt() -> list[dict[str, Any]]:
+                return await notify.notifications(status="in_doubt", channel="email")
+
+            [row] = await eventually(in_doubt, what="set aside as in doubt")
+            assert "SMTPReadTimeoutError" in row["last_error"]
+            await asyncio.sleep(1.0)
+            assert await notify.app.state.delivery.deliver_due() == 0
+            assert handler.received == 1
+    finally:
+        await asyncio.to_thread(controller.stop)

@@ -95,3 +95,39 @@ async def test_stop_ends_a_worker_whose_step_swallows_the_cancellation() -> None
     done, _ = await asyncio.wait({stopping}, timeout=10)
     assert stopping in done, "stop() still waiting for a loop that lost its cancellation"
     assert not worker.running
+
+
+async def test_a_stop_with_grace_lets_the_step_under_way_finish_and_starts_no_other() -> None:
+    started = 0
+    finished = 0
+
+    async def step() -> bool:
+        nonlocal started, finished
+        started += 1
+        await asyncio.sleep(0.3)
+        finished += 1
+        return True  # more waiting: without the stop it would run again at once
+
+    worker = Worker("test", step, idle_s=3600)
+    worker.start()
+    await eventually(lambda: asyncio.sleep(0, started == 1), what="first step running")
+    await worker.stop(grace_s=5)
+    assert (started, finished) == (1, 1)
+    assert not worker.running
+
+
+async def test_a_step_longer_than_the_grace_is_cancelled() -> None:
+    finished = False
+
+    async def step() -> bool:
+        nonlocal finished
+        await asyncio.sleep(3600)
+        finished = True
+        return False
+
+    worker = Worker("test", step, idle_s=3600)
+    worker.start()
+    await asyncio.sleep(0.05)
+    await asyncio.wait_for(worker.stop(grace_s=0.2), 5)
+    assert not finished
+    assert not worker.running

@@ -9,6 +9,7 @@ from sqlalchemy import (
     Column,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -98,6 +99,38 @@ tracking_tokens = Table(
         index=True,
     ),
     Column("created_at", UtcDateTime, nullable=False),
+)
+
+# Public writes counted for the rate limit (`throttle.py`): the hash of what was counted (an
+# address, a contact, a reference), never the value itself, and when.
+public_hits = Table(
+    "public_hits",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("key", String(64), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Index("ix_public_hits_key_at", "key", "at"),
+)
+
+# A resident's request for a new tracking link that matched the petition's contact: the id of
+# the `TrackingLinkRequested` event, and which of the contacts matched (the contact itself stays
+# in `contacts`). While it is recent, notify's contact look-up for the petition may carry a link
+# to that contact even if the resident asked for no progress messages.
+link_recoveries = Table(
+    "link_recoveries",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column(
+        "petition_id",
+        String(36),
+        ForeignKey("petitions.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("channel", String(8), nullable=False),
+    Column("requested_at", UtcDateTime, nullable=False),
 )
 
 public_timeline = Table(

@@ -11,6 +11,7 @@ from .intake import (
     PetitionSubmitted,
     PetitionWithdrawn,
     ResidentAnswered,
+    TrackingLinkRequested,
 )
 from .routing import (
     CaseAccepted,
@@ -38,6 +39,7 @@ CATALOGUE: dict[str, type[Event]] = {
         ResidentAnswered,
         EscalationRequested,
         PetitionRedacted,
+        TrackingLinkRequested,
         CaseAssigned,
         CaseAccepted,
         CaseNoteAdded,
@@ -118,6 +120,7 @@ __all__ = [
     "PetitionSubmitted",
     "PetitionWithdrawn",
     "ResidentAnswered",
+    "TrackingLinkRequested",
     "UnknownEventError",
     "derived_id",
     "parse_event",

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StrictBool, 
 from services.intake.catalog import Catalog, UnitKind
 from services.intake.catalog import Category as CatalogCategory
 from services.intake.catalog import Unit as CatalogUnit
+from services.intake.kinds import RequestKind
 from services.intake.petitions import (
     COMMENT_MAX,
     DESCRIPTION_MAX,
@@ -88,6 +89,13 @@ class PetitionSubmission(BaseModel):
         description="The resident agrees that the petition and contact data are processed."
     )
     language: Language | None = Field(default="vi", description="For messages to the resident.")
+    kind: RequestKind | None = Field(
+        default="petition",
+        description="What kind of request this is: `petition` (phản ánh, kiến nghị; the "
+        "default). A `complaint` about an administrative decision (khiếu nại) or a "
+        "`denunciation` (tố cáo) follows its own law and office: answered 422 with where to "
+        "file it instead (`guidance`), and nothing is stored.",
+    )
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -128,7 +136,28 @@ class EscalationRequest(BaseModel):
     comment: str | None = _text(COMMENT_MAX, "Optional")
 
 
+class LinkRecoveryRequest(BaseModel):
+    """A lost tracking link asked for again: the petition's reference and the email or phone
+    the resident gave with it."""
+
+    reference: str = Field(
+        max_length=40,
+        description="As it reads on the receipt (any case, spaces, O for 0).",
+        examples=["PA-7K3M-9QX2"],
+    )
+    contact: str = Field(
+        max_length=254,
+        description="The email (any case) or phone number (any spacing) given with the petition.",
+    )
+
+
 # Responses
+
+
+class LinkRecoveryAccepted(BaseModel):
+    """The same answer whether or not anything matched."""
+
+    message: Label
 
 
 class SubmissionReceipt(BaseModel):

@@ -111,11 +111,8 @@ async def recovery_contacts(
             if not (only["email"] or only["phone"]):
                 continue
             token = await store.mint_tracking_token(conn, pid, now)
-            found[pid] = RecoveryContact(
-                email=only["email"],
-                phone=only["phone"],
-                tracking_url=tracking_url(public_url, token),
-            )
+            address = {channel: only[channel]}
+            found[pid] = RecoveryContact(**address, tracking_url=tracking_url(public_url, token))
     return found
 
 

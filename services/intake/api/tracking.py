@@ -6,6 +6,7 @@ No `from __future__ import annotations`: FastAPI reads these annotations at runt
 """
 
 from fastapi import APIRouter, Depends, Response
+from starlette.convertors import Convertor, register_url_convertor
 
 from services.intake import store
 from services.intake.api.edge import JsonRoute, operation_id, problems
@@ -24,8 +25,26 @@ from services.intake.deps import AppRuntime, CatalogDep, count_resident_action
 from services.intake.errors import UnknownTrackingLink
 from services.intake.petitions import resident_actions, validate_comment
 
+
+class TrackingToken(Convertor[str]):
+    """A tracking token in a path: anything but `recover`, which is the lost-link request
+    (`POST /api/v1/track/recover`), so that path answers only what it documents."""
+
+    regex = r"(?!recover(?:/|$))[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+# Starlette's convertors are one registry, read when a route is declared: this names ours
+# before the routes below use it (registering again is harmless).
+register_url_convertor("tracking_token", TrackingToken())
+
 router = APIRouter(
-    prefix="/api/v1/track/{token}",
+    prefix="/api/v1/track/{token:tracking_token}",
     tags=["tracking"],
     route_class=JsonRoute,
     generate_unique_id_function=operation_id,

@@ -20,7 +20,7 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/track/recover", response_class=HTMLResponse)
 async def recover_form(request: Request, kit: Pages) -> Response:
-    return kit.render(request, "recover.html", values={})
+    return kit.render(request, "recover.html", values={}, banner=None, sent=None)
 
 
 @router.post("/track/recover", response_class=HTMLResponse)
@@ -41,7 +41,9 @@ async def recover(
     contact = values.get("contact", "").strip()[:254]
     if not reference or not contact:
         banner = kit.text("recover_missing", lang)
-        return kit.render(request, "recover.html", status=422, values=values, banner=banner)
+        return kit.render(
+            request, "recover.html", status=422, values=values, banner=banner, sent=None
+        )
     try:
         await ask_for_link(
             reference=reference,
@@ -53,7 +55,10 @@ async def recover(
         )
     except TooManyRequests as exc:
         banner = kit.text("rate_limited_short", lang).format(minutes=exc.minutes)
-        response = kit.render(request, "recover.html", status=429, values=values, banner=banner)
+        response = kit.render(
+            request, "recover.html", status=429, values=values, banner=banner, sent=None
+        )
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
-    return kit.render(request, "recover.html", status=202, sent=kit.text("recover_sent", lang))
+    sent = kit.text("recover_sent", lang)
+    return kit.render(request, "recover.html", status=202, values={}, banner=None, sent=sent)

@@ -42,6 +42,9 @@ petitions = Table(
     Column("title", String(200), nullable=False),
     Column("description", Text, nullable=False),
     Column("location", String(300), nullable=True),
+    # The optional point the resident gave (WGS 84 degrees, both or neither).
+    Column("latitude", Float, nullable=True),
+    Column("longitude", Float, nullable=True),
     Column("language", String(5), nullable=False),
     Column("status", String(32), nullable=False),
     # When the status last changed, by whichever clock changed it (shown to the resident).

@@ -18,6 +18,10 @@ class PetitionSubmitted(Event):
     title: str
     description: str
     location: str | None = None
+    # The optional point the resident gave, WGS 84 degrees (both or neither); new in v1, absent
+    # from older events.
+    latitude: float | None = None
+    longitude: float | None = None
     language: str = "vi"
     # Whether the resident left a way to reach them and agreed to be told of progress.
     wants_updates: bool = False

@@ -339,3 +339,85 @@ async def test_complaints_and_denunciations_are_sent_elsewhere_and_nothing_is_st
 
     await intake.submit(kind="petition")
     assert await count(intake) == 1
+
+
+# Location
+
+
+async def test_a_point_is_validated_stored_carried_and_linked_to_a_map(intake: Intake) -> None:
+    receipt = await intake.submit(latitude=10.3700001, longitude=105.43)
+    [event] = await intake.published(PetitionSubmitted, 1)
+    assert (event.latitude, event.longitude) == (10.37, 105.43)
+    view = await intake.track(receipt["tracking_token"])
+    assert view["latitude"] == 10.37
+    assert view["map_url"] == (
+        "https://www.openstreetmap.org/?mlat=10.370000&mlon=105.430000#map=18/10.370000/105.430000"
+    )
+    page = await intake.client.get(f"/track/{receipt['tracking_token']}")
+    assert 'id="map-link"' in page.text
+
+    for wrong, field in (
+        ({"latitude": 91, "longitude": 105}, "latitude"),
+        ({"latitude": 10, "longitude": -181}, "longitude"),
+        ({"latitude": 10}, "longitude"),
+    ):
+        refused = await intake.client.post("/api/v1/petitions", json={**VALID, **wrong})
+        assert refused.status_code == 422, wrong
+        assert field in {e["field"] for e in refused.json()["errors"]}
+    typed = {**FORM, "latitude": "10,5", "longitude": "abc"}
+    kept = await intake.client.post("/", data=typed)
+    assert kept.status_code == 422
+    assert 'id="longitude-error"' in kept.text
+    assert 'value="10,5"' in kept.text
+    sent = await intake.client.post("/", data={**FORM, "latitude": "10,5", "longitude": "105.5"})
+    assert sent.status_code == 303
+    await intake.published(PetitionSubmitted, 2)
+    assert (await intake.events(PetitionSubmitted))[1].latitude == 10.5
+
+
+async def test_use_my_location_is_a_same_origin_script_the_form_works_without(
+    intake: Intake,
+) -> None:
+    form = await intake.client.get("/")
+    assert '<script src="/static/locate.js" defer></script>' in form.text
+    assert form.text.count("<script") == 1
+    assert 'id="use-location" hidden' in form.text
+    assert "script-src 'self'" in form.headers["content-security-policy"]
+    assert "default-src 'none'" in form.headers["content-security-policy"]
+    script = await intake.client.get("/static/locate.js")
+    assert script.status_code == 200
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert "getCurrentPosition" in script.text
+    tracking = await intake.client.get("/track/recover")
+    assert "script-src" not in tracking.headers["content-security-policy"]
+
+
+async def test_an_open311_point_travels_with_the_petition(intake: Intake) -> None:
+    from tests.intake.test_open311 import CREATE, issue_key
+
+    key = (await issue_key(intake))["key"]
+    created = await intake.client.post("/open311/v2/requests.json", data={**CREATE, "api_key": key})
+    assert created.status_code == 201, created.text
+    [event] = await intake.published(PetitionSubmitted, 1)
+    assert (event.latitude, event.longitude) == (10.37, 105.43)
+
+
+def test_a_redaction_clears_the_point() -> None:
+    import uuid
+
+    from shared.events import redacted
+
+    event = PetitionSubmitted.new(
+        producer="intake",
+        petition_id=uuid.uuid4(),
+        reference="PA-0000-0001",
+        unit_id="u",
+        category_id="c",
+        title="t",
+        description="d",
+        latitude=10.0,
+        longitude=105.0,
+    )
+    clean = redacted(event)
+    assert clean.latitude is None
+    assert clean.longitude is None

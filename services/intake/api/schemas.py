@@ -36,6 +36,7 @@ from services.intake.petitions import (
     mask_phone,
     status_label,
 )
+from shared.geo import map_link
 
 # An aware UTC instant as ISO 8601 with its offset (`2026-05-04T03:00:00+00:00`), as the API
 # has always written them.
@@ -79,6 +80,20 @@ class PetitionSubmission(BaseModel):
     title: str = _text(TITLE_MAX, "Required", optional=False)
     description: str = _text(DESCRIPTION_MAX, "Required", optional=False)
     location: str | None = _text(LOCATION_MAX, "Where exactly, in words")
+    latitude: float | None = Field(
+        default=None,
+        ge=-90,
+        le=90,
+        allow_inf_nan=False,
+        description="An optional point, WGS 84 degrees, with `longitude` (both or neither).",
+    )
+    longitude: float | None = Field(
+        default=None,
+        ge=-180,
+        le=180,
+        allow_inf_nan=False,
+        description="An optional point, WGS 84 degrees, with `latitude` (both or neither).",
+    )
     name: str | None = _text(NAME_MAX, "The resident's name")
     phone: str | None = _text(PHONE_MAX, "Digits, spaces and a leading +; at least 6 digits")
     email: str | None = _text(EMAIL_MAX, "An email address")
@@ -248,6 +263,9 @@ class TrackingView(PublicView):
     title: str
     description: str
     location: str | None
+    latitude: float | None = Field(description="The point the resident gave, if any.")
+    longitude: float | None
+    map_url: str | None = Field(description="The point on openstreetmap.org, if there is one.")
     language: Language
     rung: int | None
     holder: Label | None = Field(description="Who holds the case now, in words.")
@@ -275,6 +293,9 @@ class TrackingView(PublicView):
             title=row["title"],
             description=row["description"],
             location=row["location"],
+            latitude=row["latitude"],
+            longitude=row["longitude"],
+            map_url=map_link(row["latitude"], row["longitude"]),
             language=row["language"],
             rung=row["rung"],
             holder=Label.of(holder_label(row["rung"])) if row["rung"] is not None else None,

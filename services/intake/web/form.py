@@ -14,6 +14,8 @@ import re
 import secrets
 from collections.abc import Mapping
 from datetime import datetime
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -42,10 +44,16 @@ from services.intake.web.pages import error_page, form_errors, read_page_form, r
 from shared.db import is_database_outage
 from shared.web import AppRuntime
 from shared.webkit.forms import FormRefused
+from shared.webkit.headers import page_headers
 from shared.webkit.i18n import Lang, choose_language
 from shared.webkit.pages import PageKit, Pages, see_other
 
 log = structlog.get_logger(__name__)
+
+STATIC = Path(__file__).with_name("static")
+FORM_CSP = page_headers(referrer_policy="no-referrer")["Content-Security-Policy"] + (
+    "; script-src 'self'"
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -53,7 +61,14 @@ SUBMISSION_KEY_FIELD = "submission_key"
 STARTED_FIELD = "form_started"
 HONEYPOT_FIELD = "website"
 # Fields of the page that are not the petition's.
-_NOT_SUBMITTED = ("notify", "consent", "kind", SUBMISSION_KEY_FIELD, STARTED_FIELD, HONEYPOT_FIELD)
+_NOT_SUBMITTED = (
+    "notify",
+    "consent",
+    "kind",
+    SUBMISSION_KEY_FIELD,
+    STARTED_FIELD,
+    HONEYPOT_FIELD,
+)
 _SUBMISSION_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 _CHECKED = frozenset({"on", "true", "1", "yes"})
 
@@ -120,7 +135,7 @@ def form_page(
         started = started_token(settings, now)
     units = [{"id": u.id, "label": catalog.path_name(u.id)} for u in catalog.selectable_units()]
     categories = [{"id": c.id, "label": c.name(lang)} for c in catalog.categories.values()]
-    return kit.render(
+    response = kit.render(
         request,
         "form.html",
         status=status,
@@ -132,6 +147,24 @@ def form_page(
         form_started=started,
         units=units,
         categories=categories,
+    )
+    # The one script of the resident's pages: "use my location", from this origin only.
+    response.headers["Content-Security-Policy"] = FORM_CSP
+    return response
+
+
+@cache
+def _locate_script() -> bytes:
+    return (STATIC / "locate.js").read_bytes()
+
+
+@router.get("/static/locate.js")
+async def locate_script() -> Response:
+    """The form's "use my location" button (progressive enhancement: the form works without)."""
+    return Response(
+        _locate_script(),
+        media_type="text/javascript",
+        headers={"Cache-Control": "public, max-age=3600"},
     )
 
 

@@ -130,6 +130,23 @@ TEXTS: Texts = {
         "Phản ánh này đã được gửi trước đó.",
         "This petition was already sent.",
     ),
+    "point_heading": ("Vị trí trên bản đồ (không bắt buộc)", "Point on the map (optional)"),
+    "point_help": (
+        "Nếu điện thoại cho phép, bấm nút để điền vị trí hiện tại; hoặc để trống và ghi địa "
+        "điểm bằng lời ở trên.",
+        "If your phone allows it, press the button to fill in where you are; or leave this "
+        "empty and describe the place in words above.",
+    ),
+    "use_location": ("Dùng vị trí của tôi", "Use my location"),
+    "locate_waiting": ("Đang lấy vị trí…", "Finding your position…"),
+    "locate_done": ("Đã điền vị trí của bạn.", "Your position was filled in."),
+    "locate_failed": (
+        "Không lấy được vị trí. Bạn có thể ghi địa điểm bằng lời.",
+        "Your position could not be found. You can describe the place in words.",
+    ),
+    "latitude": ("Vĩ độ (ví dụ 10.3700)", "Latitude (e.g. 10.3700)"),
+    "longitude": ("Kinh độ (ví dụ 105.4300)", "Longitude (e.g. 105.4300)"),
+    "point_display": ("Vị trí trên bản đồ", "On the map"),
     "lost_link": ("Mất liên kết theo dõi?", "Lost your tracking link?"),
     "recover_heading": ("Nhận lại liên kết theo dõi", "Get your tracking link again"),
     "recover_intro": (
@@ -212,6 +229,8 @@ FIELD_LABELS: Texts = {
     "reason": ("Lý do", "Reason"),
     "reference": ("Mã số", "Reference"),
     "contact": ("Email hoặc số điện thoại", "Email or phone"),
+    "latitude": ("Vĩ độ", "Latitude"),
+    "longitude": ("Kinh độ", "Longitude"),
 }
 
 

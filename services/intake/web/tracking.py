@@ -13,8 +13,14 @@ from fastapi.responses import HTMLResponse, Response
 from services.intake import store
 from services.intake.catalog import Catalog
 from services.intake.deps import CatalogDep, ClientAddress, SettingsDep, ThrottleDep
-from services.intake.petitions import holder_label, resident_actions, status_label, tracking_url
+from services.intake.petitions import (
+    holder_label,
+    resident_actions,
+    status_label,
+    tracking_url,
+)
 from services.intake.throttle import PublicThrottle
+from shared.geo import map_link
 from shared.runtime import Runtime
 from shared.web import AppRuntime
 from shared.webkit.i18n import Lang, choose_language, pick
@@ -89,6 +95,7 @@ def petition_words(row: Any, catalog: Catalog, lang: Lang) -> dict[str, Any]:
         "category_name": category.name(lang) if category else row["category_id"],
         "resolution": resolution["detail"] if resolution else None,
         "rejection": rejection["detail"] if rejection else None,
+        "map_url": map_link(row["latitude"], row["longitude"]),
     }
 
 

@@ -1,7 +1,8 @@
 """A resident on a phone, in a real Chromium, with the public rate limit on as in production:
 a complaint (khiếu nại) is sent where it belongs and nothing is stored; a lost tracking link is
-asked for again by reference and email and arrives by email; thirty rapid submissions from one
-address are refused after the limit."""
+asked for again by reference and email and arrives by email (the petition carries a point,
+typed with JavaScript off, linked to a map); thirty rapid submissions from one address are
+refused after the limit."""
 
 from __future__ import annotations
 
@@ -70,9 +71,16 @@ def test_resident_is_guided_recovers_the_link_and_a_flood_is_refused(
     page.fill("#title", "Đèn đường hẻm 5 không sáng")
     page.fill("#description", "Đèn đầu hẻm 5 tắt đã ba đêm.")
     page.fill("#email", "mai@example.org")
+    # No JavaScript here: "use my location" stays hidden, the point can still be typed.
+    expect(page.locator("#use-location")).to_be_hidden()
+    page.fill("#latitude", "10.3700")
+    page.fill("#longitude", "105,4300")
     page.check("input[name=consent]")
     page.click("button[type=submit]")
     expect(page).to_have_url(re.compile(r"/track/"))
+    expect(page.locator("#map-link")).to_have_attribute(
+        "href", re.compile(r"^https://www\.openstreetmap\.org/\?mlat=10\.370000&mlon=105\.430000")
+    )
     reference = re.search(r"PA-[0-9A-Z]{4}-[0-9A-Z]{4}", page.text_content("body") or "")
     assert reference is not None
     first_link = page.url

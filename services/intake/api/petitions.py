@@ -6,7 +6,7 @@ No `from __future__ import annotations`: FastAPI reads these annotations at runt
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 
 from services.intake import store
 from services.intake.api.edge import JsonRoute, operation_id, problems
@@ -62,9 +62,18 @@ SUBMITTED_LINKS: dict[str, Any] = {
 }
 
 
+async def not_a_petition(request: Request) -> None:
+    """A complaint or a denunciation is answered with where to file it, whatever else the body
+    holds (before the body is checked as a petition: it will not be one)."""
+    body = await request.json()
+    if isinstance(body, dict) and isinstance(body.get("kind"), str):
+        refuse_other_kinds(body["kind"])
+
+
 @router.post(
     "/petitions",
     status_code=201,
+    dependencies=[Depends(not_a_petition)],
     responses={
         201: {
             "description": "Stored (or, with a replayed `Idempotency-Key`, stored before).",
@@ -108,7 +117,6 @@ async def submit_petition(
     """
     if idempotency_key is not None and not _IDEMPOTENCY_KEY_RE.match(idempotency_key):
         raise InvalidIdempotencyKey
-    refuse_other_kinds(petition.kind)
     submission = validate_submission(petition.model_dump(exclude={"kind"}), catalog)
     try:
         await throttle.admit(

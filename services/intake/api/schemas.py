@@ -15,7 +15,15 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StrictBool, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StrictBool,
+    StrictFloat,
+    WithJsonSchema,
+)
 
 from services.intake.catalog import Catalog, UnitKind
 from services.intake.catalog import Category as CatalogCategory
@@ -80,14 +88,14 @@ class PetitionSubmission(BaseModel):
     title: str = _text(TITLE_MAX, "Required", optional=False)
     description: str = _text(DESCRIPTION_MAX, "Required", optional=False)
     location: str | None = _text(LOCATION_MAX, "Where exactly, in words")
-    latitude: float | None = Field(
+    latitude: StrictFloat | None = Field(
         default=None,
         ge=-90,
         le=90,
         allow_inf_nan=False,
         description="An optional point, WGS 84 degrees, with `longitude` (both or neither).",
     )
-    longitude: float | None = Field(
+    longitude: StrictFloat | None = Field(
         default=None,
         ge=-180,
         le=180,

@@ -26,9 +26,9 @@ ClientAddress = Annotated[str, Depends(client_address)]
 
 
 def resident_action_keys(client: str, token: str) -> list[str]:
-    """What a resident's action on their petition counts against: the address, and the
-    petition (by its token's hash: the person behind a link is its contact)."""
-    return [address_key(client), f"petition:{hash_token(token)}"]
+    """What a resident's action on their petition counts against: the address, and the link
+    (by its token's hash: the person behind a link stands for its contact)."""
+    return [address_key(client), f"link:{hash_token(token)}"]
 
 
 async def count_resident_action(token: str, throttle: ThrottleDep, client: ClientAddress) -> None:

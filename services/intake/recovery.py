@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import structlog
 from fastapi import BackgroundTasks
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.intake.models import contacts, link_recoveries, messaging, petitions
@@ -114,6 +114,10 @@ async def recover_link(engine: AsyncEngine, *, reference: str, contact: str, now
             producer=PRODUCER,
             correlation_id=row["correlation_id"],
             channel=channel,
+        )
+        # Requests past their use go as new ones come: the table stays small.
+        await conn.execute(
+            delete(link_recoveries).where(link_recoveries.c.requested_at <= now - RECOVERY_VALID)
         )
         await conn.execute(
             insert(link_recoveries).values(

@@ -139,7 +139,7 @@ async def case_page(
         status=status,
         here=f"/cases/{view.case['id']}",
         case=view.case,
-        map_url=map_link(view.case["latitude"], view.case["longitude"]),
+        map_url=map_link(view.case.get("latitude"), view.case.get("longitude")),
         can=can,
         any_action=any(can.values()),
         notice=ws.kit.text(f"done_{done}", lang) if done in ACTIONS else None,

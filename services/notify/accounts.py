@@ -49,7 +49,9 @@ def when_account_link_requested_email_it(
         await email.send(
             Outgoing(
                 key=f"account-link:{event.link_id}",
-                name=f"account-link-{event.link_id}",
+                # The mailbox's naming (`<8 digits>-<template>`), the digits from the link's id:
+                # a redelivery overwrites the same file.
+                name=f"{int(event.link_id[:8], 16) % 10**8:08d}-account_{reply.kind or 'reset'}",
                 recipient=Recipient(
                     kind="member", ref=event.member_id, name=reply.name, email=reply.email
                 ),

@@ -53,7 +53,8 @@ def test_the_policy_says_what_is_wrong(password: str, reason: str | None) -> Non
     with pytest.raises(WeakPassword) as refused:
         check_new_password(password, username="buihoangluc", name="Bùi Hoàng Lực")
     assert refused.value.extra["reason"] == reason
-    assert refused.value.vi and refused.value.en
+    assert refused.value.vi
+    assert refused.value.en
 
 
 def test_the_name_or_username_is_refused_whatever_the_spaces_and_case() -> None:
@@ -145,7 +146,8 @@ async def test_changing_the_password_ends_the_other_sessions_and_keeps_this_one(
     problem = weak.json()
     assert problem["type"] == "urn:petitions:problem:weak-password"
     assert problem["reason"] == "too_short"
-    assert "ít nhất 12 ký tự" in problem["detail"] and "at least 12 characters" in problem["detail"]
+    assert "ít nhất 12 ký tự" in problem["detail"]
+    assert "at least 12 characters" in problem["detail"]
 
     changed = await routing.client.post(
         url, json={"current_password": "demo", "new_password": GOOD}, headers=here
@@ -205,7 +207,8 @@ async def test_history_keeps_ninety_days(routing: Routing) -> None:
     await signed_in(routing, ROADS_MEMBER)
     async with routing.runtime.engine.connect() as conn:
         ats = (await conn.execute(select(h.c.at).where(h.c.member_id == ROADS_MEMBER))).all()
-    assert len(ats) == 1 and ats[0].at > old
+    assert len(ats) == 1
+    assert ats[0].at > old
 
 
 async def ask_link(nc: NATS, link_id: str) -> AccountLinkReply:
@@ -232,11 +235,14 @@ async def test_a_reset_link_is_kept_as_a_hash_works_once_and_signs_in(
         lambda: routing.events("account_link_requested"), what="the event on the stream"
     )
     _, payload = events[-1]
-    assert payload["link_id"] == link_id and payload["member_id"] == ROADS_MEMBER
+    assert payload["link_id"] == link_id
+    assert payload["member_id"] == ROADS_MEMBER
     assert set(payload) >= {"kind", "expires_at", "requested_by"}
 
     reply = await ask_link(notify_bus, link_id)
-    assert reply.found and reply.email == "buihoangluc@example.org" and reply.url
+    assert reply.found
+    assert reply.email == "buihoangluc@example.org"
+    assert reply.url
     token = reply.url.rsplit("/", 1)[1]
     async with routing.runtime.engine.connect() as conn:
         row = (
@@ -255,7 +261,8 @@ async def test_a_reset_link_is_kept_as_a_hash_works_once_and_signs_in(
         transport=httpx.ASGITransport(app=routing.app), base_url=BASE
     ) as browser:
         page = await browser.get(reply.url)
-        assert page.status_code == 200 and ROADS_MEMBER in page.text
+        assert page.status_code == 200
+        assert ROADS_MEMBER in page.text
         weak = await browser.post(
             reply.url, data={"new_password": "password1234", "repeat_password": "password1234"}
         )
@@ -278,7 +285,9 @@ async def test_a_newer_mint_or_link_replaces_the_older_and_expiry_holds(routing:
     first = (await routing.client.post(url, headers=admin)).json()["link_id"]
     early = await accounts.mint_link(first)
     late = await accounts.mint_link(first)
-    assert early.url and late.url and early.url != late.url
+    assert early.url
+    assert late.url
+    assert early.url != late.url
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=routing.app), base_url=BASE
     ) as browser:
@@ -313,3 +322,27 @@ async def test_leaders_send_links_only_within_their_subtree(routing: Routing) ->
     assert (await routing.client.post(url.format("dangthutai"), headers=other)).status_code == 202
     member = await signed_in(routing, ROADS_MEMBER)
     assert (await routing.client.post(url.format(ROADS_MEMBER), headers=member)).status_code == 404
+
+
+async def test_the_members_page_sends_a_link_with_the_csrf_token(routing: Routing) -> None:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=routing.app), base_url=BASE
+    ) as browser:
+        signed = await browser.post("/signin", data={"username": "admin", "password": "demo"})
+        assert signed.status_code == 303
+        page = await browser.get("/members")
+        assert page.status_code == 200, page.text
+        assert 'id="member-dangthutai"' in page.text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert csrf
+        forged = await browser.post("/members/dangthutai/password-link", data={"kind": "reset"})
+        assert forged.status_code == 403
+        sent = await browser.post(
+            "/members/dangthutai/password-link", data={"csrf": csrf.group(1), "kind": "reset"}
+        )
+        assert sent.status_code == 303
+        assert "Đã gửi liên kết" in (await browser.get(sent.headers["location"])).text
+        history = await browser.get("/members/dangthutai/signins")
+        assert history.status_code == 200
+        mine = await browser.get("/me/signins")
+        assert "Thành công" in mine.text

@@ -147,6 +147,7 @@ async def members(request: Request, ws: WorkspaceDep, session: SignedIn) -> Resp
         here="/members",
         members=await _members_in_reach(ws, session),
         notice=ws.kit.text("link_sent", lang) if sent else None,
+        error=None,
         sent=sent,
     )
 

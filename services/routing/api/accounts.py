@@ -20,7 +20,7 @@ from shared.web import CurrentStaff, problem_responses
 router = APIRouter(prefix="/api/v1", tags=["accounts"], generate_unique_id_function=operation_id)
 
 
-@router.post("/me/password", responses=problem_responses(401, 403, 413, 422, 429))
+@router.post("/me/password", responses=problem_responses(400, 401, 403, 413, 422, 429))
 async def change_password(
     request: Request, body: PasswordChange, staff: CurrentStaff, accounts: AccountsDep
 ) -> PasswordChanged:
@@ -64,7 +64,7 @@ async def member_signins(
 @router.post(
     "/admin/members/{member_id}/password-link",
     status_code=202,
-    responses=problem_responses(401, 403, 404, 422),
+    responses=problem_responses(400, 401, 403, 404, 413, 422),
 )
 async def send_password_link(
     member_id: str, staff: CurrentStaff, accounts: AccountsDep, body: AccountLinkIn | None = None

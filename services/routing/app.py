@@ -185,6 +185,18 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         throttle=throttle,
     )
     app.state.actions = actions
+    app.state.accounts = build_accounts(runtime, settings, throttle, sessions)
+    for router in ROUTERS:
+        app.include_router(router)
+    install_workspace(app, settings, sessions)
+    return app
+
+
+def build_accounts(
+    runtime: Runtime, settings: Settings, throttle: SignInThrottle, sessions: Sessions
+) -> Accounts:
+    """Password changes and one-time links (sharing sign-in's throttle), and the link notify
+    asks for when it emails one."""
     accounts = Accounts(
         engine=runtime.engine,
         throttle=throttle,
@@ -192,12 +204,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         after_commit=runtime.relay.wake,
         base_url=settings.routing_url,
     )
-    app.state.accounts = accounts
     register_account_links(runtime.broker, accounts)
-    for router in ROUTERS:
-        app.include_router(router)
-    install_workspace(app, settings, sessions)
-    return app
+    return accounts
 
 
 def build_sessions(runtime: Runtime, settings: Settings) -> Sessions:

@@ -84,6 +84,12 @@ def test_password_change_and_a_reset_link_through_the_mailbox(
         found = re.search(rf"{re.escape(routing)}/account/link/\S+", body)
         assert found, body
         link = found.group(0)
+        # The token is in the email and nowhere else: not on the stream (the NATS store), not
+        # in any service's database or log; routing keeps its hash.
+        secret = link.rsplit(".", 1)[1].encode()
+        for path in sqlite_stack.var_dir.rglob("*"):
+            if path.is_file() and "mail" not in path.relative_to(sqlite_stack.var_dir).parts:
+                assert secret not in path.read_bytes(), path
         page.goto(link)
         expect(page.locator("h1")).to_have_text("Đặt mật khẩu mới")
         expect(page.locator("strong")).to_have_text("dangthutai")

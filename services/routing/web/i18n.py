@@ -112,6 +112,12 @@ TEXTS: Texts = {
     "back_to_cases": ("Về danh sách hồ sơ", "Back to the cases"),
     "by": ("bởi", "by"),
     "account": ("Tài khoản", "Account"),
+    "forgot_password": (
+        "Quên mật khẩu? Nhờ lãnh đạo đơn vị hoặc quản trị gửi liên kết đặt lại mật khẩu qua "
+        "email công việc của bạn.",
+        "Forgot your password? Ask your unit leader or an administrator to email you a reset "
+        "link at your work address.",
+    ),
     "members": ("Cán bộ", "Members"),
     "password_heading": ("Đổi mật khẩu", "Change password"),
     "password_rules": (

@@ -13,6 +13,8 @@ from .intake import (
     ResidentAnswered,
 )
 from .routing import (
+    ACCOUNT_EVENTS,
+    AccountLinkRequested,
     CaseAccepted,
     CaseAssigned,
     CaseClosed,
@@ -27,6 +29,7 @@ from .routing import (
     CaseReopened,
     CaseResolved,
     CaseResumed,
+    account_petition_id,
 )
 
 CATALOGUE: dict[str, type[Event]] = {
@@ -51,6 +54,7 @@ CATALOGUE: dict[str, type[Event]] = {
         CaseReminderDue,
         CaseOverdueAtTop,
         CaseRejected,
+        AccountLinkRequested,
     )
 }
 
@@ -94,9 +98,11 @@ def parse_event(subject: str, payload: bytes) -> Event:
 
 
 __all__ = [
+    "ACCOUNT_EVENTS",
     "CATALOGUE",
     "REDACTED_TEXT",
     "RESIDENT_TEXT",
+    "AccountLinkRequested",
     "CaseAccepted",
     "CaseAssigned",
     "CaseClosed",
@@ -119,6 +125,7 @@ __all__ = [
     "PetitionWithdrawn",
     "ResidentAnswered",
     "UnknownEventError",
+    "account_petition_id",
     "derived_id",
     "parse_event",
     "redacted",

@@ -16,6 +16,8 @@ from pydantic import BaseModel
 
 from shared.events import CATALOGUE, Event
 from shared.rpc import (
+    AccountLinkReply,
+    AccountLinkRequest,
     ContactLookupRequest,
     ContactReply,
     ContactsReply,
@@ -96,6 +98,15 @@ _RPC: tuple[tuple[str, str, str, type[BaseModel], tuple[type[BaseModel], ...]], 
         "show units by name and add a unit's figures to those of the units below it.",
         UnitLookupRequest,
         (UnitLookupReply,),
+    ),
+    (
+        "rpc_routing_account_link",
+        "notify_requests_account_link",
+        "notify asks routing for a one-time account link (invitation or password reset) just "
+        "before emailing it: routing mints the token for this message and keeps only its hash; "
+        "notify puts it in the one email and stores it nowhere.",
+        AccountLinkRequest,
+        (AccountLinkReply,),
     ),
 )
 

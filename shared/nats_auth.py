@@ -61,7 +61,12 @@ SESSIONS_BUCKET = "petitions_sessions"
 SESSIONS_WRITER = "routing"
 # Which service asks which contracts; the answering side is the subject's `rpc.<service>.`.
 REQUESTS: Mapping[str, tuple[type[BaseModel], ...]] = {
-    "notify": (rpc.ContactLookupRequest, rpc.MemberLookupRequest, rpc.UnitLookupRequest),
+    "notify": (
+        rpc.ContactLookupRequest,
+        rpc.MemberLookupRequest,
+        rpc.UnitLookupRequest,
+        rpc.AccountLinkRequest,
+    ),
 }
 
 JS_API = "$JS.API"

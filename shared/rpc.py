@@ -14,7 +14,12 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from shared.streams import RPC_CONTACT_LOOKUP, RPC_ROUTING_MEMBERS, RPC_ROUTING_UNITS
+from shared.streams import (
+    RPC_CONTACT_LOOKUP,
+    RPC_ROUTING_ACCOUNT_LINK,
+    RPC_ROUTING_MEMBERS,
+    RPC_ROUTING_UNITS,
+)
 
 # Ids per bulk request; the asking side splits larger batches.
 MAX_IDS = 500
@@ -113,6 +118,29 @@ class UnitInfo(_Message):
 
 class UnitLookupReply(_Message):
     units: list[UnitInfo]
+
+
+class AccountLinkRequest(_Message):
+    """The one-time link `link_id` names, to email it now: routing mints a fresh token (and
+    keeps only its hash; an earlier token of the link stops working)."""
+
+    subject: ClassVar[str] = RPC_ROUTING_ACCOUNT_LINK
+
+    link_id: Id
+
+
+class AccountLinkReply(_Message):
+    """`found: false` for an unknown, used or expired link (nothing to send). Otherwise the
+    link with its token, the member's name and work address: used for one message and never
+    stored by the asker."""
+
+    found: bool
+    kind: Literal["invite", "reset"] | None = None
+    url: str | None = None
+    username: str | None = None
+    name: str | None = None
+    email: str | None = None
+    expires_at: str | None = None
 
 
 def reply_bytes(reply: BaseModel) -> bytes:

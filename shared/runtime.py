@@ -125,6 +125,10 @@ async def _stream_ready(runtime: Runtime) -> None:
         ) from None
 
 
+# JetStream's error code for a stream whose limits the server's storage cannot hold.
+INSUFFICIENT_STORAGE = 10047
+
+
 class StreamMissingError(RuntimeError):
     """The petitions stream does not exist yet; its owner creates it when it starts."""
 
@@ -141,7 +145,15 @@ async def _connect(runtime: Runtime) -> None:
             break
         except Exception as exc:
             # JetStream not ready yet (a cluster electing its leader, the owner not started): wait.
-            log.warning("stream_not_ready", error=f"{type(exc).__name__}: {exc}", retry_s=pause)
+            hint = None
+            if getattr(exc, "err_code", None) == INSUFFICIENT_STORAGE:
+                hint = (
+                    "PETITIONS_STREAM_MAX_BYTES lớn hơn dung lượng trống của kho NATS / is more "
+                    "than the NATS store has free: lower it or give the store more space"
+                )
+            log.warning(
+                "stream_not_ready", error=f"{type(exc).__name__}: {exc}", retry_s=pause, hint=hint
+            )
             await asyncio.sleep(pause)
             pause = min(pause * 2, 10.0)
     await runtime.broker.start()

@@ -21,6 +21,9 @@ RPC_ROUTING_MEMBERS = "rpc.routing.members.v1"
 # notify asks routing for the area tree (names and parents), to name and aggregate units.
 RPC_ROUTING_UNITS = "rpc.routing.units.v1"
 
+# notify asks routing for a one-time account link just before emailing it (a token is minted).
+RPC_ROUTING_ACCOUNT_LINK = "rpc.routing.account_link.v1"
+
 DAY_S = 24 * 60 * 60
 # How long the stream keeps an event: far longer than any outage a consumer should sit out,
 # short enough that an erased petition's free text does not stay in the stream for ever.

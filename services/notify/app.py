@@ -16,6 +16,7 @@ from shared.runtime import Runtime, build_runtime, running
 from shared.web import install_service_edge
 from shared.webkit.pages import install_pages
 
+from .accounts import register_account_handlers
 from .api import ROUTERS
 from .channels import (
     EMAIL_CHANNEL,
@@ -150,12 +151,13 @@ def build_parts(settings: Settings, config: NotifyConfig, clock: Clock | None) -
         routing_url=settings.routing_url,
     )
     directory = Directory(runtime.broker, timeout_s=settings.contact_lookup_timeout_s)
+    channels = build_channels(settings, config, runtime.clock)
     worker = DeliveryWorker(
         engine=runtime.engine,
         directory=directory,
         settings=settings,
         queueing=queueing,
-        channels=build_channels(settings, config, runtime.clock),
+        channels=channels,
     )
     scheduler = Scheduler(
         engine=runtime.engine,
@@ -166,6 +168,7 @@ def build_parts(settings: Settings, config: NotifyConfig, clock: Clock | None) -
         after_commit=worker.wake,
     )
     register_handlers(runtime, queueing, ResolutionTracker(zone=config.zone))
+    register_account_handlers(runtime, directory, queueing.templates, channels[EMAIL_CHANNEL])
     runtime.consumers.also_after_commit(worker.wake)
     return Parts(runtime, config, directory, UnitCache(directory), worker, scheduler)
 

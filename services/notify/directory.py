@@ -1,5 +1,6 @@
 """Asking the services that own people's details, just before sending: intake for a resident's
-contact (the only copy lives there), routing for members' names and work addresses. Answers
+contact (the only copy lives there), routing for members' names and work addresses and for a
+one-time account link. Answers
 serve one delivery and are never stored."""
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from pydantic import BaseModel
 
 from shared.rpc import (
     MAX_IDS,
+    AccountLinkReply,
+    AccountLinkRequest,
     ContactLookupRequest,
     ContactReply,
     ContactsReply,
@@ -23,7 +26,12 @@ from shared.rpc import (
     UnitLookupReply,
     UnitLookupRequest,
 )
-from shared.streams import RPC_CONTACT_LOOKUP, RPC_ROUTING_MEMBERS, RPC_ROUTING_UNITS
+from shared.streams import (
+    RPC_CONTACT_LOOKUP,
+    RPC_ROUTING_ACCOUNT_LINK,
+    RPC_ROUTING_MEMBERS,
+    RPC_ROUTING_UNITS,
+)
 
 # Petitions per bulk contact look-up; intake answers at most this many at once.
 MAX_CONTACTS_PER_REQUEST = MAX_IDS
@@ -146,6 +154,12 @@ class Directory:
             reply = await self._ask(request, RPC_CONTACT_LOOKUP, ContactsReply)
             found.update(parse_contacts(reply, chunk))
         return found
+
+    async def account_link(self, link_id: str) -> AccountLinkReply:
+        """A one-time account link with a token minted for this message (`found: false` when
+        used or expired): put in the one email, never stored."""
+        request = AccountLinkRequest(link_id=link_id)
+        return await self._ask(request, RPC_ROUTING_ACCOUNT_LINK, AccountLinkReply)
 
     async def units(self) -> list[Unit]:
         """The area tree as routing keeps it."""

@@ -13,6 +13,7 @@ from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.events import (
+    ACCOUNT_EVENTS,
     CATALOGUE,
     REDACTED_TEXT,
     Event,
@@ -165,4 +166,7 @@ def register_handlers(runtime: Runtime, q: Queueing, tracker: ResolutionTracker)
     message of one type never holds up the others."""
     handler = when_event_received_record_timeline_update_stats_and_queue_notifications(q, tracker)
     for event_type in CATALOGUE.values():
+        if event_type in ACCOUNT_EVENTS:
+            # About staff accounts, not a petition: `services.notify.accounts` sends those.
+            continue
         runtime.consumers.add(event_type, handler, name=f"timeline-{kind_of(event_type)}")

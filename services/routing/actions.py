@@ -206,10 +206,17 @@ class CaseActions:
         self._wake_sweep = wake_sweep
         self.throttle = throttle or SignInThrottle(engine)
 
-    async def sign_in(self, *, username: str, password: str, client: str) -> Staff:
+    async def sign_in(
+        self, *, username: str, password: str, client: str, user_agent: str = ""
+    ) -> Staff:
         """The staff member behind a username and password (see `signin.sign_in`)."""
         return await sign_in(
-            self.engine, self.throttle, username=username, password=password, client=client
+            self.engine,
+            self.throttle,
+            username=username,
+            password=password,
+            client=client,
+            user_agent=user_agent,
         )
 
     async def list_cases(

@@ -11,6 +11,7 @@ import structlog
 from fastapi import FastAPI
 
 from services.routing import models
+from services.routing.accounts import Accounts
 from services.routing.actions import CaseActions
 from services.routing.api import ROUTERS
 from services.routing.handlers import (
@@ -27,12 +28,16 @@ from services.routing.org import (
     import_org,
 )
 from services.routing.problems import PROBLEM_STATUS
-from services.routing.rpc import register_member_lookup, register_unit_lookup
+from services.routing.rpc import (
+    register_account_links,
+    register_member_lookup,
+    register_unit_lookup,
+)
 from services.routing.scheduled import Sweep, tune_sqlite
 from services.routing.sessions import RevocationAnnouncer, Sessions
 from services.routing.settings import Settings
 from services.routing.signin import SignInThrottle
-from services.routing.web import absence, case, cases, signin
+from services.routing.web import absence, account, case, cases, signin
 from services.routing.web.pages import build_guard, build_page_kit
 from shared.clock import Clock, clock_from_env
 from shared.events import (
@@ -170,19 +175,37 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         errors=PROBLEM_STATUS,
         ready_check=lambda: sweep.running,
     )
+    throttle = SignInThrottle(runtime.engine, settings.throttle_limits)
     actions = CaseActions(
         engine=runtime.engine,
         clock=runtime.clock,
         ladder=ladder,
         after_commit=runtime.relay.wake,
         wake_sweep=sweep.wake,
-        throttle=SignInThrottle(runtime.engine, settings.throttle_limits),
+        throttle=throttle,
     )
     app.state.actions = actions
+    app.state.accounts = build_accounts(runtime, settings, throttle, sessions)
     for router in ROUTERS:
         app.include_router(router)
     install_workspace(app, settings, sessions)
     return app
+
+
+def build_accounts(
+    runtime: Runtime, settings: Settings, throttle: SignInThrottle, sessions: Sessions
+) -> Accounts:
+    """Password changes and one-time links (sharing sign-in's throttle), and the link notify
+    asks for when it emails one."""
+    accounts = Accounts(
+        engine=runtime.engine,
+        throttle=throttle,
+        announce=sessions.announcer.announce_now,
+        after_commit=runtime.relay.wake,
+        base_url=settings.routing_url,
+    )
+    register_account_links(runtime.broker, accounts)
+    return accounts
 
 
 def build_sessions(runtime: Runtime, settings: Settings) -> Sessions:
@@ -204,7 +227,7 @@ def install_workspace(app: FastAPI, settings: Settings, sessions: Sessions) -> N
     install_pages(
         app, build_page_kit(), referrer_policy="same-origin", form_origins=app.state.guard.origins
     )
-    for pages in (signin.router, cases.router, case.router, absence.router):
+    for pages in (signin.router, cases.router, case.router, absence.router, account.router):
         app.include_router(pages)
     app.add_middleware(
         signin.RefreshSession, sessions=sessions, secure=settings.env == "production"

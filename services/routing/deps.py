@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from services.routing.accounts import Accounts
 from services.routing.actions import CaseActions
 from services.routing.ladder import Ladder
 from services.routing.scheduled import Sweep
@@ -34,15 +35,22 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
+def user_agent(request: Request) -> str:
+    """The client's User-Agent, cut to what the sign-in history keeps."""
+    return request.headers.get("user-agent", "")[:200]
+
+
 ActionsDep = Annotated[CaseActions, Depends(from_state("actions"))]
 SettingsDep = Annotated[Settings, Depends(from_state("settings"))]
 LadderDep = Annotated[Ladder, Depends(from_state("ladder"))]
 SweepDep = Annotated[Sweep, Depends(from_state("sweep"))]
 GuardDep = Annotated[Guard, Depends(from_state("guard"))]
+AccountsDep = Annotated[Accounts, Depends(from_state("accounts"))]
 SessionsDep = Annotated[Sessions, Depends(from_state("sessions"))]
 SignedIn = Annotated[StaffSession, Depends(_signed_in)]
 
 __all__ = [
+    "AccountsDep",
     "ActionsDep",
     "AppRuntime",
     "GuardDep",
@@ -53,4 +61,5 @@ __all__ = [
     "SignedIn",
     "SweepDep",
     "client_address",
+    "user_agent",
 ]

@@ -56,6 +56,24 @@ class BadCredentials(ActionError):
     default_type = "urn:petitions:problem:bad-credentials"
 
 
+class WeakPassword(InvalidInput):
+    """A new password the policy refuses (`reason`: too_short, too_long, personal, breached)."""
+
+    default_type = "urn:petitions:problem:weak-password"
+
+
+class WrongPassword(ActionError):
+    """The current password given to change it is not the person's."""
+
+    default_type = "urn:petitions:problem:wrong-password"
+
+
+class LinkInvalid(ActionError):
+    """A one-time link that is unknown, used already or expired."""
+
+    default_type = "urn:petitions:problem:link-invalid"
+
+
 class SessionEnded(ActionError):
     """A refresh token whose session is unknown, expired or revoked."""
 

@@ -208,4 +208,39 @@ staff_sessions = Table(
     ),
 )
 
+# Every sign-in attempt for a known username: success, wrong_password, throttled or
+# deactivated, with the client address and user agent (truncated). Kept 90 days: older rows
+# go as new ones come. An unknown username is not recorded (it may be a password typed in the
+# wrong box).
+signin_history = Table(
+    "signin_history",
+    metadata,
+    Column("id", _AUTO_ID, primary_key=True, autoincrement=True),
+    Column("member_id", String(100), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("outcome", String(20), nullable=False),
+    Column("address", String(100), nullable=False),
+    Column("user_agent", String(200), nullable=False),
+    Index("ix_signin_history_member_at", "member_id", "at"),
+    Index("ix_signin_history_at", "at"),
+)
+
+# A one-time link to set a password (kind: invite | reset). Only a hash of its token is kept;
+# the token is minted when notify asks for the link to send it (`rpc.routing.account_link.v1`),
+# and minting again replaces it. Valid until `expires_at` (24 h), used once.
+account_links = Table(
+    "account_links",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("member_id", String(100), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("token_hash", String(64), nullable=True),
+    Column("requested_by", String(100), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("minted_at", UtcDateTime, nullable=True),
+    Column("used_at", UtcDateTime, nullable=True),
+    Index("ix_account_links_member", "member_id"),
+)
+
 messaging = messaging_tables(metadata)

@@ -8,11 +8,14 @@ from services.routing.errors import (
     BadCredentials,
     CaseNotFound,
     InvalidInput,
+    LinkInvalid,
     MemberNotFound,
     NotPermitted,
     Refused,
     SessionEnded,
     TooManyAttempts,
+    WeakPassword,
+    WrongPassword,
 )
 
 # Most specific first: a subclass not listed answers as its nearest listed base.
@@ -21,7 +24,10 @@ PROBLEM_STATUS: dict[type[Exception], int] = {
     MemberNotFound: 404,
     NotPermitted: 403,
     Refused: 409,
+    WeakPassword: 422,
     InvalidInput: 422,
+    WrongPassword: 403,
+    LinkInvalid: 410,
     BadCredentials: 401,
     SessionEnded: 401,
     TooManyAttempts: 429,

@@ -1,6 +1,7 @@
 """Answers notify's member look-up: who serves a unit (for the meeting digest), or given members'
 names and work addresses (for reminders, escalations and overdue notices); and its unit look-up:
-the area tree, so notify can name units and add up a unit with those below it. Staff data only."""
+the area tree, so notify can name units and add up a unit with those below it; and a one-time
+account link, minted as notify sends it. Staff data only."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.routing import models
+from services.routing.accounts import Accounts
 from shared.rpc import (
+    AccountLinkReply,
+    AccountLinkRequest,
     MemberInfo,
     MemberLookupReply,
     MemberLookupRequest,
@@ -20,7 +24,7 @@ from shared.rpc import (
     UnitLookupReply,
     reply_bytes,
 )
-from shared.streams import RPC_ROUTING_MEMBERS, RPC_ROUTING_UNITS
+from shared.streams import RPC_ROUTING_ACCOUNT_LINK, RPC_ROUTING_MEMBERS, RPC_ROUTING_UNITS
 
 log = structlog.get_logger(__name__)
 
@@ -70,3 +74,17 @@ def register_unit_lookup(broker: NatsBroker, engine: AsyncEngine) -> None:
     @broker.subscriber(RPC_ROUTING_UNITS, queue="routing-unit-lookup", title="unit-lookup")
     async def unit_lookup(msg: NatsMessage) -> bytes:
         return reply_bytes(await lookup_units(engine))
+
+
+def register_account_links(broker: NatsBroker, accounts: Accounts) -> None:
+    """notify asks for a one-time link just before emailing it: a token is minted for that
+    message (routing keeps its hash), so it is never on the stream nor stored by notify."""
+
+    @broker.subscriber(RPC_ROUTING_ACCOUNT_LINK, queue="routing-account-link", title="account-link")
+    async def account_link(msg: NatsMessage) -> bytes:
+        try:
+            request = AccountLinkRequest.model_validate_json(msg.body)
+        except ValidationError:
+            log.warning("account_link_malformed")
+            return reply_bytes(AccountLinkReply(found=False))
+        return reply_bytes(await accounts.mint_link(request.link_id))

@@ -25,7 +25,7 @@ from typing import Any
 import nats
 import structlog
 from nats.js.kv import KeyValue
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.routing import models
@@ -60,17 +60,26 @@ class Issued:
 
 
 async def revoke_member_sessions(
-    conn: AsyncConnection, member_ids: Collection[str], *, reason: RevocationReason
+    conn: AsyncConnection,
+    member_ids: Collection[str],
+    *,
+    reason: RevocationReason,
+    keep: str | None = None,
 ) -> int:
-    """End every open session of these members, in the caller's transaction (the announcer
-    tells the other services once it commits)."""
+    """End every open session of these members but `keep` (the one a password was just
+    changed from), in the caller's transaction (the announcer tells the other services once
+    it commits)."""
     if not member_ids:
         return 0
     s = models.staff_sessions
+    where: list[ColumnElement[bool]] = [
+        s.c.member_id.in_(list(member_ids)),
+        s.c.revoked_at.is_(None),
+    ]
+    if keep is not None:
+        where.append(s.c.id != keep)
     result = await conn.execute(
-        update(s)
-        .where(s.c.member_id.in_(list(member_ids)), s.c.revoked_at.is_(None))
-        .values(revoked_at=_now(), revoked_reason=reason)
+        update(s).where(*where).values(revoked_at=_now(), revoked_reason=reason)
     )
     return int(result.rowcount or 0)
 

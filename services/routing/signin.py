@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from typing import Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.routing import models
 from services.routing.errors import BadCredentials, TooManyAttempts
+from services.routing.passwords import normalise
 from shared.auth import Staff
 
 
@@ -145,6 +147,50 @@ def _verify(password_hash: str | None, password: str) -> bool:
         return False
 
 
+def verify_password(password_hash: str | None, password: str) -> bool:
+    """Whether `password` (or its NFKC form, as new passwords are kept) matches the hash;
+    an unknown person's check costs as long as a known one's."""
+    return _verify(password_hash, password) or (
+        normalise(password) != password and _verify(password_hash, normalise(password))
+    )
+
+
+def hash_password(password: str) -> str:
+    """The argon2 hash a password is kept as (slow on purpose: call it in a thread)."""
+    return _hasher().hash(password)
+
+
+Outcome = Literal["success", "wrong_password", "throttled", "deactivated"]
+# How long sign-in attempts stay in a person's history.
+HISTORY_KEEP = timedelta(days=90)
+USER_AGENT_MAX = 200
+
+
+async def record_signin(
+    engine: AsyncEngine,
+    *,
+    member_id: str,
+    outcome: Outcome,
+    address: str,
+    user_agent: str,
+    at: datetime | None = None,
+) -> None:
+    """One attempt in the person's history; rows older than 90 days go as this one comes."""
+    h = models.signin_history
+    at = at or datetime.now(UTC)
+    async with engine.begin() as conn:
+        await conn.execute(delete(h).where(h.c.at < at - HISTORY_KEEP))
+        await conn.execute(
+            insert(h).values(
+                member_id=member_id,
+                at=at,
+                outcome=outcome,
+                address=address[:100],
+                user_agent=user_agent[:USER_AGENT_MAX],
+            )
+        )
+
+
 def visible_units(
     parents: dict[str, str | None], role: str, unit_id: str | None
 ) -> tuple[str, ...]:
@@ -170,22 +216,48 @@ def _descends(unit: str, ancestor: str, parents: dict[str, str | None]) -> bool:
 
 
 async def sign_in(
-    engine: AsyncEngine, throttle: SignInThrottle, *, username: str, password: str, client: str
+    engine: AsyncEngine,
+    throttle: SignInThrottle,
+    *,
+    username: str,
+    password: str,
+    client: str,
+    user_agent: str = "",
 ) -> Staff:
     """The active staff member behind a username and password (`BadCredentials` otherwise;
     `TooManyAttempts`, before any hashing, after too many recent failures for this username
-    from anywhere or from this address). The person has no session yet (`sessions.open`)."""
+    from anywhere or from this address). The person has no session yet (`sessions.open`).
+    Every attempt for a known username goes into their sign-in history, whatever its outcome
+    (the answer to a deactivated account stays the same as to a wrong password)."""
     username = username.strip().lower()
-    attempt = await throttle.begin(username, client)
     m, u = models.members, models.units
+
+    async def record(member_id: str, outcome: Outcome) -> None:
+        await record_signin(
+            engine, member_id=member_id, outcome=outcome, address=client, user_agent=user_agent
+        )
+
+    try:
+        attempt = await throttle.begin(username, client)
+    except TooManyAttempts:
+        async with engine.connect() as conn:
+            known = await conn.scalar(select(m.c.id).where(m.c.username == username))
+        if known is not None:
+            await record(str(known), "throttled")
+        raise
     async with engine.connect() as conn:
         row = (await conn.execute(select(m).where(m.c.username == username))).mappings().first()
         parents = {r.id: r.parent_id for r in (await conn.execute(select(u))).all()}
     async with throttle.hashing:
-        ok = await asyncio.to_thread(_verify, row["password_hash"] if row else None, password)
+        ok = await asyncio.to_thread(
+            verify_password, row["password_hash"] if row else None, password
+        )
     if row is None or not ok or not row["active"]:
+        if row is not None:
+            await record(row["id"], "deactivated" if ok else "wrong_password")
         raise BadCredentials("Sai tên đăng nhập hoặc mật khẩu.", "Wrong username or password.")
     await throttle.succeeded(attempt)
+    await record(row["id"], "success")
     return staff_of(row, parents)
 
 

@@ -14,6 +14,8 @@ from .intake import (
     TrackingLinkRequested,
 )
 from .routing import (
+    ACCOUNT_EVENTS,
+    AccountLinkRequested,
     CaseAccepted,
     CaseAssigned,
     CaseClosed,
@@ -28,6 +30,7 @@ from .routing import (
     CaseReopened,
     CaseResolved,
     CaseResumed,
+    account_petition_id,
 )
 
 CATALOGUE: dict[str, type[Event]] = {
@@ -53,6 +56,7 @@ CATALOGUE: dict[str, type[Event]] = {
         CaseReminderDue,
         CaseOverdueAtTop,
         CaseRejected,
+        AccountLinkRequested,
     )
 }
 
@@ -108,9 +112,11 @@ def parse_event(subject: str, payload: bytes) -> Event:
 
 
 __all__ = [
+    "ACCOUNT_EVENTS",
     "CATALOGUE",
     "REDACTED_TEXT",
     "RESIDENT_TEXT",
+    "AccountLinkRequested",
     "CaseAccepted",
     "CaseAssigned",
     "CaseClosed",
@@ -134,6 +140,7 @@ __all__ = [
     "ResidentAnswered",
     "TrackingLinkRequested",
     "UnknownEventError",
+    "account_petition_id",
     "derived_id",
     "parse_event",
     "redacted",

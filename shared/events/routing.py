@@ -149,3 +149,32 @@ class CaseRejected(CaseEvent):
     subject: ClassVar[str] = versioned("rejected")
     actor: str
     reason: str
+
+
+AccountLinkKind = Literal["invite", "reset"]
+
+
+class AccountLinkRequested(Event):
+    """Someone asked for a one-time link to set a member's password (an invitation or a
+    reset): notify emails it to the member's work address.
+
+    Not about a petition: `petition_id` is derived from the link's id (`account_petition_id`),
+    so the event keys and orders like the others and never joins a petition's timeline. It
+    carries no token: notify asks routing for the link when it sends (`AccountLinkRequest`),
+    routing mints the token then and keeps only its hash."""
+
+    subject: ClassVar[str] = versioned("account_link_requested")
+    link_id: str
+    member_id: str
+    kind: AccountLinkKind
+    expires_at: datetime
+    requested_by: str
+
+
+def account_petition_id(link_id: str) -> uuid.UUID:
+    """The stand-in petition id of an account event (no petition has it)."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"petitions:account-link:{link_id}")
+
+
+# Events about staff accounts, not petitions: no timeline, no petition facts.
+ACCOUNT_EVENTS: tuple[type[Event], ...] = (AccountLinkRequested,)

@@ -586,6 +586,18 @@ EXCLUDED: dict[tuple[str, str, str], str] = {
     ("routing", "GET", "/signin"): "the sign-in form",
     ("routing", "POST", "/signout"): "signing out",
     ("routing", "POST", "/api/v1/auth/signout"): "ends the caller's own session",
+    ("routing", "POST", "/api/v1/me/password"): "the caller's own password",
+    ("routing", "GET", "/me/password"): "the caller's own password form",
+    ("routing", "POST", "/me/password"): "the caller's own password",
+    ("routing", "GET", "/api/v1/me/signins"): "the caller's own sign-in history",
+    ("routing", "GET", "/me/signins"): "the caller's own sign-in history",
+    # Accounts, no petition data; in reach by `shared.scope.may_see_unit` on the member's unit
+    # (tests/routing/test_accounts.py walks it).
+    ("routing", "GET", "/api/v1/members/{member_id}/signins"): "an account's sign-in history",
+    ("routing", "GET", "/members/{member_id}/signins"): "an account's sign-in history",
+    ("routing", "POST", "/api/v1/admin/members/{member_id}/password-link"): "an account link",
+    ("routing", "POST", "/members/{member_id}/password-link"): "an account link",
+    ("routing", "GET", "/members"): "the accounts a leader or an administrator manages",
     ("notify", "GET", "/api/v1/inbox/unread-count"): "a count of the caller's own messages",
     ("notify", "POST", "/api/v1/inbox/read-all"): "marks the caller's own messages read",
 }

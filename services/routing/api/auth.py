@@ -7,7 +7,7 @@ from fastapi import APIRouter, Form, Request, Response
 
 from services.routing.api.links import operation_id
 from services.routing.api.schemas import Me, RefreshForm, Token, TokenForm
-from services.routing.deps import ActionsDep, SessionsDep, client_address
+from services.routing.deps import ActionsDep, SessionsDep, client_address, user_agent
 from services.routing.errors import SessionEnded
 from services.routing.sessions import Issued
 from shared.web import CurrentStaff, problem_responses
@@ -35,7 +35,10 @@ async def sign_in(
     Failed sign-ins count per username (from any address) and per address; past the limit the
     answer is 429 with `Retry-After`, before the password is even checked."""
     staff = await actions.sign_in(
-        username=form.username, password=form.password, client=client_address(request)
+        username=form.username,
+        password=form.password,
+        client=client_address(request),
+        user_agent=user_agent(request),
     )
     return _token(await sessions.open(staff))
 

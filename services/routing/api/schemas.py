@@ -206,3 +206,60 @@ class Absence(BaseModel):
     member_id: str
     away_from: datetime
     away_until: datetime | None
+
+
+class PasswordChange(BaseModel):
+    """A new password for the signed-in person, with the current one. The new one must have
+    12 to 128 characters (after Unicode NFKC; spaces allowed, no composition rules), not be a
+    common or breached password, nor the person's username or name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=1, max_length=1024)
+
+
+class PasswordChanged(BaseModel):
+    """The password is changed; `sessions_ended` other sessions of the person ended at once
+    (this one goes on)."""
+
+    sessions_ended: int
+
+
+SignInOutcome = Literal["success", "wrong_password", "throttled", "deactivated"]
+
+
+class SignInAttempt(BaseModel):
+    """One sign-in attempt: when (UTC), from which address and user agent (cut to 200
+    characters), and how it ended."""
+
+    at: Timestamp
+    outcome: SignInOutcome
+    address: str
+    user_agent: str
+
+
+class SignInHistory(BaseModel):
+    """A person's sign-in attempts of the last 90 days, newest first (at most 100)."""
+
+    member_id: str
+    attempts: list[SignInAttempt]
+
+
+class AccountLinkIn(BaseModel):
+    """What the one-time link is for: `reset` (a forgotten password) or `invite` (a new
+    member's first password)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["invite", "reset"] = "reset"
+
+
+class AccountLink(BaseModel):
+    """A one-time link was asked for: notify emails it to the member's work address. It
+    works once, until `expires_at` (24 hours); the token is never shown here."""
+
+    link_id: str
+    member_id: str
+    kind: Literal["invite", "reset"]
+    expires_at: Timestamp

@@ -112,6 +112,73 @@ TEXTS: Texts = {
     "not_found": ("Không tìm thấy hồ sơ.", "No such case."),
     "back_to_cases": ("Về danh sách hồ sơ", "Back to the cases"),
     "by": ("bởi", "by"),
+    "account": ("Tài khoản", "Account"),
+    "forgot_password": (
+        "Quên mật khẩu? Nhờ lãnh đạo đơn vị hoặc quản trị gửi liên kết đặt lại mật khẩu qua "
+        "email công việc của bạn.",
+        "Forgot your password? Ask your unit leader or an administrator to email you a reset "
+        "link at your work address.",
+    ),
+    "members": ("Cán bộ", "Members"),
+    "password_heading": ("Đổi mật khẩu", "Change password"),
+    "password_rules": (
+        "Mật khẩu mới: từ 12 đến 128 ký tự, được dùng dấu cách (một câu dễ nhớ là tốt nhất); "
+        "không bắt buộc chữ hoa, số hay ký hiệu; không được là mật khẩu phổ biến đã bị lộ, "
+        "tên đăng nhập hay họ tên của bạn.",
+        "New password: 12 to 128 characters, spaces allowed (a sentence you remember works "
+        "best); no need for capitals, digits or symbols; not a common breached password, nor "
+        "your username or name.",
+    ),
+    "current_password": ("Mật khẩu hiện tại", "Current password"),
+    "new_password": ("Mật khẩu mới", "New password"),
+    "repeat_password": ("Nhập lại mật khẩu mới", "New password again"),
+    "change_password": ("Đổi mật khẩu", "Change password"),
+    "set_password": ("Đặt mật khẩu và đăng nhập", "Set the password and sign in"),
+    "password_changed": (
+        "Đã đổi mật khẩu. Các phiên đăng nhập khác của bạn đã kết thúc.",
+        "Password changed. Your other sessions have ended.",
+    ),
+    "password_change_note": (
+        "Đổi mật khẩu sẽ đăng xuất bạn khỏi mọi thiết bị khác ngay lập tức.",
+        "Changing the password signs you out on every other device at once.",
+    ),
+    "passwords_differ": (
+        "Hai lần nhập mật khẩu mới không giống nhau.",
+        "The two new passwords are not the same.",
+    ),
+    "signin_history": ("Lịch sử đăng nhập", "Sign-in history"),
+    "signin_history_note": (
+        "Mọi lần đăng nhập trong 90 ngày qua, giờ Việt Nam. Nếu có lần bạn không nhận ra, hãy "
+        "đổi mật khẩu.",
+        "Every sign-in attempt of the last 90 days, in Vietnam time. If you do not recognise "
+        "one, change your password.",
+    ),
+    "when": ("Thời điểm", "When"),
+    "outcome": ("Kết quả", "Outcome"),
+    "address": ("Địa chỉ", "Address"),
+    "user_agent": ("Trình duyệt", "Browser"),
+    "no_signins": ("Chưa có lần đăng nhập nào.", "No sign-in attempts."),
+    "outcome_success": ("Thành công", "Signed in"),
+    "outcome_wrong_password": ("Sai mật khẩu", "Wrong password"),
+    "outcome_throttled": ("Bị chặn tạm thời (sai quá nhiều lần)", "Held back (too many failures)"),
+    "outcome_deactivated": ("Tài khoản đã ngừng hoạt động", "Account deactivated"),
+    "members_heading": ("Tài khoản cán bộ", "Members' accounts"),
+    "members_intro": (
+        "Gửi liên kết đặt lại mật khẩu qua email công việc của cán bộ (dùng một lần, trong "
+        "24 giờ), hoặc xem lịch sử đăng nhập.",
+        "Email a member a link to reset their password (once, within 24 hours) to their work "
+        "address, or see their sign-in history.",
+    ),
+    "name": ("Họ tên", "Name"),
+    "inactive": ("ngừng hoạt động", "deactivated"),
+    "no_email": ("chưa có email", "no email"),
+    "send_reset_link": ("Gửi liên kết đặt lại mật khẩu", "Email a password reset link"),
+    "link_sent": (
+        "Đã gửi liên kết qua email. Liên kết dùng được một lần, trong 24 giờ.",
+        "The link is on its way by email. It works once, within 24 hours.",
+    ),
+    "link_heading": ("Đặt mật khẩu mới", "Set a new password"),
+    "link_intro": ("Đặt mật khẩu cho tài khoản", "Set the password of the account"),
     "role_member": ("cán bộ", "member"),
     "role_leader": ("lãnh đạo", "leader"),
     "role_admin": ("quản trị", "administrator"),

@@ -21,7 +21,13 @@ from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.routing.actions import ActionError
-from services.routing.deps import OptionalSession, SessionsDep, SettingsDep, client_address
+from services.routing.deps import (
+    OptionalSession,
+    SessionsDep,
+    SettingsDep,
+    client_address,
+    user_agent,
+)
 from services.routing.errors import TooManyAttempts
 from services.routing.problems import http_status
 from services.routing.sessions import Issued, Sessions
@@ -89,7 +95,10 @@ async def signin(
     username = form.get("username", "").strip()[:100]
     try:
         staff = await ws.actions.sign_in(
-            username=username, password=form.get("password", ""), client=client_address(request)
+            username=username,
+            password=form.get("password", ""),
+            client=client_address(request),
+            user_agent=user_agent(request),
         )
     except ActionError as exc:
         page = ws.render(

@@ -16,7 +16,7 @@ from nats.aio.client import Client as NatsClient
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from faults.infra import InjectedClock, PrivatePostgres, SmtpSink, Tmpfs, WebhookSink
-from services.stack import SERVICES, Stack, file_sink
+from services.stack import SERVICES, UNTHROTTLED_ENV, Stack, file_sink
 from shared.embedded_nats import EmbeddedNats, free_port
 from shared.nats_auth import ADMIN, BusCredentials
 
@@ -81,6 +81,8 @@ class World:
             "PETITIONS_NOTIFY_BATCH_WINDOW_MINUTES": "0",
             "PETITIONS_SMTP_HOST": "127.0.0.1",
             "PETITIONS_SMTP_PORT": str(self.smtp.port),
+            # The load submits from one address, far above what a resident ever sends.
+            **UNTHROTTLED_ENV,
             **(await self.database_env()),
             **self.extra_env,
         }

@@ -40,6 +40,18 @@ class ContactLookupRequest(_Message):
 
     petition_id: uuid.UUID | None = None
     petition_ids: list[uuid.UUID] | None = Field(default=None, max_length=MAX_IDS)
+    # Among the petitions asked, those whose message is a lost tracking link sent again: the
+    # reply carries `recovery` for each that a resident recently asked for (and no other).
+    recover_links: list[uuid.UUID] | None = Field(default=None, max_length=MAX_IDS)
+
+
+class RecoveryContact(_Message):
+    """Where a recovered tracking link goes: the one contact the resident gave when asking
+    (`email` or `phone`, the other absent) and a link minted for this message."""
+
+    email: str | None = None
+    phone: str | None = None
+    tracking_url: str
 
 
 class ContactReply(_Message):
@@ -57,6 +69,9 @@ class ContactReply(_Message):
     language: Language | None = None
     wants_updates: bool | None = None
     tracking_url: str | None = None
+    # Only when asked in `recover_links` and a resident's request for the link is recent: sent
+    # to whatever `wants_updates` says, since the resident asked for this very message.
+    recovery: RecoveryContact | None = None
 
 
 class ContactsReply(_Message):

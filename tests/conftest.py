@@ -19,6 +19,12 @@ from tests.support import connect_nats, register_bus
 POSTGRES_ADMIN_URL = os.environ.get(
     "PETITIONS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+# Apps built in this process read these (stacks get `services.stack.UNTHROTTLED_ENV`): tests
+# submit many petitions from one address at once, and forms faster than a person types. The
+# tests of the limit and the fill time set their own.
+os.environ.setdefault("PETITIONS_PUBLIC_RATE_LIMIT", "off")
+os.environ.setdefault("PETITIONS_INTAKE_FORM_MIN_FILL_S", "0")
+
 # `.ci/run` sets this: there an unreachable PostgreSQL is a failure, not a skip.
 POSTGRES_REQUIRED = os.environ.get("PETITIONS_REQUIRE_POSTGRES") == "1"
 

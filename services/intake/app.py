@@ -15,6 +15,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from services.intake import handlers, open311
 from services.intake.api import catalog as catalog_api
 from services.intake.api import petitions as petitions_api
+from services.intake.api import recovery as recovery_api
 from services.intake.api import tracking as tracking_api
 from services.intake.catalog import load_catalog
 from services.intake.errors import (
@@ -29,7 +30,9 @@ from services.intake.errors import (
     InvalidIdempotencyKey,
     InvalidSubmission,
     MalformedBody,
+    NotAPetition,
     NotOverdue,
+    TooManyRequests,
     UnknownReference,
     UnknownTrackingLink,
     UnsupportedMediaType,
@@ -38,7 +41,8 @@ from services.intake.models import messaging
 from services.intake.open311.keys import InvalidClientName
 from services.intake.rpc import register_contact_lookup
 from services.intake.settings import Settings
-from services.intake.web import form, tracking, tracking_actions
+from services.intake.throttle import PublicThrottle
+from services.intake.web import form, recover, tracking, tracking_actions
 from services.intake.web.pages import build_page_kit, unavailable_page
 from shared.clock import Clock, clock_from_env
 from shared.db import is_database_outage
@@ -65,9 +69,11 @@ ERRORS: dict[type[Exception], int] = {
     IdempotencyKeyErased: 409,
     UnsupportedMediaType: 415,
     InvalidSubmission: 422,
+    NotAPetition: 422,
     InvalidClientName: 422,
     IdempotencyKeyReused: 422,
     EscalationTooSoon: 429,
+    TooManyRequests: 429,
     DatabaseUnavailable: 503,
 }
 
@@ -99,14 +105,16 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     )
     app.state.catalog = catalog
     app.state.settings = settings
+    app.state.throttle = PublicThrottle(runtime.engine, settings.rate_limit, now=runtime.clock.now)
     install_service_edge(
         app, runtime, staff_secret=settings.secret_key.get_secret_value, errors=ERRORS
     )
-    for api in (petitions_api.router, tracking_api.router, catalog_api.router):
+    # Recovery first: `/…/track/recover` is not a tracking token.
+    for api in (petitions_api.router, recovery_api.router, tracking_api.router, catalog_api.router):
         app.include_router(api)
     # The tracking token is in the URL: no page hands it to another site.
     install_pages(app, build_page_kit(), referrer_policy="no-referrer")
-    for pages in (form.router, tracking.router, tracking_actions.router):
+    for pages in (form.router, recover.router, tracking.router, tracking_actions.router):
         app.include_router(pages)
     open311.install(app)
     install_outage_handler(app)

@@ -230,6 +230,48 @@ class EscalationTooSoon(EscalationRefused):
         return {"Retry-After": str(max(wait, 1))}
 
 
+class TooManyRequests(IntakeError):
+    """Too many public writes from one address or for one contact within the window: nothing
+    was done; the same request may be sent again after `retry_after` seconds."""
+
+    problem_type = "urn:petitions:problem:rate-limited"
+
+    def __init__(self, retry_after: int) -> None:
+        minutes = max(1, math.ceil(retry_after / 60))
+        super().__init__(
+            f"Bạn đã gửi quá nhiều yêu cầu. Vui lòng thử lại sau {minutes} phút / "
+            f"Too many requests. Please try again in {minutes} minutes"
+        )
+        self.retry_after = retry_after
+        self.minutes = minutes
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        return {"retry_after": self.retry_after}
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class NotAPetition(IntakeError):
+    """A complaint about an administrative decision (khiếu nại) or a denunciation (tố cáo):
+    each has its own law and office, so nothing is stored and the resident is told where to
+    file it instead."""
+
+    problem_type = "urn:petitions:problem:not-a-petition"
+
+    def __init__(self, kind: str, guidance_vi: str, guidance_en: str) -> None:
+        super().__init__(f"{guidance_vi} / {guidance_en}")
+        self.kind = kind
+        self.guidance_vi = guidance_vi
+        self.guidance_en = guidance_en
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        return {"kind": self.kind, "guidance": {"vi": self.guidance_vi, "en": self.guidance_en}}
+
+
 class DatabaseUnavailable(IntakeError):
     """The database cannot be reached: nothing was stored, the same request may be sent again."""
 

@@ -9,6 +9,7 @@ from sqlalchemy import (
     Column,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -41,6 +42,9 @@ petitions = Table(
     Column("title", String(200), nullable=False),
     Column("description", Text, nullable=False),
     Column("location", String(300), nullable=True),
+    # The optional point the resident gave (WGS 84 degrees, both or neither).
+    Column("latitude", Float, nullable=True),
+    Column("longitude", Float, nullable=True),
     Column("language", String(5), nullable=False),
     Column("status", String(32), nullable=False),
     # When the status last changed, by whichever clock changed it (shown to the resident).
@@ -98,6 +102,38 @@ tracking_tokens = Table(
         index=True,
     ),
     Column("created_at", UtcDateTime, nullable=False),
+)
+
+# Public writes counted for the rate limit (`throttle.py`): the hash of what was counted (an
+# address, a contact, a reference), never the value itself, and when.
+public_hits = Table(
+    "public_hits",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("key", String(64), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Index("ix_public_hits_key_at", "key", "at"),
+)
+
+# A resident's request for a new tracking link that matched the petition's contact: the id of
+# the `TrackingLinkRequested` event, and which of the contacts matched (the contact itself stays
+# in `contacts`). While it is recent, notify's contact look-up for the petition may carry a link
+# to that contact even if the resident asked for no progress messages.
+link_recoveries = Table(
+    "link_recoveries",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column(
+        "petition_id",
+        String(36),
+        ForeignKey("petitions.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("channel", String(8), nullable=False),
+    Column("requested_at", UtcDateTime, nullable=False),
 )
 
 public_timeline = Table(

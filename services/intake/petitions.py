@@ -4,6 +4,7 @@ and what residents see of routing's work on their case."""
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import secrets
 import unicodedata
@@ -63,6 +64,10 @@ class Submission:
     email: str | None
     notify: bool
     language: str
+    # An optional point the resident gave (their browser's position, or typed): WGS 84 degrees,
+    # both or neither.
+    latitude: float | None = None
+    longitude: float | None = None
 
     @property
     def wants_updates(self) -> bool:
@@ -148,6 +153,7 @@ def validate_submission(data: Mapping[str, Any], catalog: Catalog) -> Submission
         errors.append(
             FieldError("email", "địa chỉ email không hợp lệ", "not a valid email address")
         )
+    latitude, longitude = _point(data, errors)
     notify = _flag(data, "notify", errors)
     if data.get("consent") is not True:
         errors.append(
@@ -179,7 +185,46 @@ def validate_submission(data: Mapping[str, Any], catalog: Catalog) -> Submission
         email=email.lower() if email else None,
         notify=notify,
         language=str(language),
+        latitude=latitude,
+        longitude=longitude,
     )
+
+
+def _coordinate(
+    data: Mapping[str, Any], field: str, limit: float, errors: list[FieldError]
+) -> float | None:
+    raw = data.get(field)
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    try:
+        value = float(raw.strip().replace(",", ".") if isinstance(raw, str) else raw)
+    except (TypeError, ValueError):
+        value = math.nan
+    if isinstance(raw, bool) or not math.isfinite(value) or not -limit <= value <= limit:
+        errors.append(
+            FieldError(
+                field,
+                f"phải là số từ -{limit:g} đến {limit:g}",
+                f"must be a number from -{limit:g} to {limit:g}",
+            )
+        )
+        return None
+    # About 10 cm: more digits say nothing more about the place.
+    return round(value, 6)
+
+
+def _point(data: Mapping[str, Any], errors: list[FieldError]) -> tuple[float | None, float | None]:
+    """The optional point: latitude and longitude in degrees, both or neither."""
+    latitude = _coordinate(data, "latitude", 90, errors)
+    longitude = _coordinate(data, "longitude", 180, errors)
+    if (latitude is None) != (longitude is None):
+        missing = "longitude" if longitude is None else "latitude"
+        if not any(e.field == missing for e in errors):
+            errors.append(
+                FieldError(missing, "cần cả vĩ độ và kinh độ", "both latitude and longitude")
+            )
+        return None, None
+    return latitude, longitude
 
 
 def validate_comment(raw: Any, *, field: str = "comment", required: bool = False) -> str | None:
@@ -213,6 +258,9 @@ def submission_fingerprint(s: Submission) -> str:
         str(s.notify),
         s.language,
     ]
+    if s.latitude is not None:
+        # Only when given, so that a petition without a point keeps its earlier fingerprint.
+        parts += [f"{s.latitude:.6f}", f"{s.longitude:.6f}"]
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 

@@ -26,7 +26,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.intake import store
 from services.intake.models import contacts, petitions
 from services.intake.petitions import tracking_url
-from shared.rpc import ContactLookupRequest, ContactReply, ContactsReply, reply_bytes
+from services.intake.recovery import only_channel, pending_recoveries
+from shared.rpc import (
+    ContactLookupRequest,
+    ContactReply,
+    ContactsReply,
+    RecoveryContact,
+    reply_bytes,
+)
 from shared.streams import RPC_CONTACT_LOOKUP
 
 log = structlog.get_logger(__name__)
@@ -83,14 +90,42 @@ async def mint_links(
         }
 
 
-def contact_reply(row: Mapping[str, Any] | None, link: str | None) -> ContactReply:
+async def recovery_contacts(
+    engine: AsyncEngine,
+    rows: Mapping[str, Mapping[str, Any]],
+    asked: ContactLookupRequest | None,
+    public_url: str,
+    now: datetime,
+) -> dict[str, RecoveryContact]:
+    """For each petition notify sends a recovered link for, and a resident recently asked
+    about with a matching contact: that contact alone, with a link minted for it."""
+    wanted = [str(i) for i in (asked.recover_links or [])] if asked else []
+    wanted = [pid for pid in wanted if pid in rows and rows[pid]["contact_erased_at"] is None]
+    pending = await pending_recoveries(engine, wanted, now)
+    if not pending:
+        return {}
+    found = {}
+    async with engine.begin() as conn:
+        for pid, channel in pending.items():
+            only = only_channel(rows[pid], channel)
+            if not (only["email"] or only["phone"]):
+                continue
+            token = await store.mint_tracking_token(conn, pid, now)
+            address = {channel: only[channel]}
+            found[pid] = RecoveryContact(**address, tracking_url=tracking_url(public_url, token))
+    return found
+
+
+def contact_reply(
+    row: Mapping[str, Any] | None, link: str | None, recovery: RecoveryContact | None = None
+) -> ContactReply:
     """What notify is told about one petition's resident, with the link minted for it."""
     if row is not None and row["contact_erased_at"] is not None:
         # The resident erased their data: say so, so that nobody tries another channel.
         return ContactReply(found=True, erased=True, wants_updates=False)
     if row is None or row["wants_updates"] is None:
         return ContactReply(found=False)
-    return ContactReply(
+    reply = ContactReply(
         found=True,
         name=row["name"],
         email=row["email"],
@@ -99,6 +134,10 @@ def contact_reply(row: Mapping[str, Any] | None, link: str | None) -> ContactRep
         wants_updates=bool(row["wants_updates"]),
         tracking_url=link,
     )
+    if recovery is None:
+        return reply
+    # Set only when there is one: the reply is sent with the fields that were set.
+    return ContactReply(**reply.model_dump(exclude_unset=True), recovery=recovery)
 
 
 def _request(body: bytes) -> ContactLookupRequest | None:
@@ -136,8 +175,10 @@ async def lookup_contact(
         return ContactReply(found=False)
     petition_id = str(request.petition_id)
     row = await store.contact_for(engine, petition_id)
-    links = await mint_links(engine, {petition_id: row} if row else {}, public_url, now)
-    reply = contact_reply(row, links.get(petition_id))
+    rows = {petition_id: row} if row else {}
+    links = await mint_links(engine, rows, public_url, now)
+    recovered = await recovery_contacts(engine, rows, request, public_url, now)
+    reply = contact_reply(row, links.get(petition_id), recovered.get(petition_id))
     if reply.erased:
         log.info("contact_lookup_erased", petition_id=petition_id)
     elif not reply.found:
@@ -156,7 +197,10 @@ async def _lookup_many(
     asked = list(dict.fromkeys(str(i) for i in request.petition_ids))
     rows = await contacts_for(engine, asked) if asked else {}
     links = await mint_links(engine, rows, public_url, now)
-    answers = {pid: contact_reply(rows.get(pid), links.get(pid)) for pid in asked}
+    recovered = await recovery_contacts(engine, rows, request, public_url, now)
+    answers = {
+        pid: contact_reply(rows.get(pid), links.get(pid), recovered.get(pid)) for pid in asked
+    }
     log.info(
         "contact_lookup_answered_bulk",
         asked=len(asked),

@@ -7,6 +7,7 @@ from typing import Self
 
 from pydantic import Field, field_validator, model_validator
 
+from services.intake.throttle import RateLimit, parse_rate_limit
 from shared.settings import CommonSettings, normalise_database_url
 
 DEMO_CATALOG = Path(__file__).with_name("demo_catalog.yaml")
@@ -30,6 +31,17 @@ class Settings(CommonSettings):
     open311_jurisdiction_id: str | None = Field(
         default=None, validation_alias="PETITIONS_INTAKE_OPEN311_JURISDICTION_ID"
     )
+    # Every public write (form, JSON API, Open311, the resident's actions, link recovery) from
+    # one address, and for one contact, at most this often: `10/minute`, `3/hour`, or `off`
+    # (benchmarks and the fault suite, which submit many petitions from one address).
+    public_rate_limit: str = Field(
+        default="10/minute", validation_alias="PETITIONS_PUBLIC_RATE_LIMIT"
+    )
+    # A form sent back sooner than this after it was shown is a robot's (a person needs longer
+    # to read and type); 0 turns the check off.
+    form_min_fill_s: float = Field(
+        default=3.0, ge=0, le=600, validation_alias="PETITIONS_INTAKE_FORM_MIN_FILL_S"
+    )
     # End-to-end tests move every service's time together through this file.
     clock_file: str | None = Field(default=None, validation_alias="PETITIONS_CLOCK_FILE")
 
@@ -37,6 +49,17 @@ class Settings(CommonSettings):
     @classmethod
     def _normalise(cls, value: str) -> str:
         return normalise_database_url(value)
+
+    @field_validator("public_rate_limit")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        parse_rate_limit(value)
+        return value
+
+    @property
+    def rate_limit(self) -> RateLimit | None:
+        """The public write limit, None when `off`."""
+        return parse_rate_limit(self.public_rate_limit)
 
     @field_validator("public_url")
     @classmethod

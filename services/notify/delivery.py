@@ -71,7 +71,13 @@ from .channels import (
 )
 from .directory import Contact, Directory, DirectoryUnavailable
 from .models import notifications, petition_facts
-from .notifications import PlannedNotification, batched_template, quiet_until, retry_delay
+from .notifications import (
+    LINK_RECOVERY,
+    PlannedNotification,
+    batched_template,
+    quiet_until,
+    retry_delay,
+)
 from .queueing import Queueing, queue_on_channel
 from .settings import Settings
 
@@ -396,7 +402,12 @@ class DeliveryWorker:
         if kind != "resident":
             return Lookups(references=references)
         try:
-            contacts = await self._directory.contacts(sorted({g[0]["petition_id"] for g in groups}))
+            contacts = await self._directory.contacts(
+                sorted({g[0]["petition_id"] for g in groups}),
+                recover_links=sorted(
+                    {g[0]["petition_id"] for g in groups if g[0]["template"] == LINK_RECOVERY}
+                ),
+            )
         except DirectoryUnavailable as exc:
             return Lookups(references=references, contacts_error=str(exc))
         return Lookups(references=references, contacts=contacts)
@@ -504,22 +515,29 @@ class DeliveryWorker:
                     "không liên lạc: intake không biết hoặc đã xóa dữ liệu / "
                     "not to be contacted: unknown to intake or erased"
                 )
-            if not contact.wants_updates:
+            recovery = contact.recovery if first["template"] == LINK_RECOVERY else None
+            if first["template"] == LINK_RECOVERY and recovery is None:
+                raise Skip("không còn yêu cầu gửi lại liên kết / no recent request for the link")
+            if recovery is None and not contact.wants_updates:
                 raise Skip("người dân không đăng ký nhận tin / resident asked for no updates")
             recipient = Recipient(
                 kind="resident",
                 ref=first["recipient_ref"],
                 name=contact.name,
-                email=contact.email,
-                phone=contact.phone,
+                # A recovered link goes only to the contact the resident gave when asking.
+                email=recovery.email if recovery else contact.email,
+                phone=recovery.phone if recovery else contact.phone,
                 language=contact.language,
             )
+            link = recovery.tracking_url if recovery else contact.tracking_url
             # The link carries a tracking token: no error message keeps it either.
             secrets = tuple(
-                a for a in (contact.email, contact.phone, contact.name, contact.tracking_url) if a
+                a
+                for a in (contact.email, contact.phone, contact.name, contact.tracking_url, link)
+                if a
             )
             for ctx in contexts:
-                ctx["link"] = contact.tracking_url or self._settings.intake_url
+                ctx["link"] = link or self._settings.intake_url
         for ctx in contexts:
             ctx["recipient_name"] = recipient.name
         template = batched_template(first["template"], len(group))

@@ -22,6 +22,7 @@ from shared.rpc import (
     ContactsReply,
     MemberLookupReply,
     MemberLookupRequest,
+    RecoveryContact,
     UnitLookupReply,
     UnitLookupRequest,
 )
@@ -50,6 +51,9 @@ class Contact:
     language: str
     wants_updates: bool
     tracking_url: str | None
+    # The one contact a resident gave when asking for their link again, with its own link;
+    # only when asked for (`Directory.contacts(recover_links=…)`) and the request is recent.
+    recovery: RecoveryContact | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,7 @@ def parse_contact(reply: ContactReply) -> Contact | None:
         language=reply.language or "vi",
         wants_updates=bool(reply.wants_updates),
         tracking_url=reply.tracking_url or None,
+        recovery=reply.recovery,
     )
 
 
@@ -128,7 +133,9 @@ class Directory:
         except Exception as exc:
             raise DirectoryUnavailable(f"{subject}: {type(exc).__name__}: {exc}") from exc
 
-    async def contacts(self, petition_ids: Sequence[str]) -> dict[str, Contact | None]:
+    async def contacts(
+        self, petition_ids: Sequence[str], *, recover_links: Sequence[str] = ()
+    ) -> dict[str, Contact | None]:
         """Ask intake, the only keeper of residents' contacts, for several at once (one request
         per `MAX_CONTACTS_PER_REQUEST`): what the delivery worker asks for a claimed batch,
         instead of one round trip per message. The answers serve this round's sends."""
@@ -136,7 +143,14 @@ class Directory:
         found: dict[str, Contact | None] = {}
         for start in range(0, len(ids), MAX_CONTACTS_PER_REQUEST):
             chunk = ids[start : start + MAX_CONTACTS_PER_REQUEST]
-            request = ContactLookupRequest(petition_ids=[uuid.UUID(i) for i in chunk])
+            recover = [uuid.UUID(i) for i in chunk if i in recover_links]
+            request = (
+                ContactLookupRequest(
+                    petition_ids=[uuid.UUID(i) for i in chunk], recover_links=recover
+                )
+                if recover
+                else ContactLookupRequest(petition_ids=[uuid.UUID(i) for i in chunk])
+            )
             reply = await self._ask(request, RPC_CONTACT_LOOKUP, ContactsReply)
             found.update(parse_contacts(reply, chunk))
         return found

@@ -24,6 +24,7 @@ from shared.events import (
     CaseResolved,
     Event,
     PetitionSubmitted,
+    TrackingLinkRequested,
 )
 
 from .config import QuietHours
@@ -35,8 +36,18 @@ RESIDENT_REF = "resident"
 
 # Templates for the resident; the rest go to staff.
 RESIDENT_TEMPLATES = frozenset(
-    {"petition_received", "question_asked", "case_resolved", "case_escalated", "case_closed"}
+    {
+        "petition_received",
+        "question_asked",
+        "case_resolved",
+        "case_escalated",
+        "case_closed",
+        "tracking_link_recovered",
+    }
 )
+# Sent because the resident asked for it just now, to the one contact they gave: not a progress
+# message, so it goes whether or not they asked for those.
+LINK_RECOVERY = "tracking_link_recovered"
 
 
 @dataclass(frozen=True)
@@ -97,7 +108,7 @@ def _iso(value: datetime | None) -> str | None:
 def plan_notifications(event: Event, facts: Facts | None = None) -> list[PlannedNotification]:
     """Who is told what; `facts` is the petition's history so far (who resolved it, who held it).
 
-    Resident: received, a question from the holder, resolved (with the link to confirm),
+    Resident: received, a new tracking link they asked for, a question from the holder, resolved (with the link to confirm),
     escalated, closed (also when rejected; not when they withdrew it themselves).
     Member: assigned, deadline reminder, taken away by escalation or reassignment, reopened.
     Leader: escalated to them, a heads-up before a case below comes up, overdue at the top
@@ -107,6 +118,8 @@ def plan_notifications(event: Event, facts: Facts | None = None) -> list[Planned
     match event:
         case PetitionSubmitted():
             return [_resident("petition_received")]
+        case TrackingLinkRequested():
+            return [_resident(LINK_RECOVERY, channel=event.channel)]
         case CaseQuestionAsked():
             return [
                 _resident(

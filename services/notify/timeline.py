@@ -18,6 +18,7 @@ from shared.events import (
     PetitionSubmitted,
     PetitionWithdrawn,
     ResidentAnswered,
+    TrackingLinkRequested,
 )
 from shared.events.base import STREAM_SUBJECT_PREFIX
 
@@ -107,6 +108,11 @@ def summarise(event: Event) -> Summary:
             return Summary("Người dân rút phản ánh", "The resident withdrew the petition")
         case ResidentAnswered():
             return Summary("Người dân trả lời câu hỏi", "The resident answered a question")
+        case TrackingLinkRequested():
+            return Summary(
+                "Người dân yêu cầu gửi lại liên kết theo dõi",
+                "The resident asked for the tracking link again",
+            )
         case PetitionRedacted():
             return Summary(
                 "Người dân đã xoá thông tin; nội dung người dân viết đã được xoá",

@@ -262,6 +262,8 @@ def _new_case(event: PetitionSubmitted, now: datetime) -> dict[str, Any]:
         "title": event.title,
         "description": event.description,
         "location": event.location,
+        "latitude": event.latitude,
+        "longitude": event.longitude,
         "language": event.language,
         "status": "unassigned",
         "rung": 0,
@@ -403,7 +405,13 @@ async def redact_case(conn: AsyncConnection, case: RowMapping) -> None:
     await conn.execute(
         update(models.cases)
         .where(models.cases.c.id == case["id"])
-        .values(title=REDACTED_TEXT, description=REDACTED_TEXT, location=None)
+        .values(
+            title=REDACTED_TEXT,
+            description=REDACTED_TEXT,
+            location=None,
+            latitude=None,
+            longitude=None,
+        )
     )
     h = models.case_history
     rows = await conn.execute(

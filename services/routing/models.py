@@ -77,6 +77,9 @@ cases = Table(
     Column("title", String(500), nullable=False),
     Column("description", Text, nullable=False),
     Column("location", Text, nullable=True),
+    # The point the resident gave (WGS 84 degrees), if any; cleared by a redaction.
+    Column("latitude", Float, nullable=True),
+    Column("longitude", Float, nullable=True),
     Column("language", String(10), nullable=False, server_default="vi"),
     Column("status", String(30), nullable=False),
     Column("rung", Integer, nullable=False),

@@ -11,6 +11,7 @@ from .intake import (
     PetitionSubmitted,
     PetitionWithdrawn,
     ResidentAnswered,
+    TrackingLinkRequested,
 )
 from .routing import (
     ACCOUNT_EVENTS,
@@ -41,6 +42,7 @@ CATALOGUE: dict[str, type[Event]] = {
         ResidentAnswered,
         EscalationRequested,
         PetitionRedacted,
+        TrackingLinkRequested,
         CaseAssigned,
         CaseAccepted,
         CaseNoteAdded,
@@ -71,10 +73,22 @@ RESIDENT_TEXT: dict[type[Event], tuple[str, ...]] = {
 }
 
 
+# The other fields that place the resident (a point may be their home): a redaction clears them.
+RESIDENT_PLACE: dict[type[Event], tuple[str, ...]] = {
+    PetitionSubmitted: ("latitude", "longitude"),
+}
+
+
 def redacted(event: Event) -> Event:
-    """`event` with the resident's text replaced (an absent text stays absent)."""
+    """`event` with the resident's text replaced (an absent text stays absent) and the point
+    they gave cleared."""
     fields = RESIDENT_TEXT.get(type(event), ())
-    changes = {f: REDACTED_TEXT for f in fields if getattr(event, f) not in (None, REDACTED_TEXT)}
+    changes: dict[str, object] = {
+        f: REDACTED_TEXT for f in fields if getattr(event, f) not in (None, REDACTED_TEXT)
+    }
+    changes |= {
+        f: None for f in RESIDENT_PLACE.get(type(event), ()) if getattr(event, f) is not None
+    }
     return event.model_copy(update=changes) if changes else event
 
 
@@ -124,6 +138,7 @@ __all__ = [
     "PetitionSubmitted",
     "PetitionWithdrawn",
     "ResidentAnswered",
+    "TrackingLinkRequested",
     "UnknownEventError",
     "account_petition_id",
     "derived_id",

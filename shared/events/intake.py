@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from .base import Event, versioned
 
@@ -18,6 +18,10 @@ class PetitionSubmitted(Event):
     title: str
     description: str
     location: str | None = None
+    # The optional point the resident gave, WGS 84 degrees (both or neither); new in v1, absent
+    # from older events.
+    latitude: float | None = None
+    longitude: float | None = None
     language: str = "vi"
     # Whether the resident left a way to reach them and agreed to be told of progress.
     wants_updates: bool = False
@@ -59,6 +63,15 @@ class PetitionRedacted(Event):
     answers, reasons). Intake alone held the contact data; it carries none here either."""
 
     subject: ClassVar[str] = versioned("redacted")
+
+
+class TrackingLinkRequested(Event):
+    """A resident who lost their tracking link gave the petition's reference and the email or
+    phone they left, and it matched: a new link goes to that contact (`channel`) only. Neither
+    the contact nor a link travels here; notify asks intake for both when it sends."""
+
+    subject: ClassVar[str] = versioned("tracking_link_requested")
+    channel: Literal["email", "phone"]
 
 
 # What replaces a resident's text once the petition is redacted.

@@ -1,6 +1,7 @@
 """Security headers for every page of every service.
 
-No scripts at all (the pages need none): `default-src 'none'`, inline styles only; forms post
+No scripts (the pages need none; a route may set its own policy, as intake's form does for its
+optional "use my location" script): `default-src 'none'`, inline styles only; forms post
 to this service (and, for sign-in, to our other services); nobody may frame a page; no page is
 kept in a cache, as each shows personal data or a one-time form token.
 """

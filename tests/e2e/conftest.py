@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from services.stack import Stack, file_sink
+from services.stack import UNTHROTTLED_ENV, Stack, file_sink
 from shared.embedded_nats import free_port
 from tests.conftest import create_postgres_database, drop_postgres_database
 
@@ -28,6 +28,7 @@ def make_stack(var_dir: Path, env: dict[str, str] | None = None) -> Stack:
             "PETITIONS_LOG_FORMAT": "json",
             # Members' assignment emails go out at once instead of after the batching window.
             "PETITIONS_NOTIFY_BATCH_WINDOW_MINUTES": "0",
+            **UNTHROTTLED_ENV,
             **(env or {}),
         },
         output=file_sink(var_dir / "stack.log"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -124,13 +125,19 @@ class Intake:
         return body
 
 
-@pytest.fixture
-async def intake(nats_url: str, database_url: str) -> AsyncIterator[Intake]:
-    settings = Settings(
-        database_url=database_url, **service_nats(nats_url, "intake"), public_url=PUBLIC_URL
+@asynccontextmanager
+async def open_intake(nats_url: str, database_url: str, **settings: Any) -> AsyncIterator[Intake]:
+    """Intake with its lifespan running and a client, with `settings` over the test defaults."""
+    full = Settings(
+        **{
+            "database_url": database_url,
+            **service_nats(nats_url, "intake"),
+            "public_url": PUBLIC_URL,
+            **settings,
+        }
     )
     clock = TestClock()
-    app = create_app(settings, clock=clock)
+    app = create_app(full, clock=clock)
     nc = await connect_nats(nats_url)
     try:
         async with (
@@ -142,3 +149,9 @@ async def intake(nats_url: str, database_url: str) -> AsyncIterator[Intake]:
             yield Intake(app=app, client=client, nc=nc, js=nc.jetstream(), clock=clock)
     finally:
         await nc.close()
+
+
+@pytest.fixture
+async def intake(nats_url: str, database_url: str) -> AsyncIterator[Intake]:
+    async with open_intake(nats_url, database_url) as running:
+        yield running

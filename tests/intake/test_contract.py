@@ -30,7 +30,7 @@ import schemathesis
 from schemathesis import engine
 from schemathesis.engine import events
 
-from services.stack import Stack, file_sink
+from services.stack import UNTHROTTLED_ENV, Stack, file_sink
 from shared.auth import Staff, issue_token
 from shared.embedded_nats import EmbeddedNats, free_port
 from tests.support import service_nats_env
@@ -64,6 +64,7 @@ def intake_url(
         env={
             "PETITIONS_SECRET_KEY": SECRET,
             "PETITIONS_LOG_FORMAT": "json",
+            **UNTHROTTLED_ENV,
             **service_nats_env(nats_server.url, "intake"),
         },
         output=file_sink(var / "stack.log"),

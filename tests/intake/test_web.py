@@ -33,8 +33,11 @@ async def test_form_is_vietnamese_first_with_an_english_switch(intake: Intake) -
     assert '<html lang="vi">' in vi.text
     assert "Gửi phản ánh, kiến nghị" in vi.text
     assert "Ấp Mỹ Khánh 2" in vi.text
-    assert "<script" not in vi.text
-    assert "script-src" not in vi.headers["content-security-policy"]
+    # One script, from this origin, and only to offer "use my location" (the form works
+    # without it: tests/intake/test_residents_guard.py, the browser tests run with JS off).
+    assert vi.text.count("<script") == 1
+    assert '<script src="/static/locate.js" defer></script>' in vi.text
+    assert "script-src 'self'" in vi.headers["content-security-policy"]
 
     en = await intake.client.get("/?lang=en")
     assert "Send a petition" in en.text

@@ -194,9 +194,15 @@ async def fake_intake(nats_url: str) -> AsyncIterator[FakeIntake]:
             intake.unanswered -= 1
             return
         if "petition_ids" in request:
+            # A contact's `recovery` is answered only when the request asks for it.
+            recover = set(request.get("recover_links") or ())
             reply: dict[str, Any] = {
                 "contacts": {
-                    pid: intake.contacts.get(pid, {"found": False})
+                    pid: {
+                        k: v
+                        for k, v in intake.contacts.get(pid, {"found": False}).items()
+                        if k != "recovery" or pid in recover
+                    }
                     for pid in request["petition_ids"]
                 }
             }

@@ -16,7 +16,13 @@ from sqlalchemy import MetaData, select
 from services.notify.models import notifications
 from shared.clock import FixedClock
 from shared.db import create_engine
-from shared.events import CaseAssigned, CaseReminderDue, CaseResolved, PetitionSubmitted
+from shared.events import (
+    CaseAssigned,
+    CaseReminderDue,
+    CaseResolved,
+    PetitionSubmitted,
+    TrackingLinkRequested,
+)
 from tests.support import eventually, free_port
 
 from .conftest import (
@@ -475,6 +481,48 @@ async def test_erased_or_unwilling_residents_are_never_contacted(
             assert set(statuses) == {"skipped"}
     finally:
         await engine.dispose()
+
+
+async def test_a_recovered_link_goes_only_to_the_contact_the_resident_gave(
+    nats_url: str, database_url: str, tmp_path: Path
+) -> None:
+    """Even to a resident who asked for no progress messages: they asked for this one. Without
+    a recent request (intake answers no `recovery`), nothing is sent."""
+    asked, stale = uuid.uuid4(), uuid.uuid4()
+    settings = make_settings(nats_url, database_url, tmp_path)
+    recovered = "http://127.0.0.1:8000/track/recovered"
+    async with (
+        fake_intake(nats_url) as intake,
+        running_notify(settings, config=make_config()) as notify,
+    ):
+        intake.contacts[str(asked)] = resident(
+            phone="0987654321",
+            wants_updates=False,
+            recovery={"email": "binh@example.org", "tracking_url": recovered},
+        )
+        intake.contacts[str(stale)] = resident()
+        for pid in (asked, stale):
+            await notify.publish(
+                TrackingLinkRequested.new(producer="intake", petition_id=pid, channel="email")
+            )
+
+        async def settled() -> list[dict[str, Any]] | None:
+            rows = await notify.notifications()
+            done = [r for r in rows if r["status"] in ("sent", "skipped")]
+            return done if len(done) == 2 else None
+
+        rows = await eventually(settled, what="both link requests settled")
+        assert rows is not None
+        by_petition = {r["petition_id"]: r["status"] for r in rows}
+        assert by_petition == {str(asked): "sent", str(stale): "skipped"}
+        [mail] = notify.mailbox()
+        assert mail["To"].addresses[0].addr_spec == "binh@example.org"
+        body = mail.get_body(("plain",))
+        assert body is not None
+        text = body.get_content()
+        assert recovered in text
+        assert "liên kết theo dõi" in text
+        assert [r for r in intake.requests if r.get("recover_links")]
 
 
 async def test_reminders_find_the_members_address_in_routing(

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from services.stack import Stack, file_sink
+from services.stack import UNTHROTTLED_ENV, Stack, file_sink
 from shared.embedded_nats import free_port
 from tests.e2e.client import StackClient
 
@@ -36,6 +36,7 @@ def stack(tmp_path: Path, clock_file: Path) -> Iterator[Stack]:
             "PETITIONS_CLOCK_FILE": str(clock_file),
             "PETITIONS_ROUTING_SWEEP_INTERVAL_S": "0.2",
             "PETITIONS_LOG_FORMAT": "json",
+            **UNTHROTTLED_ENV,
         },
         output=file_sink(tmp_path / "stack.log"),
         stop_grace=15,

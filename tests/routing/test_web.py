@@ -430,6 +430,33 @@ async def test_what_a_resident_wrote_is_shown_as_text(workspace: Workspace) -> N
         assert "default-src 'none'" in response.headers["content-security-policy"]
 
 
+async def test_the_point_a_resident_gave_links_to_a_map_on_the_case(
+    workspace: Workspace,
+) -> None:
+    event = PetitionSubmitted.new(
+        producer="intake",
+        petition_id=uuid.uuid4(),
+        reference="MHH-2025-0003",
+        unit_id=HAMLET,
+        category_id="roads_lighting",
+        title="Ổ gà",
+        description="Ổ gà giữa đường",
+        latitude=10.37,
+        longitude=105.43,
+    )
+    case_id = await workspace.case(event)
+    async with workspace.signed_in(ROADS_MEMBER) as client:
+        html = (await client.get(f"/cases/{case_id}")).text
+        assert (
+            'href="https://www.openstreetmap.org/?mlat=10.370000&amp;mlon=105.430000'
+            '#map=18/10.370000/105.430000"'
+        ) in html
+        assert "10.370000, 105.430000" in html
+    without = await workspace.case()
+    async with workspace.signed_in(ROADS_MEMBER) as client:
+        assert 'id="map-link"' not in (await client.get(f"/cases/{without}")).text
+
+
 async def test_english_on_request_and_remembered(workspace: Workspace) -> None:
     case_id = await workspace.case()
     async with workspace.browser() as client:

@@ -6,14 +6,16 @@ No `from __future__ import annotations`: FastAPI reads these annotations at runt
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 
 from services.intake import store
 from services.intake.api.edge import JsonRoute, operation_id, problems
 from services.intake.api.schemas import PetitionSubmission, PublicView, SubmissionReceipt
-from services.intake.deps import AppRuntime, CatalogDep, SettingsDep
+from services.intake.deps import AppRuntime, CatalogDep, ClientAddress, SettingsDep, ThrottleDep
 from services.intake.errors import DatabaseUnavailable, InvalidIdempotencyKey, UnknownReference
+from services.intake.kinds import refuse_other_kinds
 from services.intake.petitions import parse_reference, validate_submission
+from services.intake.throttle import address_key, contact_keys
 from shared.db import is_database_outage
 
 router = APIRouter(
@@ -60,9 +62,18 @@ SUBMITTED_LINKS: dict[str, Any] = {
 }
 
 
+async def not_a_petition(request: Request) -> None:
+    """A complaint or a denunciation is answered with where to file it, whatever else the body
+    holds (before the body is checked as a petition: it will not be one)."""
+    body = await request.json()
+    if isinstance(body, dict) and isinstance(body.get("kind"), str):
+        refuse_other_kinds(body["kind"])
+
+
 @router.post(
     "/petitions",
     status_code=201,
+    dependencies=[Depends(not_a_petition)],
     responses={
         201: {
             "description": "Stored (or, with a replayed `Idempotency-Key`, stored before).",
@@ -80,7 +91,7 @@ SUBMITTED_LINKS: dict[str, Any] = {
             },
             "links": SUBMITTED_LINKS,
         },
-        **problems(400, 409, 413, 415, 422, 503),
+        **problems(400, 409, 413, 415, 422, 429, 503),
     },
 )
 async def submit_petition(
@@ -89,9 +100,16 @@ async def submit_petition(
     runtime: AppRuntime,
     catalog: CatalogDep,
     settings: SettingsDep,
+    throttle: ThrottleDep,
+    client: ClientAddress,
     idempotency_key: IdempotencyKey = None,
 ) -> SubmissionReceipt:
     """Submit a petition. Nothing is stored unless every field is valid and consent is given.
+
+    A `kind` other than `petition` (a complaint about an administrative decision, a
+    denunciation) is a 422 problem whose `guidance` says, in Vietnamese and English, where to
+    file it instead. Too many petitions from one address, or with one contact, within the
+    window of `PETITIONS_PUBLIC_RATE_LIMIT`: 429 with `Retry-After`.
 
     An `Idempotency-Key` header makes retries safe: the same key with the same petition within
     24 hours returns the first petition (201 again, `Idempotent-Replayed: true`); the same key
@@ -99,8 +117,11 @@ async def submit_petition(
     """
     if idempotency_key is not None and not _IDEMPOTENCY_KEY_RE.match(idempotency_key):
         raise InvalidIdempotencyKey
-    submission = validate_submission(petition.model_dump(), catalog)
+    submission = validate_submission(petition.model_dump(exclude={"kind"}), catalog)
     try:
+        await throttle.admit(
+            [address_key(client), *contact_keys(submission.email, submission.phone)]
+        )
         receipt = await store.submit_petition(
             runtime.engine,
             submission=submission,

@@ -15,11 +15,20 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StrictBool, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StrictBool,
+    StrictFloat,
+    WithJsonSchema,
+)
 
 from services.intake.catalog import Catalog, UnitKind
 from services.intake.catalog import Category as CatalogCategory
 from services.intake.catalog import Unit as CatalogUnit
+from services.intake.kinds import RequestKind
 from services.intake.petitions import (
     COMMENT_MAX,
     DESCRIPTION_MAX,
@@ -35,6 +44,7 @@ from services.intake.petitions import (
     mask_phone,
     status_label,
 )
+from shared.geo import map_link
 
 # An aware UTC instant as ISO 8601 with its offset (`2026-05-04T03:00:00+00:00`), as the API
 # has always written them.
@@ -78,6 +88,20 @@ class PetitionSubmission(BaseModel):
     title: str = _text(TITLE_MAX, "Required", optional=False)
     description: str = _text(DESCRIPTION_MAX, "Required", optional=False)
     location: str | None = _text(LOCATION_MAX, "Where exactly, in words")
+    latitude: StrictFloat | None = Field(
+        default=None,
+        ge=-90,
+        le=90,
+        allow_inf_nan=False,
+        description="An optional point, WGS 84 degrees, with `longitude` (both or neither).",
+    )
+    longitude: StrictFloat | None = Field(
+        default=None,
+        ge=-180,
+        le=180,
+        allow_inf_nan=False,
+        description="An optional point, WGS 84 degrees, with `latitude` (both or neither).",
+    )
     name: str | None = _text(NAME_MAX, "The resident's name")
     phone: str | None = _text(PHONE_MAX, "Digits, spaces and a leading +; at least 6 digits")
     email: str | None = _text(EMAIL_MAX, "An email address")
@@ -88,6 +112,13 @@ class PetitionSubmission(BaseModel):
         description="The resident agrees that the petition and contact data are processed."
     )
     language: Language | None = Field(default="vi", description="For messages to the resident.")
+    kind: RequestKind | None = Field(
+        default="petition",
+        description="What kind of request this is: `petition` (phản ánh, kiến nghị; the "
+        "default). A `complaint` about an administrative decision (khiếu nại) or a "
+        "`denunciation` (tố cáo) follows its own law and office: answered 422 with where to "
+        "file it instead (`guidance`), and nothing is stored.",
+    )
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -128,7 +159,28 @@ class EscalationRequest(BaseModel):
     comment: str | None = _text(COMMENT_MAX, "Optional")
 
 
+class LinkRecoveryRequest(BaseModel):
+    """A lost tracking link asked for again: the petition's reference and the email or phone
+    the resident gave with it."""
+
+    reference: str = Field(
+        max_length=40,
+        description="As it reads on the receipt (any case, spaces, O for 0).",
+        examples=["PA-7K3M-9QX2"],
+    )
+    contact: str = Field(
+        max_length=254,
+        description="The email (any case) or phone number (any spacing) given with the petition.",
+    )
+
+
 # Responses
+
+
+class LinkRecoveryAccepted(BaseModel):
+    """The same answer whether or not anything matched."""
+
+    message: Label
 
 
 class SubmissionReceipt(BaseModel):
@@ -219,6 +271,9 @@ class TrackingView(PublicView):
     title: str
     description: str
     location: str | None
+    latitude: float | None = Field(description="The point the resident gave, if any.")
+    longitude: float | None
+    map_url: str | None = Field(description="The point on openstreetmap.org, if there is one.")
     language: Language
     rung: int | None
     holder: Label | None = Field(description="Who holds the case now, in words.")
@@ -246,6 +301,9 @@ class TrackingView(PublicView):
             title=row["title"],
             description=row["description"],
             location=row["location"],
+            latitude=row["latitude"],
+            longitude=row["longitude"],
+            map_url=map_link(row["latitude"], row["longitude"]),
             language=row["language"],
             rung=row["rung"],
             holder=Label.of(holder_label(row["rung"])) if row["rung"] is not None else None,

@@ -5,7 +5,8 @@ contact data. The domain functions in `store` refuse what the petition's state d
 No `from __future__ import annotations`: FastAPI reads these annotations at runtime.
 """
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
+from starlette.convertors import Convertor, register_url_convertor
 
 from services.intake import store
 from services.intake.api.edge import JsonRoute, operation_id, problems
@@ -20,20 +21,41 @@ from services.intake.api.schemas import (
     UpdatesStopped,
     Withdrawal,
 )
-from services.intake.deps import AppRuntime, CatalogDep
+from services.intake.deps import AppRuntime, CatalogDep, count_resident_action
 from services.intake.errors import UnknownTrackingLink
 from services.intake.petitions import resident_actions, validate_comment
 
+
+class TrackingToken(Convertor[str]):
+    """A tracking token in a path: anything but `recover`, which is the lost-link request
+    (`POST /api/v1/track/recover`), so that path answers only what it documents."""
+
+    regex = r"(?!recover(?:/|$))[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+# Starlette's convertors are one registry, read when a route is declared: this names ours
+# before the routes below use it (registering again is harmless).
+register_url_convertor("tracking_token", TrackingToken())
+
 router = APIRouter(
-    prefix="/api/v1/track/{token}",
+    prefix="/api/v1/track/{token:tracking_token}",
     tags=["tracking"],
     route_class=JsonRoute,
     generate_unique_id_function=operation_id,
 )
 
 # Problems every action by token may answer: unknown link, a state that does not allow it, a
-# body that cannot be read, a field that breaks a rule, the database away for a moment.
-ACTION_PROBLEMS = (400, 404, 409, 413, 415, 422, 503)
+# body that cannot be read, a field that breaks a rule, too many actions (the public rate
+# limit), the database away for a moment.
+ACTION_PROBLEMS = (400, 404, 409, 413, 415, 422, 429, 503)
+# Every action is a public write: counted per address and per petition.
+COUNTED = [Depends(count_resident_action)]
 
 
 @router.get("", responses=problems(404, 503))
@@ -50,7 +72,7 @@ async def tracking_view(
     return TrackingView.build(row, catalog, resident_actions(row, runtime.clock.now()))
 
 
-@router.post("/feedback", responses=problems(*ACTION_PROBLEMS))
+@router.post("/feedback", responses=problems(*ACTION_PROBLEMS), dependencies=COUNTED)
 async def give_feedback(token: str, feedback: Feedback, runtime: AppRuntime) -> StatusChanged:
     """The resident answers a resolution once: resolved, or not (which reopens it)."""
     status = await store.give_feedback(
@@ -64,7 +86,7 @@ async def give_feedback(token: str, feedback: Feedback, runtime: AppRuntime) -> 
     return StatusChanged.to(status)
 
 
-@router.post("/withdraw", responses=problems(*ACTION_PROBLEMS))
+@router.post("/withdraw", responses=problems(*ACTION_PROBLEMS), dependencies=COUNTED)
 async def withdraw_petition(
     token: str, runtime: AppRuntime, withdrawal: Withdrawal | None = None
 ) -> StatusChanged:
@@ -78,7 +100,7 @@ async def withdraw_petition(
     return StatusChanged.to(status)
 
 
-@router.post("/answer", responses=problems(*ACTION_PROBLEMS))
+@router.post("/answer", responses=problems(*ACTION_PROBLEMS), dependencies=COUNTED)
 async def answer_question(token: str, answer: QuestionAnswer, runtime: AppRuntime) -> StatusChanged:
     """The resident answers the holder's open question (`question_id`, `answer`), once."""
     text = validate_comment(answer.answer, field="answer", required=True)
@@ -94,7 +116,7 @@ async def answer_question(token: str, answer: QuestionAnswer, runtime: AppRuntim
     return StatusChanged.to(status)
 
 
-@router.post("/escalate", responses=problems(*ACTION_PROBLEMS, 429))
+@router.post("/escalate", responses=problems(*ACTION_PROBLEMS), dependencies=COUNTED)
 async def request_escalation(
     token: str, runtime: AppRuntime, escalation: EscalationRequest | None = None
 ) -> EscalationAsked:
@@ -108,14 +130,14 @@ async def request_escalation(
     return EscalationAsked(requested=True, next_allowed_at=next_allowed_at)
 
 
-@router.post("/stop-updates", responses=problems(404, 503))
+@router.post("/stop-updates", responses=problems(404, 429, 503), dependencies=COUNTED)
 async def stop_updates(token: str, runtime: AppRuntime) -> UpdatesStopped:
     """The resident withdraws consent to be contacted about this petition."""
     changed = await store.stop_updates(runtime.engine, token=token, now=runtime.clock.now())
     return UpdatesStopped(wants_updates=False, changed=changed)
 
 
-@router.post("/erase", responses=problems(404, 503))
+@router.post("/erase", responses=problems(404, 429, 503), dependencies=COUNTED)
 async def erase_contact(token: str, runtime: AppRuntime) -> ContactErased:
     """The resident's contact data is erased; the petition itself stays, anonymous."""
     changed = await store.erase_contact(runtime.engine, token=token, now=runtime.clock.now())

@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.intake.open311 import render
-from services.intake.open311.errors import Open311Error
+from services.intake.open311.errors import Open311Error, RateLimited
 from services.intake.open311.schemas import CreateForm, Format, GeoReportError
 from shared.web import allowed_methods
 
@@ -68,7 +68,10 @@ def install(app: FastAPI) -> None:
     everything else to the shared ones."""
 
     async def domain(request: Request, exc: Open311Error) -> Response:
-        return error_response(request, exc.status, *exc.descriptions)
+        response = error_response(request, exc.status, *exc.descriptions)
+        if isinstance(exc, RateLimited):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     app.add_exception_handler(Open311Error, domain)  # type: ignore[arg-type]
     invalid_elsewhere: Handler = app.exception_handlers[RequestValidationError]

@@ -67,6 +67,20 @@ class NotFormEncoded(Open311Error):
         super().__init__("Cần application/x-www-form-urlencoded / Send form-encoded data")
 
 
+class RateLimited(Open311Error):
+    """Too many requests from one address or for one contact (`PETITIONS_PUBLIC_RATE_LIMIT`);
+    nothing was stored, the client may retry after `retry_after` seconds."""
+
+    status = 429
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            f"Quá nhiều yêu cầu, thử lại sau {retry_after} giây / "
+            f"Too many requests, retry in {retry_after} seconds"
+        )
+        self.retry_after = retry_after
+
+
 class Unavailable(Open311Error):
     """The database cannot be reached; nothing was stored and the client may retry."""
 

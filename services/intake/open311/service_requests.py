@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from services.intake import store
-from services.intake.deps import AppRuntime, CatalogDep, SettingsDep
-from services.intake.errors import InvalidSubmission
+from services.intake.deps import AppRuntime, CatalogDep, ClientAddress, SettingsDep, ThrottleDep
+from services.intake.errors import InvalidSubmission, TooManyRequests
 from services.intake.open311 import render, views
 from services.intake.open311.deps import Jurisdiction, ReaderKey, check_jurisdiction, key_id_of
 from services.intake.open311.edge import PREFIX
@@ -16,6 +16,7 @@ from services.intake.open311.errors import (
     BodyTooLarge,
     InvalidRequest,
     NotFormEncoded,
+    RateLimited,
     Unavailable,
     UnknownServiceRequest,
 )
@@ -29,6 +30,7 @@ from services.intake.open311.schemas import (
 )
 from services.intake.open311.submission import described, language, submission_from
 from services.intake.petitions import validate_submission
+from services.intake.throttle import address_key, contact_keys
 from shared.db import is_database_outage
 from shared.webkit import forms
 
@@ -70,7 +72,7 @@ async def read_form(request: Request) -> dict[str, str]:
     "/requests.{format}",
     status_code=201,
     response_model=list[Created],
-    responses=dict.fromkeys((400, 403, 404, 413, 415, 503), _ERRORS),
+    responses=dict.fromkeys((400, 403, 404, 413, 415, 429, 503), _ERRORS),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -84,6 +86,8 @@ async def create_request(
     runtime: AppRuntime,
     catalog: CatalogDep,
     settings: SettingsDep,
+    throttle: ThrottleDep,
+    client: ClientAddress,
 ) -> Response:
     """Create a petition, exactly as the web form does (same validation, storage, event and
     tracking link for the resident), from a form-encoded GeoReport request sent with the
@@ -102,6 +106,10 @@ async def create_request(
         raise InvalidRequest(*errors)
     token = secrets.token_urlsafe(16)
     try:
+        # A client's many residents may share its address: its key counts as the address.
+        await throttle.admit(
+            [address_key(client), *contact_keys(submission.email, submission.phone)]
+        )
         receipt = await store.submit_petition(
             runtime.engine,
             submission=submission,
@@ -109,6 +117,8 @@ async def create_request(
             public_url=settings.public_url,
             also=recorder(key_id=key_id, token=token, extra=extra),
         )
+    except TooManyRequests as exc:
+        raise RateLimited(exc.retry_after) from None
     except Exception as exc:
         if is_database_outage(exc):
             raise Unavailable from exc

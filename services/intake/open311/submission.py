@@ -156,6 +156,10 @@ def submission_from(form: Mapping[str, str]) -> tuple[dict[str, Any], GeoReportE
         # Implied by the API contract (module docstring, docs/intake.md).
         "consent": True,
         "language": language(form.get("locale")) or "vi",
+        # The point travels with the petition too (the event, the case), not only in the
+        # client's GeoReport record.
+        "latitude": extra.lat,
+        "longitude": extra.long,
     }
     return data, extra, errors
 

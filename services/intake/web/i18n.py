@@ -130,6 +130,85 @@ TEXTS: Texts = {
         "Phản ánh này đã được gửi trước đó.",
         "This petition was already sent.",
     ),
+    "point_heading": ("Vị trí trên bản đồ (không bắt buộc)", "Point on the map (optional)"),
+    "point_help": (
+        "Nếu điện thoại cho phép, bấm nút để điền vị trí hiện tại; hoặc để trống và ghi địa "
+        "điểm bằng lời ở trên.",
+        "If your phone allows it, press the button to fill in where you are; or leave this "
+        "empty and describe the place in words above.",
+    ),
+    "use_location": ("Dùng vị trí của tôi", "Use my location"),
+    "locate_waiting": ("Đang lấy vị trí…", "Finding your position…"),
+    "locate_done": ("Đã điền vị trí của bạn.", "Your position was filled in."),
+    "locate_failed": (
+        "Không lấy được vị trí. Bạn có thể ghi địa điểm bằng lời.",
+        "Your position could not be found. You can describe the place in words.",
+    ),
+    "latitude": ("Vĩ độ (ví dụ 10.3700)", "Latitude (e.g. 10.3700)"),
+    "longitude": ("Kinh độ (ví dụ 105.4300)", "Longitude (e.g. 105.4300)"),
+    "point_display": ("Vị trí trên bản đồ", "On the map"),
+    "lost_link": ("Mất liên kết theo dõi?", "Lost your tracking link?"),
+    "recover_heading": ("Nhận lại liên kết theo dõi", "Get your tracking link again"),
+    "recover_intro": (
+        "Nhập mã số phản ánh và email hoặc số điện thoại bạn đã ghi khi gửi. Nếu khớp, liên "
+        "kết mới sẽ được gửi đến đúng email hoặc số điện thoại đó.",
+        "Enter the petition's reference and the email or phone number you gave with it. If "
+        "they match, a new link is sent to that email or phone.",
+    ),
+    "recover_reference": ("Mã số phản ánh (ví dụ PA-7K3M-9QX2)", "Reference (e.g. PA-7K3M-9QX2)"),
+    "recover_contact": ("Email hoặc số điện thoại đã ghi", "The email or phone number you gave"),
+    "recover_submit": ("Gửi lại liên kết", "Send the link again"),
+    "recover_sent_heading": ("Đã nhận yêu cầu", "Request received"),
+    "recover_sent": (
+        "Nếu mã số và thông tin liên hệ khớp với một phản ánh, chúng tôi sẽ gửi liên kết theo "
+        "dõi mới đến email hoặc số điện thoại đó trong ít phút.",
+        "If the reference and the contact match a petition, a new tracking link is on its way "
+        "to that email or phone within a few minutes.",
+    ),
+    "recover_missing": (
+        "Vui lòng nhập cả mã số và email hoặc số điện thoại.",
+        "Please enter both the reference and the email or phone number.",
+    ),
+    "rate_limited": (
+        "Bạn đã gửi quá nhiều yêu cầu trong thời gian ngắn. Vui lòng thử lại sau {minutes} "
+        "phút; nội dung bạn nhập vẫn còn bên dưới.",
+        "Too many requests in a short time. Please try again in {minutes} minutes; what you "
+        "typed is kept below.",
+    ),
+    "rate_limited_short": (
+        "Bạn đã gửi quá nhiều yêu cầu trong thời gian ngắn. Vui lòng thử lại sau {minutes} phút.",
+        "Too many requests in a short time. Please try again in {minutes} minutes.",
+    ),
+    "too_fast": (
+        "Phản ánh được gửi quá nhanh sau khi mở trang nên chưa được lưu. Vui lòng kiểm tra lại "
+        "nội dung bên dưới rồi bấm gửi lần nữa.",
+        "The form was sent too quickly after it was opened, so it was not saved. Please check "
+        "what you typed below and send it again.",
+    ),
+    "honeypot": ("Để trống ô này", "Leave this empty"),
+    "received_heading": ("Đã gửi", "Sent"),
+    "received": (
+        "Cảm ơn bạn, nội dung đã được gửi.",
+        "Thank you, it was sent.",
+    ),
+    "kind": ("Bạn muốn gửi loại yêu cầu nào?", "What kind of request is this?"),
+    "kind_petition": (
+        "Phản ánh, kiến nghị: báo một việc cần giải quyết hoặc đề xuất nơi bạn sống",
+        "A petition: something that needs fixing, or a suggestion, where you live",
+    ),
+    "kind_complaint": (
+        "Khiếu nại: không đồng ý với một quyết định hay việc làm của cơ quan nhà nước đối với bạn",
+        "A complaint: you disagree with an authority's decision or action that concerns you",
+    ),
+    "kind_denunciation": (
+        "Tố cáo: báo một hành vi vi phạm pháp luật của người hoặc tổ chức",
+        "A denunciation: you report someone's breach of the law",
+    ),
+    "not_petition_heading": (
+        "Yêu cầu này cần gửi đến nơi khác",
+        "This request goes somewhere else",
+    ),
+    "back_to_form": ("Quay lại biểu mẫu", "Back to the form"),
 }
 
 # Short names of the form's fields, for the error summary ("Tiêu đề: không được để trống").
@@ -148,6 +227,10 @@ FIELD_LABELS: Texts = {
     "comment": ("Ý kiến", "Comment"),
     "answer": ("Câu trả lời", "Answer"),
     "reason": ("Lý do", "Reason"),
+    "reference": ("Mã số", "Reference"),
+    "contact": ("Email hoặc số điện thoại", "Email or phone"),
+    "latitude": ("Vĩ độ", "Latitude"),
+    "longitude": ("Kinh độ", "Longitude"),
 }
 
 

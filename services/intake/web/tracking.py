@@ -12,8 +12,15 @@ from fastapi.responses import HTMLResponse, Response
 
 from services.intake import store
 from services.intake.catalog import Catalog
-from services.intake.deps import CatalogDep, SettingsDep
-from services.intake.petitions import holder_label, resident_actions, status_label, tracking_url
+from services.intake.deps import CatalogDep, ClientAddress, SettingsDep, ThrottleDep
+from services.intake.petitions import (
+    holder_label,
+    resident_actions,
+    status_label,
+    tracking_url,
+)
+from services.intake.throttle import PublicThrottle
+from shared.geo import map_link
 from shared.runtime import Runtime
 from shared.web import AppRuntime
 from shared.webkit.i18n import Lang, choose_language, pick
@@ -30,12 +37,27 @@ class Tracking:
     runtime: Runtime
     catalog: Catalog
     public_url: str
+    throttle: PublicThrottle
+    # The client address the public rate limit counts.
+    client: str
 
 
 def tracking(
-    kit: Pages, runtime: AppRuntime, catalog: CatalogDep, settings: SettingsDep
+    kit: Pages,
+    runtime: AppRuntime,
+    catalog: CatalogDep,
+    settings: SettingsDep,
+    throttle: ThrottleDep,
+    client: ClientAddress,
 ) -> Tracking:
-    return Tracking(kit=kit, runtime=runtime, catalog=catalog, public_url=settings.public_url)
+    return Tracking(
+        kit=kit,
+        runtime=runtime,
+        catalog=catalog,
+        public_url=settings.public_url,
+        throttle=throttle,
+        client=client,
+    )
 
 
 TrackingDep = Annotated[Tracking, Depends(tracking)]
@@ -73,6 +95,7 @@ def petition_words(row: Any, catalog: Catalog, lang: Lang) -> dict[str, Any]:
         "category_name": category.name(lang) if category else row["category_id"],
         "resolution": resolution["detail"] if resolution else None,
         "rejection": rejection["detail"] if rejection else None,
+        "map_url": map_link(row["latitude"], row["longitude"]),
     }
 
 

@@ -12,11 +12,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from services.intake import store
+from services.intake.deps import resident_action_keys
 from services.intake.errors import (
     ActionNotAllowed,
     EscalationRefused,
     FeedbackNotExpected,
     InvalidSubmission,
+    TooManyRequests,
     UnknownTrackingLink,
 )
 from services.intake.petitions import validate_comment
@@ -43,7 +45,13 @@ async def act(request: Request, on: Tracking, token: str, action: Action, refuse
     except FormRefused as exc:
         return refused_page(on.kit, request, exc)
     try:
+        await on.throttle.admit(resident_action_keys(on.client, token))
         done = await action(on.runtime, token, form)
+    except TooManyRequests as exc:
+        notice = on.kit.text("rate_limited_short", lang).format(minutes=exc.minutes)
+        response = await track_page(request, on, token, status=429, notice=notice)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     except InvalidSubmission as exc:
         _, summary = form_errors(exc.errors, lang)
         notice = " ".join(s.text for s in summary)

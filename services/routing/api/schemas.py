@@ -16,6 +16,7 @@ from services.routing.lifecycle import Status
 from services.routing.permissions import Action, permissions
 from shared.auth import Role, Staff
 from shared.events.routing import DeclineReason
+from shared.geo import map_link
 from shared.web import Timestamp
 
 
@@ -66,6 +67,11 @@ class Case(BaseModel):
     title: str
     description: str
     location: str | None
+    latitude: float | None = Field(default=None, description="The point the resident gave.")
+    longitude: float | None = None
+    map_url: str | None = Field(
+        default=None, description="The point on openstreetmap.org, when there is one."
+    )
     status: Status
     rung: int
     holder_member_id: str | None
@@ -90,6 +96,7 @@ class Case(BaseModel):
             **fields,
             holder_username=holder.username if holder else None,
             holder_name=holder.name if holder else None,
+            map_url=map_link(case.get("latitude"), case.get("longitude")),
             allowed_actions=sorted(allowed),
         )
 

@@ -29,6 +29,7 @@ from services.routing.web.i18n import DECLINE_REASONS, HISTORY_WORDS, rung_words
 from services.routing.web.pages import Workspace, WorkspaceDep
 from shared.auth import Staff
 from shared.events.routing import DeclineReason
+from shared.geo import map_link
 from shared.webkit.forms import FormRefused
 from shared.webkit.i18n import Lang, choose_language, pick
 from shared.webkit.pages import see_other
@@ -138,6 +139,7 @@ async def case_page(
         status=status,
         here=f"/cases/{view.case['id']}",
         case=view.case,
+        map_url=map_link(view.case.get("latitude"), view.case.get("longitude")),
         can=can,
         any_action=any(can.values()),
         notice=ws.kit.text(f"done_{done}", lang) if done in ACTIONS else None,

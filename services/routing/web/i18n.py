@@ -35,6 +35,7 @@ TEXTS: Texts = {
     "opened": ("Ngày gửi", "Submitted"),
     "description": ("Nội dung", "Description"),
     "location": ("Địa điểm", "Location"),
+    "point": ("Vị trí trên bản đồ", "On the map"),
     "history": ("Quá trình xử lý", "History"),
     "notes": ("Ghi chú nội bộ", "Internal notes"),
     "no_notes": ("Chưa có ghi chú.", "No notes yet."),

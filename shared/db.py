@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import DateTime, TypeDecorator, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -87,7 +88,7 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 # What the database drivers raise through SQLAlchemy; `is_database_outage` tells an outage
 # (refused, dropped, shutting down, locked past the busy timeout, unopenable, full), worth a
 # retry later, from a constraint or a bug.
-OUTAGE_ERRORS: tuple[type[Exception], ...] = (DBAPIError,)
+OUTAGE_ERRORS: tuple[type[Exception], ...] = (DBAPIError, PoolTimeout)
 
 
 # SQLite reports a missing table or a malformed query as an OperationalError too: only these
@@ -114,7 +115,8 @@ def _sqlstate(orig: BaseException | None) -> str | None:
 def is_database_outage(exc: BaseException) -> bool:
     """The database cannot be used right now: the same work may succeed once it is back. A
     bug that SQLite happens to report as an OperationalError (no such table) is not one."""
-    if isinstance(exc, OSError | TimeoutError | InterfaceError):
+    # PoolTimeout: every connection stayed busy (SQLite's one, held past the busy timeout).
+    if isinstance(exc, OSError | TimeoutError | InterfaceError | PoolTimeout):
         return True
     if not isinstance(exc, DBAPIError):
         return False

@@ -5,6 +5,7 @@ No `from __future__ import annotations` here: FastAPI reads the `Annotated` depe
 import time and pydantic the response models.
 """
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -28,6 +29,7 @@ from shared.revocations import RevokedSessions
 from shared.runtime import Runtime
 
 PROBLEM_JSON = "application/problem+json"
+log = structlog.get_logger(__name__)
 
 
 def _text_timestamp(value: object) -> object:
@@ -154,6 +156,8 @@ def install_problem_handlers(
         app.add_exception_handler(exc_type, _domain_handler(status))
     for outage in (*OUTAGE_ERRORS, ConnectionRefusedError):
         app.add_exception_handler(outage, _database_outage)
+    app.state.database_breaker = Breaker()
+    app.add_middleware(_DatabaseBreaker, breaker=app.state.database_breaker)
 
     @app.exception_handler(ProblemError)
     async def _problem(_: Request, exc: ProblemError) -> JSONResponse:
@@ -213,11 +217,16 @@ DATABASE_UNAVAILABLE = (
 async def _database_outage(request: Request, exc: Exception) -> Response:
     """A database that cannot be reached is a 503 the client may retry, never a 500: problem
     details for the API, a short bilingual page for the staff pages. A bug SQLite reports the
-    same way (no such table) stays a 500."""
+    same way (no such table) stays a 500. The breaker then answers the next requests at once."""
     if not is_database_outage(exc):
         raise exc
+    trip_database_breaker(request)
+    return _unavailable(request.url.path)
+
+
+def _unavailable(path: str) -> Response:
     headers = {"Retry-After": str(RETRY_AFTER_S)}
-    if request.url.path.startswith("/api/"):
+    if path.startswith("/api/") or path.startswith("/open311/"):
         response = problem(503, DATABASE_UNAVAILABLE, type_="urn:petitions:problem:unavailable")
         response.headers.update(headers)
         return response
@@ -230,8 +239,89 @@ async def _database_outage(request: Request, exc: Exception) -> Response:
     )
 
 
+class Breaker:
+    """What the HTTP edge knows about the database: a request found it unavailable recently.
+
+    SQLite held by another writer makes each request wait out the busy timeout (15 s) in
+    turn, one connection at a time, so without this a queue forms and a resident's phone
+    waits until its own timeout. Once a request has found the database unavailable, the next
+    API requests are answered 503 with `Retry-After` at once for `RETRY_AFTER_S`; then one
+    request at a time tries it (the others still 503) until one gets through without finding
+    it down. Health and readiness are never answered by it."""
+
+    def __init__(self, *, open_s: float = RETRY_AFTER_S) -> None:
+        self.open_s = open_s
+        self.tripped = False
+        self.open_until = 0.0
+        self.probing = False
+        self.trips = 0
+
+    @property
+    def open(self) -> bool:
+        """Answer 503 now without trying the database."""
+        return self.tripped and (time.monotonic() < self.open_until or self.probing)
+
+    def trip(self) -> None:
+        if not self.tripped:
+            log.warning("database_breaker_open", retry_after_s=self.open_s)
+        self.tripped = True
+        self.open_until = time.monotonic() + self.open_s
+        self.trips += 1
+
+    def recovered(self) -> None:
+        """A request got through to the database."""
+        if self.tripped:
+            self.tripped = False
+            log.info("database_breaker_closed")
+
+
+def database_breaker(request: Request) -> Breaker:
+    """The app's breaker, for a page that answers an outage itself (the resident's form keeps
+    what they typed): it asks `open` first, and trips or clears it by what it found."""
+    breaker: Breaker = request.app.state.database_breaker
+    return breaker
+
+
+# The breaker answers for machine clients, which read `Retry-After`; pages answer an outage
+# themselves (the form keeps what the resident typed), asking `database_breaker(request)`.
+_BREAKER_PATHS = ("/api/",)
+
+
+class _DatabaseBreaker:
+    def __init__(self, app: ASGIApp, breaker: Breaker) -> None:
+        self.app = app
+        self.breaker = breaker
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        b = self.breaker
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not b.tripped or not path.startswith(_BREAKER_PATHS):
+            await self.app(scope, receive, send)
+            return
+        if b.open:
+            await _unavailable(path)(scope, receive, send)
+            return
+        b.probing = True
+        trips = b.trips
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            b.probing = False
+            if b.trips == trips:
+                b.recovered()
+
+
+def trip_database_breaker(request: Request) -> None:
+    """A route or handler that answered a database outage itself says so to the breaker."""
+    breaker = getattr(request.app.state, "database_breaker", None)
+    if breaker is not None:
+        breaker.trip()
+
+
 def _domain_handler(status: int) -> Callable[[Request, Exception], Any]:
-    async def handle(_: Request, exc: Exception) -> JSONResponse:
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
+        if getattr(exc, "database_outage", False):
+            trip_database_breaker(request)
         response = problem(
             status,
             str(exc),

@@ -48,7 +48,7 @@ from shared.clock import Clock, clock_from_env
 from shared.db import is_database_outage
 from shared.logging import warn_running_open
 from shared.runtime import build_runtime, running
-from shared.web import install_service_edge
+from shared.web import install_service_edge, trip_database_breaker
 from shared.webkit.pages import install_pages
 
 ProblemHandler = Callable[[Request, Exception], Awaitable[Response]]
@@ -129,6 +129,7 @@ def install_outage_handler(app: FastAPI) -> None:
     async def outage(request: Request, exc: Exception) -> Response:
         if not is_database_outage(exc):
             raise exc
+        trip_database_breaker(request)
         path = request.url.path
         if path.startswith("/api/"):
             # Answered as the domain's DatabaseUnavailable is, by its handler from ERRORS.

@@ -277,6 +277,8 @@ class DatabaseUnavailable(IntakeError):
 
     problem_type = "urn:petitions:problem:unavailable"
     retry_after_s = 5
+    # The HTTP edge's breaker answers the next API requests at once (`shared.web.Breaker`).
+    database_outage = True
 
     def __init__(self) -> None:
         super().__init__(

@@ -49,3 +49,11 @@ def test_sqlite_locked_is_an_outage_and_a_missing_table_is_not() -> None:
     assert is_database_outage(locked)
     missing = OperationalError("SELECT", None, sqlite3.OperationalError("no such table: x"))
     assert not is_database_outage(missing)
+
+
+def test_a_pool_that_never_frees_a_connection_is_an_outage() -> None:
+    """SQLite's one connection held past the pool's timeout by a request waiting on a lock:
+    the next request is told 503, not 500."""
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    assert is_database_outage(PoolTimeout("QueuePool limit of size 1 overflow 0 reached"))

@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from services.intake.open311 import render
 from services.intake.open311.errors import Open311Error, RateLimited
 from services.intake.open311.schemas import CreateForm, Format, GeoReportError
-from shared.web import allowed_methods
+from shared.web import allowed_methods, trip_database_breaker
 
 ROOT = "/open311"
 PREFIX = f"{ROOT}/v2"
@@ -68,6 +68,8 @@ def install(app: FastAPI) -> None:
     everything else to the shared ones."""
 
     async def domain(request: Request, exc: Open311Error) -> Response:
+        if exc.status == 503:
+            trip_database_breaker(request)
         response = error_response(request, exc.status, *exc.descriptions)
         if isinstance(exc, RateLimited):
             response.headers["Retry-After"] = str(exc.retry_after)

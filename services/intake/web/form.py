@@ -42,7 +42,7 @@ from services.intake.settings import Settings
 from services.intake.throttle import address_key, contact_keys
 from services.intake.web.pages import error_page, form_errors, read_page_form, refused_page
 from shared.db import is_database_outage
-from shared.web import AppRuntime
+from shared.web import RETRY_AFTER_S, AppRuntime, database_breaker
 from shared.webkit.forms import FormRefused
 from shared.webkit.headers import page_headers
 from shared.webkit.i18n import Lang, choose_language
@@ -220,6 +220,11 @@ async def submit(
             kit, request, catalog, settings=settings, now=now, values=values, status=status, **page
         )
 
+    def unavailable() -> HTMLResponse:
+        response = again(503, banner=kit.text("unavailable", lang))
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return response
+
     if filled_too_fast(settings, values, now):
         log.info("form_filled_too_fast")
         return again(422, banner=kit.text("too_fast", lang))
@@ -227,6 +232,9 @@ async def submit(
         submission = validate_submission(submission_data(values, lang), catalog)
     except InvalidSubmission as exc:
         return again(422, errors=exc.errors)
+    breaker = database_breaker(request)
+    if breaker.open:
+        return unavailable()
     try:
         await throttle.admit(
             [address_key(client), *contact_keys(submission.email, submission.phone)]
@@ -247,8 +255,8 @@ async def submit(
     except Exception as exc:
         if not is_database_outage(exc):
             raise
-        response = again(503, banner=kit.text("unavailable", lang))
-        response.headers["Retry-After"] = "5"
-        return response
+        breaker.trip()
+        return unavailable()
+    breaker.recovered()
     runtime.relay.wake()
     return see_other(f"/track/{receipt.tracking_token}?new=1")

@@ -26,6 +26,7 @@ from services.intake.web.pages import error_page, form_errors, read_page_form, r
 from services.intake.web.tracking import Tracking, TrackingDep, track_page
 from shared.db import is_database_outage
 from shared.runtime import Runtime
+from shared.web import trip_database_breaker
 from shared.webkit.forms import FormRefused
 from shared.webkit.i18n import choose_language
 from shared.webkit.pages import see_other
@@ -62,6 +63,7 @@ async def act(request: Request, on: Tracking, token: str, action: Action, refuse
         return await track_page(request, on, token, status=409, notice=on.kit.text(refused, lang))
     except Exception as exc:
         if is_database_outage(exc):
+            trip_database_breaker(request)
             return error_page(on.kit, request, 503, "unavailable_short")
         raise
     on.runtime.relay.wake()

@@ -12,11 +12,12 @@ import structlog
 # A resident's tracking token is in the tracking page's path (`/track/{token}`, and the API's
 # `/api/v1/track/{token}`), and an Open311 client's key may be in a query string (`api_key=`):
 # whoever reads a log must not be able to open the page or speak for the client.
-_SECRET_IN_TEXT = re.compile(r"(/track/|api_key=)[^/?&#\s\"'\\<>]+")
+_SECRET_IN_TEXT = re.compile(r"(/track/|/account/link/|api_key=)[^/?&#\s\"'\\<>]+")
 
 
 def scrub_secrets(text: str) -> str:
-    """The text with every tracking token and Open311 key replaced by a placeholder."""
+    """The text with every tracking token, one-time account link and Open311 key replaced by
+    a placeholder."""
     return _SECRET_IN_TEXT.sub(r"\1[redacted]", text)
 
 

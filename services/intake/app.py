@@ -105,7 +105,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     )
     app.state.catalog = catalog
     app.state.settings = settings
-    app.state.throttle = PublicThrottle(runtime.engine, settings.rate_limit, now=runtime.clock.now)
+    app.state.throttle = PublicThrottle(
+        runtime.engine,
+        settings.rate_limit,
+        secret=settings.secret_key.get_secret_value(),
+        now=runtime.clock.now,
+    )
     install_service_edge(
         app, runtime, staff_secret=settings.secret_key.get_secret_value, errors=ERRORS
     )

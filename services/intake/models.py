@@ -115,6 +115,7 @@ public_hits = Table(
     Column("key", String(64), nullable=False),
     Column("at", UtcDateTime, nullable=False),
     Index("ix_public_hits_key_at", "key", "at"),
+    Index("ix_public_hits_at", "at"),
 )
 
 # A resident's request for a new tracking link that matched the petition's contact: the id of

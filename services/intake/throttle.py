@@ -9,6 +9,7 @@ Keys are stored as hashes: the table never holds an address, an email or a phone
 from __future__ import annotations
 
 import hashlib
+import hmac
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -74,8 +75,10 @@ def contact_keys(email: str | None, phone: str | None) -> list[str]:
     return keys
 
 
-def _hashed(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
+def _hashed(secret: bytes, key: str) -> str:
+    """Keyed, so that a row cannot be turned back into the phone number or address it counts
+    (a plain hash of ten digits is undone by trying them all)."""
+    return hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()
 
 
 class PublicThrottle:
@@ -92,11 +95,13 @@ class PublicThrottle:
         engine: AsyncEngine,
         limit: RateLimit | None,
         *,
+        secret: str,
         now: Callable[[], datetime],
         retention: timedelta = timedelta(hours=1),
     ) -> None:
         self.engine = engine
         self.limit = limit
+        self._secret = f"public-throttle:{secret}".encode()
         self.now = now
         # Rows older than every window in use are deleted as requests come.
         self.retention = max(retention, limit.window if limit else retention)
@@ -107,8 +112,8 @@ class PublicThrottle:
         `extra` is counted."""
         limits: dict[str, RateLimit] = {}
         if self.limit is not None:
-            limits.update({_hashed(k): self.limit for k in dict.fromkeys(keys) if k})
-        limits.update({_hashed(k): v for k, v in (extra or {}).items()})
+            limits.update({_hashed(self._secret, k): self.limit for k in dict.fromkeys(keys) if k})
+        limits.update({_hashed(self._secret, k): v for k, v in (extra or {}).items()})
         if not limits:
             return
         h = public_hits

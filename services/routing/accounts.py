@@ -161,6 +161,18 @@ class Accounts:
             ended = await revoke_member_sessions(
                 conn, [member["id"]], reason="password_changed", keep=staff.session_id
             )
+            # A link sent before the change (perhaps to whoever knew the old password's
+            # mailbox) stops working with it.
+            link = models.account_links
+            await conn.execute(
+                update(link)
+                .where(
+                    link.c.member_id == member["id"],
+                    link.c.used_at.is_(None),
+                    link.c.expires_at > self.now(),
+                )
+                .values(expires_at=self.now())
+            )
         await self._announce()
         log.info("password_changed", member_id=member["id"], sessions_ended=ended)
         return ended
@@ -307,6 +319,13 @@ class Accounts:
                     link.c.id == row["id"],
                     link.c.used_at.is_(None),
                     link.c.token_hash == row["token_hash"],
+                    # Checked again here: a newer link or a deactivation may have come while
+                    # the password was hashed.
+                    link.c.expires_at > self.now(),
+                    select(m.c.active)
+                    .where(m.c.id == row["member_id"])
+                    .scalar_subquery()
+                    .is_(True),
                 )
                 .values(used_at=self.now())
             )

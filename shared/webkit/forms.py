@@ -83,7 +83,9 @@ class Guard:
     def check(self, request: Request, form: Mapping[str, str], session_token: str) -> bool:
         """A signed-in form post is ours: same site, and the session's CSRF token."""
         sent = form.get(CSRF_FIELD, "")
-        return self.same_site(request) and hmac.compare_digest(sent, self.csrf(session_token))
+        # Bytes: `compare_digest` refuses text that is not ASCII (a TypeError, i.e. a 500).
+        expected = self.csrf(session_token).encode()
+        return self.same_site(request) and hmac.compare_digest(sent.encode(), expected)
 
     def safe_next(self, value: str | None) -> str | None:
         """A relative path on this service, or a URL on one of the configured services; never

@@ -288,6 +288,15 @@ async def test_a_form_sent_too_fast_comes_back_with_what_was_typed(
         assert f'value="{started.group(1)}"' in fast.text  # the first showing still counts
         forged = await intake.client.post("/", data={**typed, "form_started": "1.abc"})
         assert forged.status_code == 422
+        # Not ASCII: refused like any forged stamp, not a 500.
+        odd = await intake.client.post("/", data={**typed, "form_started": "1.é"})
+        assert odd.status_code == 422
+        assert await count(intake) == 0
+        # A stamp kept for days is a robot's reusing one: shown again.
+        stale = {**typed, "form_started": started.group(1)}
+        intake.clock.advance(timedelta(days=3))
+        assert (await intake.client.post("/", data=stale)).status_code == 422
+        intake.clock.advance(timedelta(days=-3))
         assert await count(intake) == 0
 
         intake.clock.advance(timedelta(seconds=4))

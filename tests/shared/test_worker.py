@@ -117,17 +117,19 @@ async def test_a_stop_with_grace_lets_the_step_under_way_finish_and_starts_no_ot
 
 
 async def test_a_step_longer_than_the_grace_is_cancelled() -> None:
+    started = False
     finished = False
 
     async def step() -> bool:
-        nonlocal finished
+        nonlocal started, finished
+        started = True
         await asyncio.sleep(3600)
         finished = True
         return False
 
     worker = Worker("test", step, idle_s=3600)
     worker.start()
-    await asyncio.sleep(0.05)
+    await eventually(lambda: asyncio.sleep(0, started), what="the step running")
     await asyncio.wait_for(worker.stop(grace_s=0.2), 5)
     assert not finished
     assert not worker.running

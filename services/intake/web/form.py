@@ -82,6 +82,11 @@ def submission_data(form: Mapping[str, str], lang: Lang) -> dict[str, Any]:
     return data
 
 
+# A form's signed "shown at" stamp is good for this long (a resident may leave the page open
+# overnight; a robot reusing one stamp for weeks is not let through).
+STAMP_MAX_AGE_S = 2 * 24 * 3600
+
+
 def _signature(secret: str, stamp: str) -> str:
     mac = hmac.new(secret.encode(), f"form-started:{stamp}".encode(), hashlib.sha256)
     return mac.hexdigest()[:32]
@@ -99,7 +104,10 @@ def shown_at(settings: Settings, token: str) -> float | None:
     if not stamp.isdigit() or len(stamp) > 12:
         return None
     expected = _signature(settings.secret_key.get_secret_value(), stamp)
-    return float(stamp) if hmac.compare_digest(signature, expected) else None
+    # Bytes: `compare_digest` refuses text that is not ASCII (a TypeError, i.e. a 500).
+    if not hmac.compare_digest(signature.encode(), expected.encode()):
+        return None
+    return float(stamp)
 
 
 def filled_too_fast(settings: Settings, values: Mapping[str, str], now: datetime) -> bool:
@@ -107,7 +115,11 @@ def filled_too_fast(settings: Settings, values: Mapping[str, str], now: datetime
     if settings.form_min_fill_s <= 0:
         return False
     started = shown_at(settings, values.get(STARTED_FIELD, ""))
-    return started is None or now.timestamp() - started < settings.form_min_fill_s
+    if started is None:
+        return True
+    age = now.timestamp() - started
+    # A stamp kept from long ago is a robot's reusing one it fetched once: shown again.
+    return age < settings.form_min_fill_s or age > STAMP_MAX_AGE_S
 
 
 def form_page(

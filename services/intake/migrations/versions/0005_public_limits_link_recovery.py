@@ -31,6 +31,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_public_hits")),
     )
     op.create_index("ix_public_hits_key_at", "public_hits", ["key", "at"], unique=False)
+    # Old rows are deleted by time as requests come.
+    op.create_index("ix_public_hits_at", "public_hits", ["at"], unique=False)
     op.create_table(
         "link_recoveries",
         sa.Column("id", sa.String(length=36), nullable=False),
@@ -53,5 +55,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index(op.f("ix_link_recoveries_petition_id"), table_name="link_recoveries")
     op.drop_table("link_recoveries")
+    op.drop_index("ix_public_hits_at", table_name="public_hits")
     op.drop_index("ix_public_hits_key_at", table_name="public_hits")
     op.drop_table("public_hits")

@@ -247,7 +247,8 @@ class MailboxTransport:
 
 class _Smtp(aiosmtplib.SMTP):
     """An SMTP client that says when a failure came after the message's content was handed
-    over (the DATA command's final answer lost): the server may have queued it."""
+    over (the DATA command's final answer lost): the server may have queued it. A failure
+    before that (no 354 to DATA) is an ordinary, retryable one."""
 
     async def data(
         self,
@@ -256,12 +257,29 @@ class _Smtp(aiosmtplib.SMTP):
         *,
         timeout: float | Literal[Default.token] | None = Default.token,
     ) -> SMTPResponse:
+        protocol = self.protocol
+        writes = 0
+        if protocol is not None:
+            write = protocol.write
+
+            def counted(data: bytes) -> None:
+                nonlocal writes
+                writes += 1
+                write(data)
+
+            # The DATA command is the first write, the content the second.
+            protocol.write = counted  # type: ignore[method-assign]
         try:
             return await super().data(message, timeout=timeout)
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError) as exc:
+            if writes < 2:
+                raise
             raise MaybeDelivered(
                 f"SMTP: {type(exc).__name__} sau khi gửi nội dung / after the content was sent"
             ) from exc
+        finally:
+            if protocol is not None:
+                protocol.write = write  # type: ignore[method-assign]
 
 
 class SmtpTransport:

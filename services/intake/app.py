@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import cast
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -77,6 +78,8 @@ ERRORS: dict[type[Exception], int] = {
     DatabaseUnavailable: 503,
 }
 
+log = structlog.get_logger(__name__)
+
 
 def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     catalog = load_catalog(settings.catalog_file)
@@ -105,6 +108,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     )
     app.state.catalog = catalog
     app.state.settings = settings
+    if settings.env == "production" and settings.rate_limit and not settings.trusted_proxies:
+        # Behind a reverse proxy every resident would count as the proxy's one address.
+        log.warning(
+            "public_rate_limit_counts_the_connecting_address",
+            hint="đặt PETITIONS_TRUSTED_PROXIES nếu có reverse proxy phía trước / set "
+            "PETITIONS_TRUSTED_PROXIES when a reverse proxy is in front, or every resident "
+            "shares its one limit",
+        )
     app.state.throttle = PublicThrottle(
         runtime.engine,
         settings.rate_limit,

@@ -16,7 +16,7 @@ test: lint pytest
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy services shared faults
+	$(BIN)/mypy services shared faults bench
 	$(BIN)/lint-imports
 
 # pytest exits 5 when it collected nothing: a suite that silently runs no test is a failure.

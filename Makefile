@@ -23,6 +23,9 @@ lint: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest
 
+# wrk against the real stack on PostgreSQL and SQLite: saturation and 25/50/80 % of it, 60 s each
+# on a fresh stack, with the reference endpoint and raw JetStream (about an hour; bench/README.md).
+# BENCH_ARGS="--duration 20 --settle 180" for a shorter run; the escalation sweep is bench/escalation.py.
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 

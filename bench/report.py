@@ -48,10 +48,11 @@ def markdown(
     args: argparse.Namespace,
     load_before: str,
     load_after: str,
+    command: str,
 ) -> str:
     lines = [
-        f"`bench/run.py --duration {args.duration:g} --connections {args.connections}` "
-        f"(wrk -t2 -c{args.connections}); load average {load_before} before, {load_after} after.",
+        f"`{command}`: {args.duration:g} s per mode, wrk -t2 -c{args.connections}; "
+        f"load average {load_before} before, {load_after} after.",
         "",
         "| backend | mode | offered/s | accepted/s | HTTP p50 / p99 ms | end to end /s "
         "| through | →assigned p50 / p95 / p99 ms | →member emailed p50 / p95 / p99 ms "

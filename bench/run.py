@@ -507,7 +507,8 @@ async def main(args: argparse.Namespace) -> int:
             await admin.close()
 
     load_after = load_average()
-    table = markdown(modes, reference, raw, args, load_before, load_after)
+    command = " ".join(["bench/run.py", *sys.argv[1:]])
+    table = markdown(modes, reference, raw, args, load_before, load_after, command)
     verdicts = targets(modes, reference)
     print()
     print(table)
@@ -515,7 +516,7 @@ async def main(args: argparse.Namespace) -> int:
     for line in verdicts:
         print(line)
     results = {
-        "command": " ".join(["bench/run.py", *sys.argv[1:]]),
+        "command": command,
         "duration_s": args.duration,
         "connections": args.connections,
         "load_average": {"before": load_before, "after": load_after},

@@ -134,6 +134,8 @@ class Profiler:
 
     def start(self) -> None:
         binary = Path(sys.executable).parent / "py-spy"
+        if not binary.exists():
+            raise SystemExit("--profile cần py-spy / needs py-spy: .venv/bin/pip install py-spy")
         self.directory.mkdir(parents=True, exist_ok=True)
         for svc, pid in self.pids.items():
             if svc == "nats-server":

@@ -478,7 +478,10 @@ async def main(args: argparse.Namespace) -> int:
     except WrkMissing as exc:
         print(exc, file=sys.stderr)
         return 2
-    workdir = Path(tempfile.mkdtemp(prefix="petitions-bench-"))
+    workdir = (
+        Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="petitions-bench-"))
+    )
+    workdir.mkdir(parents=True, exist_ok=True)
     load_before = load_average()
     modes: list[ModeResult] = []
     reference: PlainRate | None = None
@@ -584,6 +587,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--out", default=str(ROOT / ".bench" / "results.json"), help="where the JSON results go"
+    )
+    parser.add_argument(
+        "--workdir", help="where the stacks' data and logs go (default: a new temporary directory)"
     )
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL, help="PostgreSQL admin URL")
     parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite runs")

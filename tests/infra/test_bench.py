@@ -27,7 +27,7 @@ def test_a_short_saturation_on_sqlite_is_measured_and_reported(tmp_path: Path) -
         [
             sys.executable, "bench/run.py", "--duration", "3", "--no-postgres",
             "--modes", "saturation", "--settle", "40", "--stall", "20",
-            "--raw-seconds", "1", "--out", str(out),
+            "--raw-seconds", "1", "--out", str(out), "--workdir", str(tmp_path / "run"),
         ],
         cwd=ROOT,
         capture_output=True,

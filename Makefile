@@ -16,13 +16,16 @@ test: lint pytest
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy services shared faults
+	$(BIN)/mypy services shared faults bench
 	$(BIN)/lint-imports
 
 # pytest exits 5 when it collected nothing: a suite that silently runs no test is a failure.
 pytest: $(STAMP)
 	$(BIN)/pytest
 
+# wrk against the real stack on PostgreSQL and SQLite: saturation and 25/50/80 % of it, 60 s each
+# on a fresh stack, with the reference endpoint and raw JetStream (about an hour; bench/README.md).
+# BENCH_ARGS="--duration 20 --settle 180" for a shorter run; the escalation sweep is bench/escalation.py.
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 

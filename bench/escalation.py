@@ -38,7 +38,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import asyncpg  # noqa: E402
+import asyncpg  # type: ignore[import-untyped]  # noqa: E402
 import nats  # noqa: E402
 from faststream.nats import NatsBroker  # noqa: E402
 from nats.js.errors import NotFoundError  # noqa: E402
@@ -158,7 +158,8 @@ def generate(
     """Case rows and pending deadline rows; the first `n_due` cases are due a minute ago."""
     rng = random.Random(7)
     units = hamlets()
-    cases, deadlines = [], []
+    cases: list[tuple[Any, ...]] = []
+    deadlines: list[tuple[Any, ...]] = []
     opened = now - timedelta(days=3)
     # Due cases spread over every hamlet, as a real backlog would be.
     due_step = max(1, n_open // n_due)
@@ -166,7 +167,7 @@ def generate(
     # Deadlines fall on whole hours: a few hundred distinct values, built once. A case's row is
     # its next deadline (the first reminder); the others ride on it, as routing plans them.
     later = [now + timedelta(hours=h) for h in range(701)]
-    chains = [
+    chains: list[tuple[datetime, list[list[Any]]]] = [
         (
             due - timedelta(hours=30),
             [

@@ -632,6 +632,10 @@ def _watch_while_running(app: FastAPI, revoked: RevokedSessions, runtime: Runtim
     app.router.lifespan_context = lifespan
 
 
+# Paths whose clients expect their own error format, not problem details: Open311 GeoReport.
+_OWN_ERROR_FORMAT = ("/open311/",)
+
+
 class BodyLimit:
     """Refuses (413, problem details) a request body over `max_bytes`: at once when its
     Content-Length says so, else as soon as the bytes read pass the limit. Bounds what any
@@ -652,7 +656,16 @@ class BodyLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_bytes:
-            await problem(413, self._too_large())(scope, receive, send)
+            if not scope.get("path", "").startswith(_OWN_ERROR_FORMAT):
+                await problem(413, self._too_large())(scope, receive, send)
+                return
+
+            # Refused at the first read, unread, by the handlers of a path that speaks its
+            # own error format (a GeoReport error).
+            async def refuse() -> Message:
+                raise HTTPException(413, self._too_large())
+
+            await self.app(scope, refuse, send)
             return
         seen = 0
 

@@ -127,6 +127,19 @@ def _flag(data: Mapping[str, Any], field: str, errors: list[FieldError]) -> bool
     return False
 
 
+def _contact(data: Mapping[str, Any], errors: list[FieldError]) -> tuple[str | None, str | None]:
+    """The phone and email given, each checked for its shape when present."""
+    phone = _text(data, "phone", errors, required=False, max_len=PHONE_MAX)
+    if phone is not None and (not _PHONE_RE.match(phone) or sum(c.isdigit() for c in phone) < 6):
+        errors.append(FieldError("phone", "số điện thoại không hợp lệ", "not a valid phone number"))
+    email = _text(data, "email", errors, required=False, max_len=EMAIL_MAX)
+    if email is not None and not _EMAIL_RE.match(email):
+        errors.append(
+            FieldError("email", "địa chỉ email không hợp lệ", "not a valid email address")
+        )
+    return phone, email
+
+
 def validate_submission(data: Mapping[str, Any], catalog: Catalog) -> Submission:
     """Check everything a resident sent; raise `InvalidSubmission` listing every broken rule.
 
@@ -145,14 +158,7 @@ def validate_submission(data: Mapping[str, Any], catalog: Catalog) -> Submission
     description = _text(data, "description", errors, required=True, max_len=DESCRIPTION_MAX)
     location = _text(data, "location", errors, required=False, max_len=LOCATION_MAX)
     name = _text(data, "name", errors, required=False, max_len=NAME_MAX)
-    phone = _text(data, "phone", errors, required=False, max_len=PHONE_MAX)
-    if phone is not None and (not _PHONE_RE.match(phone) or sum(c.isdigit() for c in phone) < 6):
-        errors.append(FieldError("phone", "số điện thoại không hợp lệ", "not a valid phone number"))
-    email = _text(data, "email", errors, required=False, max_len=EMAIL_MAX)
-    if email is not None and not _EMAIL_RE.match(email):
-        errors.append(
-            FieldError("email", "địa chỉ email không hợp lệ", "not a valid email address")
-        )
+    phone, email = _contact(data, errors)
     latitude, longitude = _point(data, errors)
     notify = _flag(data, "notify", errors)
     if data.get("consent") is not True:

@@ -570,3 +570,17 @@ def test_an_administrator_issues_a_key_from_the_command_line(tmp_path: Path) -> 
     assert unknown.exit_code == 1
     blank = runner.invoke(main, ["open311", "key", "create", "--client", " "], env=env)
     assert blank.exit_code == 1
+
+
+async def test_a_body_over_the_limit_is_refused_as_a_georeport_error(intake: Intake) -> None:
+    """Declared too large: refused unread, in the format a GeoReport client parses."""
+    big = b"description=" + b"x" * (intake.app.state.settings.max_body_bytes + 1)
+    answer = await intake.client.post(
+        "/open311/v2/requests.json",
+        content=big,
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert answer.status_code == 413
+    assert answer.headers["content-type"].startswith("application/json")
+    [error] = answer.json()
+    assert error["code"] == 413

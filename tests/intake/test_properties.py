@@ -82,7 +82,10 @@ def assert_no_server_error(response: httpx.Response, *, kind: str) -> None:
         assert content_type.startswith("application/problem+json"), content_type
         assert "title" in response.json()
     elif kind == "open311":
-        assert content_type.startswith(("application/json", "application/xml", "text/xml"))
+        assert content_type.startswith(("application/json", "application/xml", "text/xml")), (
+            response.status_code,
+            response.text[:300],
+        )
     else:
         assert content_type.startswith("text/html"), content_type
 

@@ -250,6 +250,11 @@ def _context_for(template: str) -> dict[str, Any]:
             "totals": {"open": 1, "overdue": 1, "escalated": 0, "resolved": 0},
             "members": [member],
         }
+    if template in ("account_reset", "account_invite"):
+        # Put in by notify's account handler (services/notify/accounts.py), not the planner.
+        return {**base, "username": evil, "expires_at": T0}
+    if template == "tracking_link_recovered":
+        return base
     raise AssertionError(f"no context for {template}")
 
 

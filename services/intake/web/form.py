@@ -14,7 +14,7 @@ import re
 import secrets
 from collections.abc import Mapping
 from datetime import datetime
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -196,6 +196,33 @@ async def form(
     return form_page(kit, request, catalog, settings=settings, now=runtime.clock.now(), values={})
 
 
+def _stored_as(
+    submission: Submission, values: Mapping[str, str], settings: Settings, now: datetime
+) -> dict[str, Any]:
+    """What the store is given beside its engine for a petition sent from the form."""
+    return {
+        "submission": submission,
+        "now": now,
+        "public_url": settings.public_url,
+        "idempotency_key": idempotency_key(values, submission),
+    }
+
+
+def _not_stored(kit: Pages, request: Request, values: Mapping[str, str]) -> Response | None:
+    """A robot that filled in the field people never see (told its petition went), or a
+    request that is not a petition (told where to file it): answered, and nothing stored."""
+    if values.get(HONEYPOT_FIELD, "").strip():
+        log.info("form_honeypot_filled")
+        return kit.render(request, "received.html")
+    try:
+        refuse_other_kinds(values.get("kind"))
+    except NotAPetition as exc:
+        return kit.render(
+            request, "not_petition.html", guidance_vi=exc.guidance_vi, guidance_en=exc.guidance_en
+        )
+    return None
+
+
 @router.post("/", response_class=HTMLResponse)
 async def submit(
     request: Request,
@@ -213,29 +240,18 @@ async def submit(
         values = await read_page_form(request)
     except FormRefused as exc:
         return refused_page(kit, request, exc)
-    if values.get(HONEYPOT_FIELD, "").strip():
-        # A robot filled in the field people never see: it is told the petition went.
-        log.info("form_honeypot_filled")
-        return kit.render(request, "received.html")
-    try:
-        refuse_other_kinds(values.get("kind"))
-    except NotAPetition as exc:
-        return kit.render(
-            request,
-            "not_petition.html",
-            guidance_vi=exc.guidance_vi,
-            guidance_en=exc.guidance_en,
-        )
+    if (turned_away := _not_stored(kit, request, values)) is not None:
+        return turned_away
 
-    def again(status: int, **page: Any) -> HTMLResponse:
-        return form_page(
+    def again(status: int, retry_after: int | None = None, **page: Any) -> HTMLResponse:
+        response = form_page(
             kit, request, catalog, settings=settings, now=now, values=values, status=status, **page
         )
-
-    def unavailable() -> HTMLResponse:
-        response = again(503, banner=kit.text("unavailable", lang))
-        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+        if retry_after is not None:
+            response.headers["Retry-After"] = str(retry_after)
         return response
+
+    unavailable = partial(again, 503, RETRY_AFTER_S, banner=kit.text("unavailable", lang))
 
     if filled_too_fast(settings, values, now):
         log.info("form_filled_too_fast")
@@ -253,15 +269,11 @@ async def submit(
         )
         receipt = await store.submit_petition(
             runtime.engine,
-            submission=submission,
-            now=runtime.clock.now(),
-            public_url=settings.public_url,
-            idempotency_key=idempotency_key(values, submission),
+            **_stored_as(submission, values, settings, runtime.clock.now()),
         )
     except TooManyRequests as exc:
-        response = again(429, banner=kit.text("rate_limited", lang).format(minutes=exc.minutes))
-        response.headers["Retry-After"] = str(exc.retry_after)
-        return response
+        banner = kit.text("rate_limited", lang).format(minutes=exc.minutes)
+        return again(429, exc.retry_after, banner=banner)
     except IdempotencyConflict:
         return error_page(kit, request, 409, "already_sent")
     except Exception as exc:

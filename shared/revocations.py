@@ -21,13 +21,16 @@ from datetime import UTC, datetime
 import structlog
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig
-from nats.js.errors import BucketNotFoundError
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from shared.auth import MAX_ACCESS_TTL
 from shared.runtime import Runtime
 
 SESSIONS_BUCKET = "petitions_sessions"
+# How long a request waits for the bucket's answer about its session before the watch's
+# knowledge stands.
+LOOKUP_TIMEOUT_S = 0.5
 # Twice the longest access token, so clock skew between hosts never lets one outlive its entry.
 KEEP = 2 * MAX_ACCESS_TTL
 
@@ -66,10 +69,36 @@ class RevokedSessions:
         self.synced = False
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._kv: KeyValue | None = None
 
     def __contains__(self, session_id: object) -> bool:
         until = self._until.get(str(session_id))
         return until is not None and until > time.monotonic()
+
+    async def revoked(self, session_id: str) -> bool:
+        """Whether the session has ended, asking the bucket itself when the watch has not
+        said so: a sign-out is refused on the very next request, even one that reaches this
+        service before the watch delivers the entry. Without the bus (or within a short
+        wait), the watch's knowledge stands."""
+        if session_id in self:
+            return True
+        kv = self._kv
+        if kv is None:
+            return False
+        try:
+            entry = await asyncio.wait_for(kv.get(session_id), LOOKUP_TIMEOUT_S)
+        except KeyNotFoundError:
+            return False
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.info("revoked_session_lookup_failed", error=type(exc).__name__)
+            return False
+        if not entry.value:
+            return False
+        # Remembered for the whole KEEP: longer than needed, never shorter.
+        self.add(session_id)
+        return True
 
     def add(self, session_id: str, *, age_s: float = 0.0) -> None:
         now = time.monotonic()
@@ -104,6 +133,7 @@ class RevokedSessions:
                     await asyncio.sleep(0.2)
                     continue
                 kv = await runtime.broker.connection.jetstream().key_value(SESSIONS_BUCKET)
+                self._kv = kv
                 watcher = await kv.watchall()
                 pause = 0.2
                 async for entry in watcher:

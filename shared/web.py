@@ -611,7 +611,7 @@ def install_service_edge(
 
 def _not_revoked(revoked: RevokedSessions) -> SessionCheck:
     async def check(staff: Staff) -> bool:
-        return staff.session_id not in revoked
+        return not await revoked.revoked(staff.session_id)
 
     return check
 

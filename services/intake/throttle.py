@@ -106,6 +106,10 @@ class PublicThrottle:
         # Rows older than every window in use are deleted as requests come.
         self.retention = max(retention, limit.window if limit else retention)
 
+    async def admit_submission(self, client: str, email: str | None, phone: str | None) -> None:
+        """Count a petition sent from `client` with these contacts (form, API or Open311)."""
+        await self.admit([address_key(client), *contact_keys(email, phone)])
+
     async def admit(self, keys: list[str], *, extra: Mapping[str, RateLimit] | None = None) -> None:
         """Count one request against each of `keys` (at the public limit) and `extra` (at its
         own limit), or refuse it with `TooManyRequests`. With the public limit `off`, only

@@ -15,7 +15,6 @@ from services.intake.deps import AppRuntime, CatalogDep, ClientAddress, Settings
 from services.intake.errors import DatabaseUnavailable, InvalidIdempotencyKey, UnknownReference
 from services.intake.kinds import refuse_other_kinds
 from services.intake.petitions import parse_reference, validate_submission
-from services.intake.throttle import address_key, contact_keys
 from shared.db import is_database_outage
 
 router = APIRouter(
@@ -119,9 +118,7 @@ async def submit_petition(
         raise InvalidIdempotencyKey
     submission = validate_submission(petition.model_dump(exclude={"kind"}), catalog)
     try:
-        await throttle.admit(
-            [address_key(client), *contact_keys(submission.email, submission.phone)]
-        )
+        await throttle.admit_submission(client, submission.email, submission.phone)
         receipt = await store.submit_petition(
             runtime.engine,
             submission=submission,

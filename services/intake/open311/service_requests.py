@@ -30,7 +30,6 @@ from services.intake.open311.schemas import (
 )
 from services.intake.open311.submission import described, language, submission_from
 from services.intake.petitions import validate_submission
-from services.intake.throttle import address_key, contact_keys
 from shared.db import is_database_outage
 from shared.webkit import forms
 
@@ -106,10 +105,9 @@ async def create_request(
         raise InvalidRequest(*errors)
     token = secrets.token_urlsafe(16)
     try:
-        # A client's many residents may share its address: its key counts as the address.
-        await throttle.admit(
-            [address_key(client), *contact_keys(submission.email, submission.phone)]
-        )
+        # Counted by the client's address like any public write (a GeoReport client sending
+        # for many residents from one server shares one limit: docs/intake.md).
+        await throttle.admit_submission(client, submission.email, submission.phone)
         receipt = await store.submit_petition(
             runtime.engine,
             submission=submission,

@@ -39,7 +39,6 @@ from services.intake.petitions import (
     validate_submission,
 )
 from services.intake.settings import Settings
-from services.intake.throttle import address_key, contact_keys
 from services.intake.web.pages import error_page, form_errors, read_page_form, refused_page
 from shared.db import is_database_outage
 from shared.web import RETRY_AFTER_S, AppRuntime, database_breaker
@@ -196,18 +195,6 @@ async def form(
     return form_page(kit, request, catalog, settings=settings, now=runtime.clock.now(), values={})
 
 
-def _stored_as(
-    submission: Submission, values: Mapping[str, str], settings: Settings, now: datetime
-) -> dict[str, Any]:
-    """What the store is given beside its engine for a petition sent from the form."""
-    return {
-        "submission": submission,
-        "now": now,
-        "public_url": settings.public_url,
-        "idempotency_key": idempotency_key(values, submission),
-    }
-
-
 def _not_stored(kit: Pages, request: Request, values: Mapping[str, str]) -> Response | None:
     """A robot that filled in the field people never see (told its petition went), or a
     request that is not a petition (told where to file it): answered, and nothing stored."""
@@ -252,7 +239,6 @@ async def submit(
         return response
 
     unavailable = partial(again, 503, RETRY_AFTER_S, banner=kit.text("unavailable", lang))
-
     if filled_too_fast(settings, values, now):
         log.info("form_filled_too_fast")
         return again(422, banner=kit.text("too_fast", lang))
@@ -264,12 +250,13 @@ async def submit(
     if breaker.open:
         return unavailable()
     try:
-        await throttle.admit(
-            [address_key(client), *contact_keys(submission.email, submission.phone)]
-        )
+        await throttle.admit_submission(client, submission.email, submission.phone)
         receipt = await store.submit_petition(
             runtime.engine,
-            **_stored_as(submission, values, settings, runtime.clock.now()),
+            submission=submission,
+            now=now,
+            public_url=settings.public_url,
+            idempotency_key=idempotency_key(values, submission),
         )
     except TooManyRequests as exc:
         banner = kit.text("rate_limited", lang).format(minutes=exc.minutes)
